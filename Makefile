@@ -1,0 +1,72 @@
+# sipwave: `make demo` runs the main job, `make test` runs every test. Both set up what they
+# need on a fresh Debian machine (apt packages, a virtualenv, the lab image).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+LAB_ENV := . lab/env.sh && export PATH="$(CURDIR)/$(BIN):$$PATH"
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv
+
+.PHONY: help host-deps venv image lab-clean lint unit molecule test lab-up lab-down demo bench ksr-api
+
+help:
+	@echo "make demo      deploy the lab platform and show what happened"
+	@echo "make test      lint, unit tests and every Molecule scenario"
+	@echo "make bench     benchmarks (ratios against a baseline measured in the same run)"
+	@echo "make lab-up / lab-down    start or remove the lab containers"
+
+host-deps:
+	@missing=""; for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing host packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["optional-dependencies"]["dev"]))' > $(VENV)/requirements-dev.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+image: host-deps
+	bash lab/image/build.sh
+
+# Containers left over from a crashed run hold their 127.x:5060 (host networking): remove
+# the project's own, found by label.
+lab-clean: host-deps
+	@$(LAB_ENV) && ids=$$(podman ps -aq --filter label=$$SIPWAVE_LAB_LABEL); \
+	if [ -n "$$ids" ]; then echo "removing stale lab containers"; podman rm -f $$ids >/dev/null; fi
+
+lint: venv
+	$(BIN)/yamllint -s .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(LAB_ENV) && ansible-lint --profile production
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+molecule: venv image lab-clean
+	$(LAB_ENV) && for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
+
+test: host-deps venv lint unit molecule
+
+lab-up: venv image lab-clean
+	$(LAB_ENV) && ansible-playbook playbooks/lab.yml
+
+lab-down: venv
+	$(LAB_ENV) && ansible-playbook playbooks/lab.yml -e lab_state=absent
+
+demo: lab-up
+	$(LAB_ENV) && ansible-playbook playbooks/site.yml
+	$(LAB_ENV) && $(PY) tools/demo_report.py
+
+bench: venv image lab-clean
+	$(LAB_ENV) && $(PY) bench/run.py

@@ -1,0 +1,43 @@
+"""Fixtures for the kamailio scenario: addresses and accounts of molecule.yml."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from sipwave_testlib import sipp
+
+PROJECT = Path(__file__).resolve().parents[3]
+PROXY = "127.0.20.11:5060"
+PBX_ADDRESS = "127.0.20.21"
+LEGACY_DOMAIN = "ip.tanifon.pl"
+NEW_DOMAIN = "sip.sipwave.test"
+ACCOUNTS = {
+    "legacy-a": ("481234001", LEGACY_DOMAIN, "Legacy-Pw-481234001"),
+    "legacy-b": ("481234002", LEGACY_DOMAIN, "Legacy-Pw-481234002"),
+    "new": ("tnf481234003", NEW_DOMAIN, "New-Pw-tnf481234003"),
+}
+
+
+def register_row(account: str, contact: str, password: str | None = None) -> list[str]:
+    user, domain, real_password = ACCOUNTS[account]
+    return [user, domain, sipp.credentials(user, password or real_password), contact]
+
+
+def call_row(caller: str, called_user: str, called_domain: str) -> list[str]:
+    user, domain, password = ACCOUNTS[caller]
+    return [user, domain, sipp.credentials(user, password), called_user, called_domain]
+
+
+def run_playbook(*extra_vars: dict) -> subprocess.CompletedProcess:
+    """Run the kamailio playbook against the scenario's inventory."""
+    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+               str(PROJECT / "playbooks" / "kamailio.yml")]
+    for extra in extra_vars:
+        command += ["-e", json.dumps(extra)]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
+
+
+def main_pid(host) -> int:
+    return int(host.check_output("systemctl show kamailio -p MainPID --value"))

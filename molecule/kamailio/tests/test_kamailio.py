@@ -1,0 +1,146 @@
+"""The proxy as a phone, a PBX and an attacker see it: real Kamailio, real SIPp traffic."""
+
+import pytest
+from conftest import (
+    ACCOUNTS,
+    NEW_DOMAIN,
+    PBX_ADDRESS,
+    PROXY,
+    call_row,
+    main_pid,
+    register_row,
+    run_playbook,
+)
+from sipwave_testlib import sipp
+
+
+def journal(host) -> str:
+    return host.run("journalctl -u kamailio --no-pager -n 60").stdout
+
+
+def test_kamailio_runs(host):
+    assert host.service("kamailio").is_running, journal(host)
+    assert host.service("kamailio").is_enabled
+
+
+def test_kamailio_binds_only_the_lab_address(host):
+    sockets = host.check_output("ss -Hlnptu | grep kamailio | awk '{print $5}' | sort -u")
+    assert sockets.split() == ["127.0.20.11:5060"], sockets
+
+
+def test_subscriber_table_holds_no_plaintext_password(host):
+    columns = host.check_output(
+        "sqlite3 /var/lib/kamailio/sipwave.sqlite 'PRAGMA table_info(subscriber)'"
+    )
+    assert "password" not in columns
+    for _user, _domain, password in ACCOUNTS.values():
+        found = host.run(f"grep -rlF -- '{password}' /etc /var/lib/kamailio /var/log")
+        assert found.stdout == "", f"plaintext password found in {found.stdout}"
+
+
+@pytest.mark.parametrize("account", ["legacy-a", "new"])
+def test_subscriber_registers_with_digest_auth(account):
+    result = sipp.run("register.xml", PROXY, "127.0.20.101",
+                      rows=[register_row(account, "127.0.20.101:5099")])
+    assert result.successful == 1, result.output
+
+
+def test_wrong_password_is_refused_never_accepted():
+    result = sipp.run("register_refused.xml", PROXY, "127.0.20.103",
+                      rows=[register_row("legacy-b", "127.0.20.103:5099", password="not-it")])
+    assert (result.successful, result.failed) == (1, 0), result.output
+    assert "SIP/2.0 200" not in result.messages
+
+
+def test_register_for_a_domain_not_served_is_refused():
+    row = ["481234001", "not-served.example", sipp.credentials("481234001", "x"),
+           "127.0.20.104:5099"]
+    result = sipp.run("register_not_served.xml", PROXY, "127.0.20.104", rows=[row])
+    assert result.successful == 1, result.output
+
+
+def test_call_reaches_the_registered_contact_through_the_proxy():
+    callee, callee_domain, _ = ACCOUNTS["new"]
+    answering, workdir = sipp.run("answer.xml", PROXY, "127.0.20.102", local_port=5070,
+                                  background=True, timeout_s=20)
+    registered = sipp.run("register.xml", PROXY, "127.0.20.102", local_port=5071,
+                          rows=[register_row("new", "127.0.20.102:5070")])
+    assert registered.successful == 1, registered.output
+    caller = sipp.run("call_auth.xml", PROXY, "127.0.20.105",
+                      rows=[call_row("legacy-a", callee, callee_domain)])
+    callee_side = sipp.wait(answering, workdir)
+    assert caller.successful == 1, caller.output
+    assert callee_side.successful == 1, callee_side.output
+    assert f"INVITE sip:{callee}@127.0.20.102:5070" in callee_side.messages
+    assert "Record-Route: <sip:127.0.20.11;lr>" in callee_side.messages
+
+
+def test_call_to_a_pbx_prefix_goes_to_the_pbx():
+    answering, workdir = sipp.run("answer.xml", PROXY, PBX_ADDRESS, local_port=5080,
+                                  background=True, timeout_s=20)
+    caller = sipp.run("call_auth.xml", PROXY, "127.0.20.106",
+                      rows=[call_row("legacy-b", "800100", NEW_DOMAIN)])
+    pbx_side = sipp.wait(answering, workdir)
+    assert caller.successful == 1, caller.output
+    assert pbx_side.successful == 1, pbx_side.output
+    assert f"INVITE sip:800100@{NEW_DOMAIN}" in pbx_side.messages
+
+
+def test_twenty_failed_authentications_ban_the_source_only():
+    attacker, other = "127.0.20.150", "127.0.20.151"
+    guesses = sipp.run("register_refused.xml", PROXY, attacker, calls=20, rate=50,
+                       rows=[register_row("legacy-a", f"{attacker}:5099", password="guess")])
+    assert guesses.successful >= 19, guesses.output
+    banned = sipp.run("register.xml", PROXY, attacker, timeout_s=8,
+                      rows=[register_row("legacy-a", f"{attacker}:5099")])
+    assert banned.successful == 0
+    assert "message received" not in banned.messages, "a banned source got an answer"
+    still_served = sipp.run("register.xml", PROXY, other,
+                            rows=[register_row("legacy-a", f"{other}:5099")])
+    assert still_served.successful == 1, still_served.output
+
+
+def test_broken_kamailio_cfg_never_reaches_the_service(host):
+    before = host.check_output("readlink /etc/kamailio/sipwave/current")
+    pid = main_pid(host)
+    run = run_playbook({"kamailio_cfg_extra": 'modparam("tm", "no_such_parameter", 1)'})
+    assert run.returncode != 0, run.stdout[-2000:]
+    assert "kamailio" in run.stdout and "-c" in run.stdout
+    assert host.check_output("readlink /etc/kamailio/sipwave/current") == before
+    assert main_pid(host) == pid
+    result = sipp.run("register.xml", PROXY, "127.0.20.107",
+                      rows=[register_row("legacy-b", "127.0.20.107:5099")])
+    assert result.successful == 1, result.output
+
+
+def test_broken_router_never_reaches_the_service(host):
+    before = host.check_output("readlink /etc/kamailio/sipwave/current")
+    host.check_output(
+        "rm -rf /tmp/broken && cp -a /etc/kamailio/sipwave/staging /tmp/broken && "
+        "printf '\\ndef broken(:\\n' >> /tmp/broken/router/sipwave_router/routing.py"
+    )
+    run = host.ansible("sipwave.platform.release",
+                       "staging=/tmp/broken root=/etc/kamailio/sipwave", check=False)
+    assert "routing.py" in run.get("msg", ""), run
+    assert host.check_output("readlink /etc/kamailio/sipwave/current") == before
+    result = sipp.run("register.xml", PROXY, "127.0.20.108",
+                      rows=[register_row("legacy-b", "127.0.20.108:5099")])
+    assert result.successful == 1, result.output
+
+
+def test_router_change_reloads_without_restart(host):
+    pid = main_pid(host)
+    routes = [{"name": "pbx-services", "prefix": "800", "destination": "sip:127.0.20.21:5080"},
+              {"name": "pbx-extra", "prefix": "801", "destination": "sip:127.0.20.21:5080"}]
+    run = run_playbook({"kamailio_prefix_routes": routes})
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Reload kamailio routing" in run.stdout
+    assert main_pid(host) == pid
+    answering, workdir = sipp.run("answer.xml", PROXY, PBX_ADDRESS, local_port=5080,
+                                  background=True, timeout_s=20)
+    caller = sipp.run("call_auth.xml", PROXY, "127.0.20.109",
+                      rows=[call_row("legacy-b", "801555", NEW_DOMAIN)])
+    sipp.wait(answering, workdir)
+    assert caller.successful == 1, caller.output
+    restore = run_playbook()
+    assert restore.returncode == 0, restore.stdout[-3000:]

@@ -1,0 +1,34 @@
+"""Entry point loaded by Kamailio's app_python3s module (``modparam("app_python3s", "load")``).
+
+app_python3s imports this file as a module and calls its module-level ``ksr_*`` functions.
+On ``kamcmd app_python3s.reload`` it re-executes this module only, so the router package is
+dropped from ``sys.modules`` and imported again here: a reload then picks up whatever release
+the ``current`` symlink points at, without restarting Kamailio.
+"""
+
+import importlib
+import sys
+from pathlib import Path
+
+PACKAGE = "sipwave_router"
+# Not resolved on purpose: the path goes through the release's ``current`` symlink.
+SETTINGS_FILE = Path(__file__).parent / "settings.json"
+
+
+def _import_fresh_router_package():
+    for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    return importlib.import_module(PACKAGE)
+
+
+_package = _import_fresh_router_package()
+ROUTER = _package.Router(_package.load_settings(SETTINGS_FILE))
+
+
+def ksr_request_route():
+    return ROUTER.request_route()
+
+
+def ksr_reply_route():
+    return 1

@@ -1,0 +1,166 @@
+"""Request routing: one method per route, called for every SIP request a worker receives.
+
+The methods return ``True`` when the request has been answered or dropped and routing ends
+there, ``False`` when the next route should look at it.
+"""
+
+import KSR
+
+from sipwave_router.settings import Settings
+
+# auth_check() results that mean wrong credentials (auth_db module): invalid password,
+# unknown user, authentication user differs from the From/To user.
+AUTH_INVALID_PASSWORD = -2
+AUTH_INVALID_USER = -3
+AUTH_USER_MISMATCH = -8
+AUTH_FAILURES = frozenset({AUTH_INVALID_PASSWORD, AUTH_INVALID_USER, AUTH_USER_MISMATCH})
+# auth_check() flag: the authentication user must match the From (To for REGISTER) user.
+AUTH_CHECK_USER_MATCH = 1
+
+HTABLE_BANNED = "ipban"
+HTABLE_AUTH_FAILURES = "authfail"
+USRLOC_TABLE = "location"
+SUBSCRIBER_TABLE = "subscriber"
+
+
+class Router:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def request_route(self) -> int:
+        source = KSR.pv.get("$si")
+        if self.route_reqinit(source):
+            return 1
+        if self.route_keepalive():
+            return 1
+        if self.route_cancel_and_retransmissions():
+            return 1
+        if self.route_within_dialog():
+            return 1
+        if KSR.is_REGISTER():
+            self.route_registrar(source)
+            return 1
+        if self.route_authenticate(source):
+            return 1
+        if KSR.is_method_in("IS"):
+            KSR.rr.record_route()
+        self.route_destination()
+        return 1
+
+    # -- request hygiene and flood defence -------------------------------------------
+
+    def route_reqinit(self, source: str) -> bool:
+        if KSR.htable.sht_get(HTABLE_BANNED, source) is not None:
+            return True
+        trusted = source in self.settings.trusted_peers
+        if not trusted and KSR.pike.pike_check_req() < 0:
+            self.ban(source, "request flood")
+            return True
+        user_agent = (KSR.pv.get("$ua") or "").lower()
+        if any(scanner in user_agent for scanner in self.settings.scanner_user_agents):
+            self.ban(source, "scanner user agent")
+            return True
+        if KSR.maxfwd.process_maxfwd(self.settings.max_forwards) < 0:
+            KSR.sl.sl_send_reply(483, "Too Many Hops")
+            return True
+        # sanity_check_defaults() answers a malformed request itself.
+        return KSR.sanity.sanity_check_defaults() < 0
+
+    def ban(self, source: str, reason: str) -> None:
+        KSR.htable.sht_seti(HTABLE_BANNED, source, 1)
+        KSR.err(f"sipwave: banning {source}: {reason}\n")
+
+    def route_keepalive(self) -> bool:
+        """OPTIONS addressed to the proxy itself (no user part) are answered here."""
+        if KSR.is_OPTIONS() and KSR.pv.get("$rU") is None and KSR.is_myself_ruri():
+            KSR.sl.sl_send_reply(200, "Keepalive")
+            return True
+        return False
+
+    # -- transactions and dialogs -------------------------------------------------------
+
+    def route_cancel_and_retransmissions(self) -> bool:
+        if KSR.is_CANCEL():
+            if KSR.tm.t_check_trans() > 0:
+                self.relay()
+            return True
+        if not KSR.is_ACK():
+            if KSR.tmx.t_precheck_trans() > 0:
+                KSR.tm.t_check_trans()
+                return True
+            if KSR.tm.t_check_trans() == 0:
+                return True
+        return False
+
+    def route_within_dialog(self) -> bool:
+        if KSR.siputils.has_totag() < 0:
+            return False
+        if KSR.rr.loose_route() > 0:
+            self.relay()
+        elif KSR.is_ACK():
+            if KSR.tm.t_check_trans() > 0:
+                self.relay()
+        else:
+            KSR.sl.sl_send_reply(404, "Not Here")
+        return True
+
+    # -- registrar and authentication ---------------------------------------------------
+
+    def route_registrar(self, source: str) -> None:
+        realm = (KSR.pv.get("$td") or "").lower()
+        if realm not in self.settings.domains:
+            KSR.sl.sl_send_reply(403, "Domain Not Served")
+            return
+        if not self.check_credentials(source, realm):
+            return
+        KSR.auth.consume_credentials()
+        if KSR.registrar.save(USRLOC_TABLE, 0) < 0:
+            KSR.sl.sl_reply_error()
+
+    def route_authenticate(self, source: str) -> bool:
+        """Authenticate requests from subscribers; trusted peers are known by address."""
+        if source in self.settings.trusted_peers:
+            return False
+        realm = (KSR.pv.get("$fd") or "").lower()
+        if realm not in self.settings.domains:
+            KSR.sl.sl_send_reply(403, "Relaying Forbidden")
+            return True
+        if not self.check_credentials(source, realm):
+            return True
+        if not KSR.is_ACK():
+            KSR.auth.consume_credentials()
+        return False
+
+    def check_credentials(self, source: str, realm: str) -> bool:
+        """Digest check against the HA1 in the subscriber table; challenges on failure."""
+        result = KSR.auth_db.auth_check(realm, SUBSCRIBER_TABLE, AUTH_CHECK_USER_MATCH)
+        if result > 0:
+            return True
+        if result in AUTH_FAILURES:
+            failures = KSR.htable.sht_inc(HTABLE_AUTH_FAILURES, source)
+            if failures >= self.settings.auth_failure_limit:
+                self.ban(source, f"{failures} failed authentications")
+                return False
+        KSR.auth.auth_challenge(realm, 0)
+        return False
+
+    # -- destination ---------------------------------------------------------------------
+
+    def route_destination(self) -> None:
+        called = KSR.pv.get("$rU") or ""
+        route = self.settings.route_for(called) if called else None
+        if route is not None:
+            KSR.pv.sets("$du", route.destination)
+            self.relay()
+            return
+        if (KSR.pv.get("$rd") or "").lower() not in self.settings.domains:
+            KSR.sl.sl_send_reply(403, "Relaying Forbidden")
+            return
+        if KSR.registrar.lookup(USRLOC_TABLE) < 0:
+            KSR.sl.sl_send_reply(404, "Not Found")
+            return
+        self.relay()
+
+    def relay(self) -> None:
+        if KSR.tm.t_relay() < 0:
+            KSR.sl.sl_reply_error()
