@@ -43,9 +43,18 @@ def main() -> int:
     args = parser.parse_args()
     if args.from_container:
         text = subprocess.run(
-            ["podman", "exec", args.from_container, "kamcmd", "-s", args.socket,
-             "app_python3s.api_list"],
-            check=True, capture_output=True, text=True,
+            [
+                "podman",
+                "exec",
+                args.from_container,
+                "kamcmd",
+                "-s",
+                args.socket,
+                "app_python3s.api_list",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     else:
         text = sys.stdin.read()

@@ -25,8 +25,10 @@ class KsrStub(types.ModuleType):
         self.htables: dict[str, dict[str, Any]] = {}
         modules: dict[str, types.SimpleNamespace] = {}
         for entry in api:
-            target = self if not entry["module"] else modules.setdefault(
-                entry["module"], types.SimpleNamespace()
+            target = (
+                self
+                if not entry["module"]
+                else modules.setdefault(entry["module"], types.SimpleNamespace())
             )
             setattr(target, entry["name"], self._function(entry))
         for name, namespace in modules.items():

@@ -202,6 +202,18 @@ def test_check_mode_writes_nothing(staging, root):
     assert sorted(os.listdir(root / "releases")) == [first.release]
 
 
+def test_check_mode_on_a_fresh_host_reports_a_change(tmp_path):
+    outcome = release.present(str(tmp_path / "missing"), str(tmp_path / "root"), check_mode=True)
+
+    assert outcome.changed
+    assert not (tmp_path / "root").exists()
+
+
+def test_missing_staging_fails_outside_check_mode(tmp_path):
+    with pytest.raises(release.ReleaseError, match="does not exist"):
+        release.present(str(tmp_path / "missing"), str(tmp_path / "root"))
+
+
 def test_check_mode_still_compiles_python(staging, root):
     with pytest.raises(release.ReleaseError, match=r"routing\.py line 1"):
         deploy(staging, root, {"routing.py": "def (\n"}, check_mode=True)

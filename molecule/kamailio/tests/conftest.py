@@ -8,6 +8,7 @@ from pathlib import Path
 from sipwave_testlib import sipp
 
 PROJECT = Path(__file__).resolve().parents[3]
+CONTAINER = "sipwave-molecule-proxy"
 PROXY = "127.0.20.11:5060"
 PBX_ADDRESS = "127.0.20.21"
 LEGACY_DOMAIN = "ip.tanifon.pl"
@@ -31,12 +32,20 @@ def call_row(caller: str, called_user: str, called_domain: str) -> list[str]:
 
 def run_playbook(*extra_vars: dict) -> subprocess.CompletedProcess:
     """Run the kamailio playbook against the scenario's inventory."""
-    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-               str(PROJECT / "playbooks" / "kamailio.yml")]
+    command = [
+        "ansible-playbook",
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(PROJECT / "playbooks" / "kamailio.yml"),
+    ]
     for extra in extra_vars:
         command += ["-e", json.dumps(extra)]
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
+
+
+def in_container(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", "exec", CONTAINER, *command], capture_output=True, text=True)
 
 
 def main_pid(host) -> int:

@@ -64,7 +64,7 @@ class Outcome:
     """What a run did, or would do in check mode."""
 
     changed: bool
-    release: str
+    release: str | None
     previous: str | None
     replaced: str | None
     changed_files: list[str]
@@ -298,6 +298,18 @@ def present(
 ) -> Outcome:
     """Make the content of ``staging`` the current release, validated first."""
     if not os.path.isdir(staging):
+        if check_mode:
+            # A dry run on a fresh host: the tasks that fill staging did not write either.
+            current = read_pointer(root, CURRENT)
+            return Outcome(
+                changed=True,
+                release=None,
+                previous=current,
+                replaced=current,
+                changed_files=[],
+                before=listing(scan(release_path(root, current))) if current else "",
+                after="",
+            )
         raise ReleaseError(f"staging directory {staging} does not exist")
     if keep < 1:
         raise ReleaseError("keep must be at least 1")
