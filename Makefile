@@ -11,7 +11,7 @@ LAB_ENV := . lab/env.sh && export PATH="$(CURDIR)/$(BIN):$$PATH"
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv
 
-.PHONY: help host-deps venv image lab-clean lint unit molecule test lab-up lab-down demo bench ksr-api
+.PHONY: help host-deps venv image lint unit molecule test lab-up lab-down demo bench ksr-api
 
 help:
 	@echo "make demo      deploy the lab platform and show what happened"
@@ -39,10 +39,10 @@ image: host-deps
 	bash lab/image/build.sh
 
 # Containers left over from a crashed run hold their 127.x:5060 (host networking): remove
-# the project's own, found by label.
-lab-clean: host-deps
-	@$(LAB_ENV) && ids=$$(podman ps -aq --filter label=$$SIPWAVE_LAB_LABEL); \
-	if [ -n "$$ids" ]; then echo "removing stale lab containers"; podman rm -f $$ids >/dev/null; fi
+# the project's own of one kind (demo, molecule, bench), found by label.
+lab-clean-%: host-deps
+	@$(LAB_ENV) && ids=$$(podman ps -aq --filter label=io.sipwave.lab=$*); \
+	if [ -n "$$ids" ]; then echo "removing stale $* containers"; podman rm -f $$ids >/dev/null; fi
 
 lint: venv
 	$(BIN)/yamllint -s .
@@ -53,12 +53,12 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-molecule: venv image lab-clean
+molecule: venv image lab-clean-molecule
 	$(LAB_ENV) && for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
 
 test: host-deps venv lint unit molecule
 
-lab-up: venv image lab-clean
+lab-up: venv image lab-clean-demo
 	$(LAB_ENV) && ansible-playbook playbooks/lab.yml
 
 lab-down: venv
@@ -68,5 +68,5 @@ demo: lab-up
 	$(LAB_ENV) && ansible-playbook playbooks/site.yml
 	$(LAB_ENV) && $(PY) tools/demo_report.py
 
-bench: venv image lab-clean
+bench: venv image lab-clean-bench
 	$(LAB_ENV) && $(PY) bench/run.py

@@ -11,4 +11,3 @@ else
   SIPWAVE_CGROUP_SOURCE=/sys/fs/cgroup/unified
 fi
 export SIPWAVE_CGROUP_SOURCE
-export SIPWAVE_LAB_LABEL="io.sipwave.lab=1"
