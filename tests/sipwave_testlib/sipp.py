@@ -53,6 +53,7 @@ def run(
     sequential: bool = True,
     background: bool = False,
     extra: list[str] | None = None,
+    trace_messages: bool = True,
 ):
     """Run one SIPp scenario from tests/sipp and return a SippResult.
 
@@ -85,13 +86,13 @@ def run(
         "-trace_stat",
         "-stf",
         str(workdir / "stats.csv"),
-        "-trace_msg",
-        "-message_file",
-        str(workdir / "messages.log"),
         "-trace_err",
         "-error_file",
         str(workdir / "errors.log"),
     ]
+    if trace_messages:
+        # Every message to a file: right for tests, too costly for throughput runs.
+        command += ["-trace_msg", "-message_file", str(workdir / "messages.log")]
     if local_port:
         command += ["-p", str(local_port)]
     if limit is not None:

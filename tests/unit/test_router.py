@@ -31,11 +31,6 @@ def request(
     )
     ksr.returns.update(
         {
-            "is_REGISTER": method == "REGISTER",
-            "is_OPTIONS": method == "OPTIONS",
-            "is_CANCEL": method == "CANCEL",
-            "is_ACK": method == "ACK",
-            "is_method_in": lambda methods: method[0] in methods,
             "siputils.has_totag": 1 if totag else -1,
             # a new transaction, not a retransmission
             "tmx.t_precheck_trans": -1,

@@ -21,6 +21,7 @@ HTABLE_BANNED = "ipban"
 HTABLE_AUTH_FAILURES = "authfail"
 USRLOC_TABLE = "location"
 SUBSCRIBER_TABLE = "subscriber"
+RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
 
 
 class Router:
@@ -28,21 +29,24 @@ class Router:
         self.settings = settings
 
     def request_route(self) -> int:
+        # Read once and compared in Python: every KSR call crosses into Kamailio, and this
+        # runs for every request.
         source = KSR.pv.get("$si")
+        method = KSR.pv.get("$rm")
         if self.route_reqinit(source):
             return 1
-        if self.route_keepalive():
+        if method == "OPTIONS" and self.route_keepalive():
             return 1
-        if self.route_cancel_and_retransmissions():
+        if self.route_cancel_and_retransmissions(method):
             return 1
-        if self.route_within_dialog():
+        if self.route_within_dialog(method):
             return 1
-        if KSR.is_REGISTER():
+        if method == "REGISTER":
             self.route_registrar(source)
             return 1
-        if self.route_authenticate(source):
+        if self.route_authenticate(source, method):
             return 1
-        if KSR.is_method_in("IS"):
+        if method in RECORD_ROUTED_METHODS:
             KSR.rr.record_route()
         self.route_destination()
         return 1
@@ -72,19 +76,19 @@ class Router:
 
     def route_keepalive(self) -> bool:
         """OPTIONS addressed to the proxy itself (no user part) are answered here."""
-        if KSR.is_OPTIONS() and KSR.pv.get("$rU") is None and KSR.is_myself_ruri():
+        if KSR.pv.get("$rU") is None and KSR.is_myself_ruri():
             KSR.sl.sl_send_reply(200, "Keepalive")
             return True
         return False
 
     # -- transactions and dialogs -------------------------------------------------------
 
-    def route_cancel_and_retransmissions(self) -> bool:
-        if KSR.is_CANCEL():
+    def route_cancel_and_retransmissions(self, method: str) -> bool:
+        if method == "CANCEL":
             if KSR.tm.t_check_trans() > 0:
                 self.relay()
             return True
-        if not KSR.is_ACK():
+        if method != "ACK":
             if KSR.tmx.t_precheck_trans() > 0:
                 KSR.tm.t_check_trans()
                 return True
@@ -92,12 +96,12 @@ class Router:
                 return True
         return False
 
-    def route_within_dialog(self) -> bool:
+    def route_within_dialog(self, method: str) -> bool:
         if KSR.siputils.has_totag() < 0:
             return False
         if KSR.rr.loose_route() > 0:
             self.relay()
-        elif KSR.is_ACK():
+        elif method == "ACK":
             if KSR.tm.t_check_trans() > 0:
                 self.relay()
         else:
@@ -117,7 +121,7 @@ class Router:
         if KSR.registrar.save(USRLOC_TABLE, 0) < 0:
             KSR.sl.sl_reply_error()
 
-    def route_authenticate(self, source: str) -> bool:
+    def route_authenticate(self, source: str, method: str) -> bool:
         """Authenticate requests from subscribers; trusted peers are known by address."""
         if source in self.settings.trusted_peers:
             return False
@@ -127,7 +131,7 @@ class Router:
             return True
         if not self.check_credentials(source, realm):
             return True
-        if not KSR.is_ACK():
+        if method != "ACK":
             KSR.auth.consume_credentials()
         return False
 
