@@ -4,12 +4,11 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import release
+from module_runner import run_module_file
 
 COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
 MODULE = COLLECTIONS / "ansible_collections/sipwave/platform/plugins/modules/release.py"
@@ -54,16 +53,7 @@ def deploy(staging: Path, root: Path, files: dict[str, str], **options) -> relea
 
 def run_module(tmp_path: Path, args: dict, *, check: bool = False, diff: bool = False) -> dict:
     """Run the module file the way Ansible runs it on a target and return its result."""
-    args_file = tmp_path / "args.json"
-    module_args = {**args, "_ansible_check_mode": check, "_ansible_diff": diff}
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
-    completed = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(COLLECTIONS)},
-        check=False,
-    )
+    completed = run_module_file(MODULE, tmp_path, args, check=check, diff=diff)
     return json.loads(completed.stdout)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
+from module_runner import run_module_file
 
 COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
 MODULE = (
@@ -54,16 +55,7 @@ def insert(database: Path, entries: dict[tuple[str, str], tuple[str, str]]) -> N
 
 def run_module(tmp_path: Path, args: dict, *, check: bool = False, diff: bool = False):
     """Run the module file the way Ansible runs it on a target; return (result, stdout)."""
-    args_file = tmp_path / "args.json"
-    module_args = {**args, "_ansible_check_mode": check, "_ansible_diff": diff}
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
-    completed = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(COLLECTIONS)},
-        check=False,
-    )
+    completed = run_module_file(MODULE, tmp_path, args, check=check, diff=diff)
     return json.loads(completed.stdout), completed.stdout
 
 
