@@ -33,6 +33,8 @@ sys.path.insert(0, str(PROJECT / "tests"))
 
 from sipwave_testlib import sipp  # noqa: E402  # the test helpers live outside any package
 
+# The virtualenv's, also when run.py is started without the virtualenv on PATH.
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 CONTAINER = "sipwave-bench-proxy"
 IMAGE = "localhost/sipwave-lab:latest"
 # `make bench` removes leftovers of a crashed run by this label (lab-clean-bench).
@@ -196,7 +198,7 @@ def deploy_role(subscribers: list[dict], workdir: Path) -> None:
     with log_file.open("w") as output:
         deployed = subprocess.run(
             [
-                "ansible-playbook", "-i", str(INVENTORY), "playbooks/kamailio.yml",
+                ANSIBLE_PLAYBOOK, "-i", str(INVENTORY), "playbooks/kamailio.yml",
                 "-e", f"@{extra_vars}",
             ],
             cwd=PROJECT,
@@ -501,10 +503,20 @@ def report(measurements: list[Measurement], instances: list[Instance], cpus: Cpu
 
 
 def versions() -> dict:
-    sipp_version = subprocess.run(["sipp", "-v"], capture_output=True, text=True, check=False)
+    sipp_banner = subprocess.run(["sipp", "-v"], capture_output=True, text=True, check=False)
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return {
-        "kamailio": in_container("kamailio", "-v").splitlines()[0],
-        "sipp": sipp_version.stdout.strip().splitlines()[-1].strip(),
+        "kamailio": in_container("kamailio", "-v").splitlines()[0].removeprefix("version:").strip(),
+        "sipp": next(
+            (line.strip() for line in sipp_banner.stdout.splitlines() if "SIPp v" in line), "?"
+        ),
+        "sipwave": commit.stdout.strip() or "?",
     }
 
 
@@ -589,6 +601,8 @@ def main() -> int:
         print("bench: source lab/env.sh first (make bench does)", file=sys.stderr)
         return 2
     RESULTS.mkdir(exist_ok=True)
+    for stale in RESULTS.glob("failed-*.log"):
+        stale.unlink()
     started = time.monotonic()
     remove_container()
     try:
