@@ -426,7 +426,8 @@ def _plan_account(
 
     alias_ids = {i for key in scope for i in by_target.get(key, ())}
     alias_ids.update(i for n in account.numbers for i in by_number.get(_alias_user(n), ()))
-    alias_ids = {i for i in alias_ids if state.aliases[i][1] in {key[1] for key in scope}}
+    scope_domains = {key[1] for key in scope}
+    alias_ids = {i for i in alias_ids if state.aliases[i][1] in scope_domains}
     plan.scope_keys, plan.scope_alias_ids = scope, alias_ids
     have_aliases: dict[AliasRow, list[int]] = {}
     for i in sorted(alias_ids):
