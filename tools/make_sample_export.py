@@ -49,7 +49,7 @@ def mac_of(rng: random.Random) -> str:
 def good_row(index: int, rng: random.Random, waves: list[str]) -> dict:
     login = f"{481200000 + index}"
     password = password_of(rng)
-    ha1_only = index % 10 == 7
+    ha1_only = index % 7 == 6
     notation = index % 4
     national = f"{220000000 + index:09d}"
     number = (f"+48{national}", f"0048{national}", f"48{national}", national)[notation]
