@@ -414,33 +414,42 @@ def _plan_account(
     plan = AccountPlan(login, "unchanged", None, None, row)
     plan.password_generated = account.password_generated and target == "phase2"
 
+    # This loop runs once per account of a 100,000-account wave: plain lookups, few objects.
     scope = {(login, account.legacy_domain), settings.new_identity(login)}
     if current is not None and current[3]:
         scope.add((login, current[3]))
+    subscribers = state.subscribers
     credentials_changed = False
     for key in scope:
-        have, want = state.subscribers.get(key), want_subs.get(key)
+        have, want = subscribers.get(key), want_subs.get(key)
         if have != want:
             plan.subscribers[key] = want
             credentials_changed = credentials_changed or (have is not None and want is not None)
 
-    alias_ids = {i for key in scope for i in by_target.get(key, ())}
-    alias_ids.update(i for n in account.numbers for i in by_number.get(_alias_user(n), ()))
-    scope_domains = {key[1] for key in scope}
-    alias_ids = {i for i in alias_ids if state.aliases[i][1] in scope_domains}
+    alias_ids: set[int] = set()
+    for key in scope:
+        alias_ids.update(by_target.get(key, ()))
+    for number in account.numbers:
+        alias_ids.update(by_number.get(_alias_user(number), ()))
+    aliases = state.aliases
+    if alias_ids:
+        scope_domains = (account.legacy_domain, settings.new_domain, current and current[3])
+        alias_ids = {i for i in alias_ids if aliases[i][1] in scope_domains}
     plan.scope_keys, plan.scope_alias_ids = scope, alias_ids
     have_aliases: dict[AliasRow, list[int]] = {}
     for i in sorted(alias_ids):
-        have_aliases.setdefault(state.aliases[i], []).append(i)
-    for alias, ids in have_aliases.items():
-        # Duplicate rows would make Kamailio's alias lookup ambiguous: keep one.
-        plan.alias_remove.extend(ids if alias not in want_aliases else ids[1:])
-    plan.alias_add = [alias for alias in dict.fromkeys(want_aliases) if alias not in have_aliases]
+        have_aliases.setdefault(aliases[i], []).append(i)
+    if list(have_aliases) != want_aliases or len(alias_ids) != len(have_aliases):
+        for alias, ids in have_aliases.items():
+            # Duplicate rows would make Kamailio's alias lookup ambiguous: keep one.
+            plan.alias_remove.extend(ids if alias not in want_aliases else ids[1:])
+        plan.alias_add = [a for a in dict.fromkeys(want_aliases) if a not in have_aliases]
 
     have_numbers = state.numbers.get(login, {})
-    for key in have_numbers.keys() | want_numbers.keys():
-        if have_numbers.get(key) != want_numbers.get(key):
-            plan.numbers[key] = want_numbers.get(key)
+    if have_numbers != want_numbers:
+        for key in have_numbers.keys() | want_numbers.keys():
+            if have_numbers.get(key) != want_numbers.get(key):
+                plan.numbers[key] = want_numbers.get(key)
 
     row_changed = current is None or tuple(current) != row
     if not (row_changed or plan.touches_rows):

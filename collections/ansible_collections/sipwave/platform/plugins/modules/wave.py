@@ -62,7 +62,7 @@ options:
         O(accounts) and O(rejected).
     type: path
   number_plan:
-    description: 'Country plan for the export''s numbers, for example C({"country_code": "48"}).' 
+    description: 'Country plan for the export''s numbers, for example C({"country_code": "48"}).'
     type: dict
   site_secret:
     description:
