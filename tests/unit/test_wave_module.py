@@ -205,3 +205,13 @@ def test_a_wave_not_yet_due_is_refused(tmp_path, database):
 
     assert completed.returncode != 0
     assert "wave wave2 is scheduled for 2026-12-07" in completed.stdout
+
+
+def test_phase2_password_filter_gives_the_password_the_wave_hashed():
+    from ansible_collections.sipwave.platform.plugins.filter.migration import FilterModule
+
+    phase2_password = FilterModule().filters()["phase2_password"]
+
+    assert phase2_password("481200006", LAB_SITE_SECRET) == migration_db.generated_password(
+        LAB_SITE_SECRET, "481200006"
+    )
