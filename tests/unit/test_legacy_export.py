@@ -274,3 +274,13 @@ def test_bad_consent_rows_are_all_reported(tmp_path):
         f"{path}:2: decision 'maybe' is not migrate or close",
         f"{path}:4: login '481234002' decided otherwise on line 3",
     ]
+
+
+def test_a_row_with_broken_utf8_still_names_its_login_and_wave(tmp_path):
+    broken = replace(GOOD, "email", "anna@ex\udce9mple.test").encode(errors="surrogateescape")
+
+    export = read(write(tmp_path, HEADER, broken))
+
+    assert [(row.line, row.login, row.wave) for row in export.bad_rows] == [
+        (2, "481234001", "wave1")
+    ]

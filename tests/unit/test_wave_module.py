@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +216,23 @@ def test_phase2_password_filter_gives_the_password_the_wave_hashed():
     assert phase2_password("481200006", LAB_SITE_SECRET) == migration_db.generated_password(
         LAB_SITE_SECRET, "481200006"
     )
+
+
+def test_check_mode_on_a_host_without_the_database_plans_from_empty(tmp_path):
+    missing = tmp_path / "not-yet.sqlite"
+
+    result, _ = run_module(tmp_path, wave_args(tmp_path, missing, wave_accounts(2)), check=True)
+
+    assert result["changed"]
+    assert result["counts"]["outcomes"] == {"phase1": 2}
+    assert not missing.exists()
+
+
+def test_a_database_without_the_subscriber_table_is_a_clear_error(tmp_path):
+    bare = tmp_path / "bare.sqlite"
+    sqlite3.connect(bare).close()
+
+    result, _ = run_module(tmp_path, wave_args(tmp_path, bare, wave_accounts(2)))
+
+    assert result["failed"]
+    assert result["msg"] == "the database has no subscriber table: deploy the kamailio role first"

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -101,6 +102,8 @@ _TABLES = (
     recorded_at VARCHAR(32) NOT NULL,
     source VARCHAR(255) DEFAULT '' NOT NULL)""",
 )
+_ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_consent",
+                  "sipwave_snapshot")  # fmt: skip
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY"}
 _ALIAS_TABLE_VERSION = 1  # alias_db's schema version, checked by Kamailio at start
 
@@ -202,6 +205,16 @@ class State:
         return by_target, by_number
 
 
+def empty_database() -> Database:
+    """An empty in-memory stand-in for a database that does not exist yet (check mode on a
+    host where the kamailio role has not created it either)."""
+    connection = sqlite3.connect(":memory:")
+    connection.execute(
+        f"CREATE TABLE {subscriber_db.TABLE} (username TEXT, domain TEXT, ha1 TEXT, ha1b TEXT)"
+    )
+    return Database("sqlite", connection, sqlite3.Error)
+
+
 def ensure_tables(conn: Database, cursor: Any) -> None:
     for statement in _TABLES:
         cursor.execute(statement.format(serial=_SERIAL[conn.backend]))
@@ -233,15 +246,30 @@ def _in_chunks(cursor: Any, conn: Database, select: str, values: Sequence) -> li
 
 
 def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
-    """Every engine row, and Kamailio's subscriber and alias rows of ``domains``."""
-    cursor.execute(f"SELECT {', '.join(_ACCOUNT_COLUMNS)} FROM sipwave_account")
-    accounts = {row[0]: tuple(row) for row in cursor.fetchall()}
+    """Every engine row, and Kamailio's subscriber and alias rows of ``domains``.
+
+    A table that does not exist yet (check mode before the first run) reads as empty.
+    """
+    present = {name for name in _ENGINE_TABLES if _table_exists(conn, cursor, name)}
+
+    def rows(table: str, select: str) -> list[tuple]:
+        if table not in present:
+            return []
+        cursor.execute(select)
+        return cursor.fetchall()
+
+    accounts = {
+        row[0]: tuple(row)
+        for row in rows(
+            "sipwave_account", f"SELECT {', '.join(_ACCOUNT_COLUMNS)} FROM sipwave_account"
+        )
+    }
     numbers: dict[str, dict[tuple[str, str], str]] = {}
-    cursor.execute("SELECT number, login, kind, state FROM sipwave_number")
-    for number, login, kind, state in cursor.fetchall():
+    for number, login, kind, state in rows(
+        "sipwave_number", "SELECT number, login, kind, state FROM sipwave_number"
+    ):
         numbers.setdefault(login, {})[(number, kind)] = state
-    cursor.execute("SELECT login, decision FROM sipwave_consent")
-    consent = dict(cursor.fetchall())
+    consent = dict(rows("sipwave_consent", "SELECT login, decision FROM sipwave_consent"))
     wanted = sorted(set(domains) | {row[3] for row in accounts.values()} - {""})
     subscribers = {
         (user, domain): (ha1, ha1b)
@@ -252,16 +280,18 @@ def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
             wanted,
         )
     }
-    aliases = {
-        row[0]: tuple(row[1:])
-        for row in _in_chunks(
-            cursor,
-            conn,
-            "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases "
-            "WHERE domain IN ({markers})",
-            wanted,
-        )
-    }
+    aliases = {}
+    if "dbaliases" in present:
+        aliases = {
+            row[0]: tuple(row[1:])
+            for row in _in_chunks(
+                cursor,
+                conn,
+                "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases "
+                "WHERE domain IN ({markers})",
+                wanted,
+            )
+        }
     return State(accounts, numbers, subscribers, aliases, consent)
 
 
@@ -665,14 +695,15 @@ def run_wave(
     domains = {settings.new_domain} | {a.legacy_domain for a in accounts}
     cursor = conn.connection.cursor()
     try:
-        ensure = not check_mode or _table_exists(conn, cursor, "sipwave_account")
-        if not ensure:
-            state = State({}, {}, {}, {}, {})
-            covered: set[str] = set()
-        else:
-            if not check_mode:
-                ensure_tables(conn, cursor)
-            state = read_state(conn, cursor, domains)
+        if not _table_exists(conn, cursor, subscriber_db.TABLE):
+            raise MigrationError(
+                "the database has no subscriber table: deploy the kamailio role first"
+            )
+        if not check_mode:
+            ensure_tables(conn, cursor)
+        state = read_state(conn, cursor, domains)
+        covered: set[str] = set()
+        if _table_exists(conn, cursor, "sipwave_snapshot"):
             covered = set((_read_snapshot(cursor, conn, settings.wave) or {}).get("logins", []))
         plans = plan_wave(state, accounts, rejected, settings)
         changed_plans = [p for p in plans if p.changed]

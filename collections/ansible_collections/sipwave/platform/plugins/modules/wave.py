@@ -31,7 +31,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Plans the wave and reconciles the planned state without writing anything.
+    details:
+      - Plans the wave and reconciles the planned state without writing anything.
+      - A missing SQLite database file counts as an empty database.
   diff_mode:
     support: full
     details: One line per changed account (state, identity, numbers); never a secret.
@@ -206,6 +208,7 @@ consent:
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
 import json  # noqa: E402
+import os  # noqa: E402
 from datetime import date  # noqa: E402
 
 from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (  # noqa: E402
@@ -214,6 +217,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.migration_db impo
     RunResult,
     Settings,
     WaveAccount,
+    empty_database,
     new_run_id,
     record_consent,
     rollback_wave,
@@ -389,16 +393,21 @@ def main() -> None:
         today=today,
         run_id=run_id,
     )
+    missing_sqlite = params["backend"] == "sqlite" and not os.path.exists(params["database"])
     try:
-        conn = connect(
-            params["backend"],
-            database=params["database"],
-            host=params["db_host"],
-            port=params["db_port"],
-            name=params["db_name"],
-            user=params["db_user"],
-            password=params["db_password"],
-        )
+        if module.check_mode and missing_sqlite:
+            # The play that creates the database did not run in check mode either.
+            conn = empty_database()
+        else:
+            conn = connect(
+                params["backend"],
+                database=params["database"],
+                host=params["db_host"],
+                port=params["db_port"],
+                name=params["db_name"],
+                user=params["db_user"],
+                password=params["db_password"],
+            )
     except SubscriberError as exc:
         module.fail_json(msg=str(exc))
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}
