@@ -439,3 +439,23 @@ def test_consent_is_recorded_once(database):
 def test_invalid_consent_decision_is_refused(database):
     with pytest.raises(migration_db.MigrationError, match="'maybe' is not migrate or close"):
         consent(database, **{"481234001": "maybe"})
+
+
+def test_two_runs_at_once_wait_for_each_other_and_write_the_wave_once(tmp_path):
+    clean = create_database(tmp_path / "clean.sqlite")
+    assert run_killable(clean, 0).returncode == 0
+    database = create_database(tmp_path / "twice.sqlite")
+    script = KILLER.format(tests=str(PROJECT / "tests/unit"))
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(database), "0"],
+            env={"PYTHONPATH": str(PROJECT / "collections"), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+
+    assert [process.wait(timeout=120) for process in runs] == [0, 0]
+    assert dump(database) == dump(clean)
+    assert count(database, "sipwave_snapshot") == 1

@@ -105,6 +105,7 @@ _TABLES = (
 _ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_consent",
                   "sipwave_snapshot")  # fmt: skip
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY"}
+_ADVISORY_LOCK_KEY = 0x51C0A7E  # any constant: every wave run takes the same lock
 _ALIAS_TABLE_VERSION = 1  # alias_db's schema version, checked by Kamailio at start
 
 
@@ -213,6 +214,20 @@ def empty_database() -> Database:
         f"CREATE TABLE {subscriber_db.TABLE} (username TEXT, domain TEXT, ha1 TEXT, ha1b TEXT)"
     )
     return Database("sqlite", connection, sqlite3.Error)
+
+
+def lock_for_writing(conn: Database, cursor: Any) -> None:
+    """Serialise wave runs: a second run waits, then plans from what the first one wrote.
+
+    SQLite's IMMEDIATE transaction takes the write lock at once (readers such as Kamailio
+    carry on); PostgreSQL gets a transaction-scoped advisory lock.
+    """
+    if conn.backend == "sqlite":
+        if conn.connection.in_transaction:
+            conn.connection.commit()
+        cursor.execute("BEGIN IMMEDIATE")
+    else:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
 
 
 def ensure_tables(conn: Database, cursor: Any) -> None:
@@ -700,6 +715,7 @@ def run_wave(
                 "the database has no subscriber table: deploy the kamailio role first"
             )
         if not check_mode:
+            lock_for_writing(conn, cursor)
             ensure_tables(conn, cursor)
         state = read_state(conn, cursor, domains)
         covered: set[str] = set()
@@ -817,6 +833,8 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
         if snapshot is None:
             raise MigrationError(f"wave {settings.wave} was never applied: no snapshot to restore")
         domains = {settings.new_domain} | {d for _login, _u, d in snapshot["keys"]}
+        if not check_mode:
+            lock_for_writing(conn, cursor)
         state = read_state(conn, cursor, domains)
         plans = _plan_rollback(state, snapshot, settings)
         changed_plans = [p for p in plans if p.changed]
@@ -923,6 +941,7 @@ def record_consent(
     try:
         current: dict[str, str] = {}
         if not check_mode:
+            lock_for_writing(conn, cursor)
             ensure_tables(conn, cursor)
         if _table_exists(conn, cursor, "sipwave_consent"):
             cursor.execute("SELECT login, decision FROM sipwave_consent")
