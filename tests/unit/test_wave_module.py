@@ -134,7 +134,7 @@ def test_bad_accounts_file_is_a_clear_error(tmp_path, database):
 def sample_secrets() -> list[str]:
     """Every password and HA1 of the sample export, and the generated phase-2 passwords."""
     export = legacy_export.read_export(str(SAMPLE), plan_from_dict({"country_code": "48"}))
-    found = set()
+    found = {LAB_SITE_SECRET}
     for account in export.accounts.values():
         found.update(s for s in (account.password, account.ha1) if s)
         found.add(migration_db.generated_password(LAB_SITE_SECRET, account.login))

@@ -181,7 +181,10 @@ def _records(handle) -> Iterator[_Record]:
 
 
 def _split(value: str) -> list[str]:
-    return [item.strip() for item in value.split(LIST_SEPARATOR) if item.strip()]
+    if not value:
+        return []
+    items = [item.strip() for item in value.split(LIST_SEPARATOR)]
+    return [item for item in items if item]
 
 
 class _RowChecker:
