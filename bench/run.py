@@ -267,6 +267,7 @@ def start_native(config: str, native: Instance, workdir: Path, settings: dict) -
         "/usr/sbin/kamailio", "-P", pid_file, "-f", NATIVE_CFG,
         "-m", str(settings["kamailio_shm_memory_mb"]),
         "-M", str(settings["kamailio_pkg_memory_mb"]),
+        "-x", settings["kamailio_memory_manager"], "-X", settings["kamailio_memory_manager"],
     )  # fmt: skip
 
 
