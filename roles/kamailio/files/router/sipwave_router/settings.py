@@ -1,6 +1,7 @@
 """Site values of the router, read once per worker from the rendered settings.json."""
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,13 @@ class Settings:
     auth_failure_limit: int
     max_forwards: int
     scanner_user_agents: tuple[str, ...]
+    # One case-insensitive search instead of a loop over the names: this runs per request.
+    scanner_pattern: re.Pattern | None = None
+
+    def is_scanner(self, user_agent: str) -> bool:
+        return (
+            self.scanner_pattern is not None and self.scanner_pattern.search(user_agent) is not None
+        )
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
@@ -42,13 +50,17 @@ def settings_from_dict(data: dict) -> Settings:
         key=lambda r: len(r.prefix),
         reverse=True,
     )
+    scanners = tuple(u.lower() for u in data.get("scanner_user_agents", []))
     return Settings(
         domains=frozenset(d.lower() for d in data["domains"]),
         trusted_peers=frozenset(data.get("trusted_peers", [])),
         prefix_routes=tuple(routes),
         auth_failure_limit=int(data.get("auth_failure_limit", 20)),
         max_forwards=int(data.get("max_forwards", 10)),
-        scanner_user_agents=tuple(u.lower() for u in data.get("scanner_user_agents", [])),
+        scanner_user_agents=scanners,
+        scanner_pattern=re.compile("|".join(map(re.escape, scanners)), re.IGNORECASE)
+        if scanners
+        else None,
     )
 
 
