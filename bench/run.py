@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parent
 # In the order they run; the name is the module's file name.
 BENCHMARKS = {
     "register": "REGISTER with digest auth: Python KEMI router vs native kamailio.cfg",
-    "wave": "a migration wave of 100,000 accounts in one module call vs a per-account task loop",
+    "migration_wave": "100,000 accounts in one wave module call vs a per-account task loop",
 }
 
 
