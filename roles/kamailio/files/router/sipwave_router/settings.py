@@ -4,6 +4,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sipwave_router.e164 import NumberPlan, plan_from_dict
+
 
 @dataclass(frozen=True)
 class PrefixRoute:
@@ -21,12 +23,35 @@ class Settings:
     auth_failure_limit: int
     max_forwards: int
     scanner_user_agents: tuple[str, ...]
+    # Parallel run on the new proxy: identities of these domains without a subscriber row
+    # still live on the legacy platform (a SIP URI; empty when there is none).
+    legacy_domains: frozenset[str] = frozenset()
+    legacy_platform: str = ""
+    # Parallel run on the legacy platform: proxies that relay phones' requests here, and
+    # where calls go for accounts not registered here (moved to the new platform).
+    relaying_peers: frozenset[str] = frozenset()
+    unregistered_destination: str = ""
+    number_plan: NumberPlan | None = None
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
             if called.startswith(route.prefix):
                 return route
         return None
+
+    @property
+    def legacy_platform_address(self) -> str:
+        return uri_host(self.legacy_platform)
+
+
+def uri_host(uri: str) -> str:
+    """The host of a SIP URI such as ``sip:127.0.23.41:5060;transport=udp``."""
+    if not uri:
+        return ""
+    hostport = uri.split(":", 1)[1].split(";", 1)[0].rsplit("@", 1)[-1]
+    if hostport.startswith("["):
+        return hostport[1:].split("]", 1)[0]
+    return hostport.split(":", 1)[0]
 
 
 def settings_from_dict(data: dict) -> Settings:
@@ -42,6 +67,7 @@ def settings_from_dict(data: dict) -> Settings:
         key=lambda r: len(r.prefix),
         reverse=True,
     )
+    number_plan = data.get("number_plan") or {}
     return Settings(
         domains=frozenset(d.lower() for d in data["domains"]),
         trusted_peers=frozenset(data.get("trusted_peers", [])),
@@ -49,6 +75,11 @@ def settings_from_dict(data: dict) -> Settings:
         auth_failure_limit=int(data.get("auth_failure_limit", 20)),
         max_forwards=int(data.get("max_forwards", 10)),
         scanner_user_agents=tuple(u.lower() for u in data.get("scanner_user_agents", [])),
+        legacy_domains=frozenset(d.lower() for d in data.get("legacy_domains", [])),
+        legacy_platform=data.get("legacy_platform", ""),
+        relaying_peers=frozenset(data.get("relaying_peers", [])),
+        unregistered_destination=data.get("unregistered_destination", ""),
+        number_plan=plan_from_dict(number_plan) if number_plan else None,
     )
 
 
