@@ -164,13 +164,18 @@ def plan(
     )
 
 
+def write(conn: Database, cursor: Any, todo: Plan, desired: Mapping[Key, Credentials]) -> None:
+    """Execute a plan's statements inside the caller's transaction (no commit)."""
+    conn.executemany(cursor, conn.sql(_DELETE), list(todo.remove))
+    conn.executemany(cursor, conn.sql(_UPDATE), [(*desired[key], *key) for key in todo.update])
+    conn.executemany(cursor, conn.sql(_INSERT), [(*key, *desired[key]) for key in todo.add])
+
+
 def apply(conn: Database, todo: Plan, desired: Mapping[Key, Credentials]) -> None:
     """Apply a plan in one transaction; on any error nothing is changed."""
     cursor = conn.connection.cursor()
     try:
-        conn.executemany(cursor, conn.sql(_DELETE), list(todo.remove))
-        conn.executemany(cursor, conn.sql(_UPDATE), [(*desired[key], *key) for key in todo.update])
-        conn.executemany(cursor, conn.sql(_INSERT), [(*key, *desired[key]) for key in todo.add])
+        write(conn, cursor, todo, desired)
         conn.connection.commit()
     except BaseException:
         conn.connection.rollback()

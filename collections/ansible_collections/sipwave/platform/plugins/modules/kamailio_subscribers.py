@@ -155,7 +155,9 @@ counts:
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
 import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
+    QuietBulkModule,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
     Plan,
     SubscriberError,
@@ -166,41 +168,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db imp
     plan,
     read_subscribers,
 )
-
-MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
-
-
-class SubscriberModule(AnsibleModule):
-    """AnsibleModule that keeps subscriber secrets out of its result and the target's log.
-
-    The secrets are deliberately not declared no_log: AnsibleModule would then scrub every
-    string of the result against every secret, which is quadratic and takes hours for
-    100,000 subscribers. Instead the echoed arguments and the logged invocation only count
-    the subscribers, and no message of this module contains a secret.
-    """
-
-    def summarised_params(self) -> dict:
-        params = dict(self.params)
-        if params.get("db_password") is not None:
-            params["db_password"] = MASKED
-        entries = params.get("subscribers")
-        if entries is not None:
-            count = len(entries) if isinstance(entries, list) else 1
-            params["subscribers"] = f"<{count} entries, not shown>"
-        return params
-
-    def _log_invocation(self) -> None:
-        # The stock implementation logs every argument, passwords included.
-        params = self.summarised_params()
-        self.log("Invoked with " + " ".join(f"{name}={value}" for name, value in params.items()))
-
-    def exit_json(self, **kwargs):
-        kwargs.setdefault("invocation", {"module_args": self.summarised_params()})
-        super().exit_json(**kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs.setdefault("invocation", {"module_args": self.summarised_params()})
-        super().fail_json(msg, **kwargs)
 
 
 def _diff(current: dict, todo: Plan) -> dict:
@@ -217,7 +184,7 @@ def _diff(current: dict, todo: Plan) -> dict:
 
 
 def main() -> None:
-    module = SubscriberModule(
+    module = QuietBulkModule(
         argument_spec={
             "backend": {"type": "str", "default": "sqlite", "choices": ["sqlite", "postgres"]},
             "database": {"type": "path"},
@@ -230,7 +197,7 @@ def main() -> None:
                 "type": "list",
                 "elements": "dict",
                 "default": [],
-                "no_log": False,  # secrets are masked by SubscriberModule, see there why
+                "no_log": False,  # secrets are masked by QuietBulkModule, see there why
                 "options": {
                     "username": {"type": "str", "required": True},
                     "domain": {"type": "str", "required": True},
@@ -244,6 +211,7 @@ def main() -> None:
         },
         required_if=[("backend", "sqlite", ("database",)), ("backend", "postgres", ("db_name",))],
         supports_check_mode=True,
+        summarised=("subscribers",),
     )
     params = module.params
     try:

@@ -1,0 +1,194 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of sipwave.platform.wave: read the export, hash, run the module, report.
+
+Plaintext passwords exist only here, on the controller, while the export is read: every HA1
+(the legacy identity's and the phase-2 identity's) is computed before the module is called,
+and the module receives hashes only. The report and the task result never hold a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
+    NumberError,
+    plan_from_dict,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
+    Account,
+    Export,
+    ExportError,
+    read_consent,
+    read_export,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
+    MigrationError,
+    generated_password,
+    new_run_id,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import ha1, ha1b
+
+SELECT_BY_COLUMN = "csv-wave-column"
+# Arguments only the controller side uses; the module never sees them.
+CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "report_dir", "consent_file")
+MAX_SHOWN_PROBLEMS = 200
+
+
+def _wave_definition(wave) -> dict:
+    if isinstance(wave, dict):
+        if not wave.get("name"):
+            raise AnsibleActionFail("the wave has no name")
+        return dict(wave)
+    if isinstance(wave, str) and wave:
+        return {"name": wave}
+    raise AnsibleActionFail("wave must be a wave of sipwave_waves or a wave name")
+
+
+def selected_logins(wave: dict, export: Export) -> list[str]:
+    """The logins the wave takes: listed in the inventory, or pinned by the export's column."""
+    if wave.get("accounts") is not None and wave.get("select") is not None:
+        raise AnsibleActionFail(f"wave {wave['name']}: give accounts or select, not both")
+    if wave.get("accounts") is not None:
+        return list(dict.fromkeys(str(login) for login in wave["accounts"]))
+    if wave.get("select") != SELECT_BY_COLUMN:
+        raise AnsibleActionFail(
+            f"wave {wave['name']}: needs accounts (a list of logins) or select: {SELECT_BY_COLUMN}"
+        )
+    logins = [a.login for a in export.accounts.values() if a.wave == wave["name"]]
+    logins += [row.login for row in export.bad_rows if row.login and row.wave == wave["name"]]
+    return list(dict.fromkeys(logins))
+
+
+def module_account(account: Account, new_login: str, new_domain: str, site_secret: str) -> dict:
+    """What the module gets for one account: hashes, never the password."""
+    legacy = (account.login, account.domain)
+    generated = not account.password
+    if generated:
+        if not site_secret:
+            raise AnsibleActionFail(
+                "site_secret is needed: some accounts only have an HA1 and get a generated "
+                "phase-2 password"
+            )
+        new_password = generated_password(site_secret, account.login)
+    else:
+        new_password = account.password
+    return {
+        "login": account.login,
+        "domain": account.domain,
+        "department": account.department,
+        "balance": account.balance,
+        "numbers": list(account.numbers),
+        "dialin_numbers": list(account.dialin_numbers),
+        "legacy_ha1": account.ha1 or ha1(*legacy, account.password),
+        "legacy_ha1b": "" if account.ha1 and not account.password else ha1b(*legacy,
+                                                                           account.password),
+        "new_ha1": ha1(new_login, new_domain, new_password),
+        "new_ha1b": ha1b(new_login, new_domain, new_password),
+        "password_generated": generated,
+    }  # fmt: skip
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        controller = {name: args.pop(name, None) for name in CONTROLLER_ARGS}
+        operation = args.get("operation", "apply")
+        args.setdefault("run_id", new_run_id() + "-" + str(task_vars.get("inventory_hostname")))
+        args.setdefault("today", date.today().isoformat())
+        export = None
+        wave = None
+        if operation in ("apply", "rollback"):
+            wave = _wave_definition(args.get("wave"))
+            args["wave"] = wave["name"]
+            args.setdefault("phase", int(wave.get("phase", 1)))
+        try:
+            if operation == "apply" and controller["export"]:
+                export = self._prepare_wave(args, wave, controller)
+            if operation == "consent" and controller["consent_file"]:
+                args["consent"] = [
+                    {"login": c.login, "decision": c.decision, "source": c.source}
+                    for c in read_consent(controller["consent_file"])
+                ]
+        except (ExportError, MigrationError, NumberError) as exc:
+            raise AnsibleActionFail(str(exc)) from exc
+        module_result = self._execute_module(
+            module_name="sipwave.platform.wave", module_args=args, task_vars=task_vars
+        )
+        result.update(module_result)
+        if export is not None:
+            self._add_export(result, export)
+        if (
+            not result.get("failed")
+            and not self._task.check_mode
+            and controller["report_dir"]
+            and operation in ("apply", "rollback")
+        ):
+            result["report"] = self._write_report(result, controller["report_dir"])
+        return result
+
+    def _prepare_wave(self, args: dict, wave: dict, controller: dict) -> Export:
+        if not controller["number_plan"]:
+            raise AnsibleActionFail("number_plan is required with export")
+        export = read_export(controller["export"], plan_from_dict(controller["number_plan"]))
+        new_domain = args.get("new_domain")
+        prefix = args.get("login_prefix", "tnf")
+        accounts, rejected = [], []
+        for login in selected_logins(wave, export):
+            account = export.accounts.get(login)
+            if account is not None:
+                accounts.append(
+                    module_account(account, f"{prefix}{login}", new_domain,
+                                   controller["site_secret"] or "")
+                )  # fmt: skip
+                continue
+            bad = export.bad_rows_of(login)
+            reason = (
+                "; ".join(str(p) for row in bad for p in row.problems)
+                if bad
+                else f"{login} is not in the export {export.path}"
+            )
+            rejected.append({"login": login, "reason": reason})
+        args["accounts"] = accounts
+        args["rejected"] = rejected
+        return export
+
+    def _add_export(self, result: dict, export: Export) -> None:
+        problems = [str(p) for p in export.problems]
+        result["export"] = export.summary()
+        result["bad_rows"] = problems[:MAX_SHOWN_PROBLEMS]
+        if len(problems) > MAX_SHOWN_PROBLEMS:
+            result["bad_rows"].append(f"... and {len(problems) - MAX_SHOWN_PROBLEMS} more")
+        # Notifications need whom to write to; never anything secret.
+        for outcome in result.get("accounts", []):
+            account = export.accounts.get(outcome["login"])
+            if account is not None:
+                outcome["email"] = account.email
+                outcome["display_name"] = account.display_name
+        self._all_problems = problems
+
+    def _write_report(self, result: dict, report_dir: str) -> str:
+        report = {
+            name: result[name]
+            for name in (
+                "operation", "wave", "phase", "run_id", "today", "changed", "counts",
+                "reconciliation", "refunds", "export", "accounts", "snapshot_taken_for",
+            )
+            if name in result
+        }  # fmt: skip
+        if hasattr(self, "_all_problems"):
+            report["bad_rows"] = self._all_problems
+        os.makedirs(report_dir, exist_ok=True)
+        path = os.path.join(report_dir, f"{result['wave']}-{result['run_id']}.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+        return path

@@ -1,0 +1,441 @@
+#!/usr/bin/python
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: wave
+short_description: Apply, roll back or record consent for a migration wave in one call
+version_added: 0.2.0
+description:
+  - O(operation=apply) moves a whole wave of legacy accounts in one transaction on the
+    Kamailio database. Phase 1 serves the legacy identity (same login, domain and password,
+    stored as HA1) with the account's numbers as aliases. Phase 2 follows each account's
+    recorded consent - C(migrate) gives the prefixed login on the new domain (the legacy
+    identity keeps working until the grace period ends), C(close) removes the account's
+    subscriber rows and keeps or releases its numbers, and without a decision the account
+    stays in C(consent_pending).
+  - Per-account state, numbers and an append-only audit log are kept in engine-owned tables;
+    before the first change of a wave the rows it touches are saved once as the wave's
+    snapshot, which O(operation=rollback) restores exactly.
+  - O(operation=consent) records customer decisions (C(migrate) or C(close)).
+  - Every run reconciles the result against the input (every account in one state, every
+    number, dial-in number and alias present) and returns the counts.
+  - The action plugin of the same name runs on the controller first. Given O(export) it reads
+    and validates the legacy export, selects the wave's accounts and computes every HA1 there,
+    so plaintext passwords never reach the target host. The module itself only receives HA1
+    hashes; neither hashes nor passwords appear in its result, diff, messages or log.
+author:
+  - sipwave developers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Plans the wave and reconciles the planned state without writing anything.
+  diff_mode:
+    support: full
+    details: One line per changed account (state, identity, numbers); never a secret.
+  platform:
+    platforms: posix
+requirements:
+  - python3-psycopg2 on the target host for O(backend=postgres).
+options:
+  operation:
+    description: What to do.
+    type: str
+    choices: [apply, rollback, consent]
+    default: apply
+  wave:
+    description:
+      - The wave. On the controller a dictionary from C(sipwave_waves) (C(name), C(date),
+        C(phase), and C(accounts) or C(select=csv-wave-column)); the module receives its name.
+      - Required for O(operation=apply) and O(operation=rollback).
+    type: raw
+  phase:
+    description: Phase to apply; the action plugin takes it from the wave when omitted.
+    type: int
+    choices: [1, 2]
+    default: 1
+  export:
+    description:
+      - Controller path of the legacy export (CSV). Read by the action plugin, which fills
+        O(accounts) and O(rejected).
+    type: path
+  number_plan:
+    description: Country plan for the export's numbers, e.g. C({country_code: "48"}).
+    type: dict
+  site_secret:
+    description:
+      - Secret from which phase-2 passwords of HA1-only accounts are derived (controller only).
+    type: str
+  report_dir:
+    description: Controller directory for the JSON report (C(<wave>-<run_id>.json)).
+    type: path
+  accounts:
+    description:
+      - The wave's good accounts (filled by the action plugin) with C(login), C(domain),
+        C(department), C(balance), C(numbers), C(dialin_numbers), C(legacy_ha1),
+        C(legacy_ha1b), C(new_ha1), C(new_ha1b), C(password_generated).
+    type: list
+    elements: dict
+    default: []
+  rejected:
+    description: Selected logins whose export rows are bad, each with C(login) and C(reason).
+    type: list
+    elements: dict
+    default: []
+  consent:
+    description: Decisions for O(operation=consent), each with C(login), C(decision), C(source).
+    type: list
+    elements: dict
+    default: []
+  consent_file:
+    description: Controller path of a consent CSV (C(login,decision)), read by the action plugin.
+    type: path
+  new_domain:
+    description: SIP domain of the new platform (phase-2 identities).
+    type: str
+    required: true
+  login_prefix:
+    description: Prefix of phase-2 logins.
+    type: str
+    default: tnf
+  grace_days:
+    description: Days during which the legacy identity still works after phase 2.
+    type: int
+    default: 14
+  closure_numbers:
+    description: What happens to the numbers of a closed account.
+    type: str
+    choices: [kept_for_porting, released]
+    default: kept_for_porting
+  today:
+    description: The date the run acts on (ISO); the controller's date when omitted.
+    type: str
+  run_id:
+    description: Identifier of this run in the audit log and report; generated when omitted.
+    type: str
+  backend:
+    description: Database engine holding Kamailio's tables.
+    type: str
+    choices: [sqlite, postgres]
+    default: sqlite
+  database:
+    description: Path of the SQLite database file. Required when O(backend=sqlite).
+    type: path
+  db_host:
+    description: PostgreSQL host name or socket directory.
+    type: str
+  db_port:
+    description: PostgreSQL port.
+    type: int
+    default: 5432
+  db_name:
+    description: PostgreSQL database name. Required when O(backend=postgres).
+    type: str
+  db_user:
+    description: PostgreSQL user.
+    type: str
+  db_password:
+    description: PostgreSQL password.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Apply wave 1 (phase taken from the wave)
+  sipwave.platform.wave:
+    wave: "{{ sipwave_waves | selectattr('name', '==', 'wave1') | first }}"
+    export: "{{ sipwave_legacy_export }}"
+    number_plan: "{{ sipwave_number_plan }}"
+    site_secret: "{{ sipwave_site_secret }}"
+    new_domain: sip.sipwave.test
+    database: /var/lib/kamailio/sipwave.sqlite
+    report_dir: "{{ playbook_dir }}/../reports"
+
+- name: Record that a customer agreed to phase 2
+  sipwave.platform.wave:
+    operation: consent
+    consent: [{login: "481234001", decision: migrate, source: support ticket 42}]
+    new_domain: sip.sipwave.test
+    database: /var/lib/kamailio/sipwave.sqlite
+
+- name: Put wave 1 back as it was
+  sipwave.platform.wave:
+    operation: rollback
+    wave: wave1
+    new_domain: sip.sipwave.test
+    database: /var/lib/kamailio/sipwave.sqlite
+"""
+
+RETURN = r"""
+run_id:
+  description: Identifier of the run (audit rows, report name).
+  returned: always
+  type: str
+counts:
+  description: Accounts per outcome of this run and per state after it.
+  returned: always
+  type: dict
+  sample: {"outcomes": {"phase1": 480, "rejected": 20}, "states": {"phase1": 480}}
+accounts:
+  description:
+    - One entry per input account - C(login), C(action), C(state), C(identity),
+      C(grace_until), C(refund), C(password_generated), C(reason). Never a secret.
+  returned: when operation is apply or rollback
+  type: list
+  elements: dict
+reconciliation:
+  description: Result of checking the database against the input after the run.
+  returned: when operation is apply or rollback
+  type: dict
+  sample: {"ok": true, "accounts": 500, "numbers_expected": 700, "numbers_present": 700}
+refunds:
+  description: Balances to refund to accounts closed by this run, and their total.
+  returned: when operation is apply
+  type: dict
+  sample: {"total": "12.50", "accounts": [{"login": "481234001", "amount": "12.50"}]}
+consent:
+  description: Decisions that changed, as C(login), C(before), C(after).
+  returned: when operation is consent
+  type: list
+  elements: dict
+"""
+
+# Ansible wants imports after the documentation (validate-modules: import-before-documentation).
+from datetime import date  # noqa: E402
+
+from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (  # noqa: E402
+    Consent,
+    MigrationError,
+    RunResult,
+    Settings,
+    WaveAccount,
+    new_run_id,
+    record_consent,
+    rollback_wave,
+    run_wave,
+    total_refund,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
+    QuietBulkModule,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
+    SubscriberError,
+    connect,
+)
+
+ACCOUNT_FIELDS = ("login", "domain", "legacy_ha1", "new_ha1")
+
+
+def _wave_accounts(entries: list) -> list[WaveAccount]:
+    accounts, problems, seen = [], [], set()
+    for index, entry in enumerate(entries):
+        missing = [name for name in ACCOUNT_FIELDS if not entry.get(name)]
+        if missing:
+            problems.append(
+                f"accounts[{index}] (login {entry.get('login')!r}) lacks {', '.join(missing)}"
+            )
+            continue
+        if entry["login"] in seen:
+            problems.append(f"accounts[{index}]: login {entry['login']!r} is listed twice")
+            continue
+        seen.add(entry["login"])
+        accounts.append(
+            WaveAccount(
+                login=str(entry["login"]),
+                legacy_domain=str(entry["domain"]),
+                department=str(entry.get("department") or ""),
+                balance=str(entry.get("balance") or "0.00"),
+                numbers=tuple(entry.get("numbers") or ()),
+                dialin_numbers=tuple(entry.get("dialin_numbers") or ()),
+                legacy_credentials=(entry["legacy_ha1"], entry.get("legacy_ha1b") or ""),
+                new_credentials=(entry["new_ha1"], entry.get("new_ha1b") or ""),
+                password_generated=bool(entry.get("password_generated")),
+            )
+        )
+    if problems:
+        raise MigrationError("invalid accounts:\n" + "\n".join(problems[:20]))
+    return accounts
+
+
+def _outcomes(result: RunResult) -> list[dict]:
+    outcomes = []
+    for plan in result.plans:
+        row = plan.account_row
+        outcome = {
+            "login": plan.login,
+            "action": plan.action,
+            "state": row[1] if row else None,
+            "identity": f"{row[4]}@{row[5]}" if row and row[4] else None,
+            "grace_until": row[6] if row else None,
+        }
+        if plan.refund is not None:
+            outcome["refund"] = plan.refund
+        if plan.password_generated:
+            outcome["password_generated"] = True
+        if plan.reason:
+            outcome["reason"] = plan.reason
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _counts(outcomes: list[dict]) -> dict:
+    actions: dict[str, int] = {}
+    states: dict[str, int] = {}
+    for outcome in outcomes:
+        actions[outcome["action"]] = actions.get(outcome["action"], 0) + 1
+        if outcome["state"]:
+            states[outcome["state"]] = states.get(outcome["state"], 0) + 1
+    return {"accounts": len(outcomes), "outcomes": actions, "states": states}
+
+
+def _describe(view: dict | None) -> str:
+    if view is None:
+        return "(not migrated: served by the legacy platform)"
+    parts = [view["state"]]
+    if view["registers_as"]:
+        parts.append("registers as " + ", ".join(view["registers_as"]))
+    if view["grace_until"]:
+        parts.append(f"grace until {view['grace_until']}")
+    numbers = [f"{n} {s}" for n, s in view["numbers"].items()]
+    if numbers:
+        parts.append("numbers " + ", ".join(numbers))
+    dialin = [f"{n} {s}" for n, s in view["dialin_numbers"].items()]
+    if dialin:
+        parts.append("dial-in " + ", ".join(dialin))
+    return "; ".join(parts)
+
+
+def _diff(result: RunResult) -> dict:
+    changed = [plan for plan in result.plans if plan.changed]
+    return {
+        "before": "".join(f"{p.login}: {_describe(p.before)}\n" for p in changed),
+        "after": "".join(f"{p.login}: {p.action}: {_describe(p.after)}\n" for p in changed),
+    }
+
+
+def main() -> None:
+    module = QuietBulkModule(
+        argument_spec={
+            "operation": {
+                "type": "str",
+                "default": "apply",
+                "choices": ["apply", "rollback", "consent"],
+            },
+            "wave": {"type": "raw"},
+            "phase": {"type": "int", "default": 1, "choices": [1, 2]},
+            "accounts": {"type": "list", "elements": "dict", "default": [], "no_log": False},
+            "rejected": {"type": "list", "elements": "dict", "default": []},
+            "consent": {"type": "list", "elements": "dict", "default": []},
+            "new_domain": {"type": "str", "required": True},
+            "login_prefix": {"type": "str", "default": "tnf"},
+            "grace_days": {"type": "int", "default": 14},
+            "closure_numbers": {
+                "type": "str",
+                "default": "kept_for_porting",
+                "choices": ["kept_for_porting", "released"],
+            },
+            "today": {"type": "str"},
+            "run_id": {"type": "str"},
+            "backend": {"type": "str", "default": "sqlite", "choices": ["sqlite", "postgres"]},
+            "database": {"type": "path"},
+            "db_host": {"type": "str"},
+            "db_port": {"type": "int", "default": 5432},
+            "db_name": {"type": "str"},
+            "db_user": {"type": "str"},
+            "db_password": {"type": "str", "no_log": True},
+        },
+        required_if=[
+            ("backend", "sqlite", ("database",)),
+            ("backend", "postgres", ("db_name",)),
+            ("operation", "apply", ("wave",)),
+            ("operation", "rollback", ("wave",)),
+        ],
+        supports_check_mode=True,
+        summarised=("accounts",),
+    )
+    params = module.params
+    run_id = params["run_id"] or new_run_id()
+    try:
+        today = date.fromisoformat(params["today"]) if params["today"] else date.today()
+    except ValueError:
+        module.fail_json(msg=f"today {params['today']!r} is not an ISO date (YYYY-MM-DD)")
+    wave = params["wave"]
+    wave_name = str(wave.get("name") if isinstance(wave, dict) else wave or "")
+    settings = Settings(
+        wave=wave_name,
+        phase=params["phase"],
+        new_domain=params["new_domain"],
+        login_prefix=params["login_prefix"],
+        grace_days=params["grace_days"],
+        closure_numbers=params["closure_numbers"],
+        today=today,
+        run_id=run_id,
+    )
+    try:
+        conn = connect(
+            params["backend"],
+            database=params["database"],
+            host=params["db_host"],
+            port=params["db_port"],
+            name=params["db_name"],
+            user=params["db_user"],
+            password=params["db_password"],
+        )
+    except SubscriberError as exc:
+        module.fail_json(msg=str(exc))
+    result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}
+    try:
+        if params["operation"] == "consent":
+            decisions = [
+                Consent(str(c.get("login") or ""), str(c.get("decision") or ""),
+                        str(c.get("source") or ""))
+                for c in params["consent"]
+            ]  # fmt: skip
+            changes = record_consent(conn, decisions, run_id, module.check_mode)
+            result.update(changed=bool(changes), consent=changes)
+            if module._diff:
+                result["diff"] = {
+                    "before": "".join(f"{c['login']}: {c['before']}\n" for c in changes),
+                    "after": "".join(f"{c['login']}: {c['after']}\n" for c in changes),
+                }
+            module.exit_json(**result)
+        if params["operation"] == "rollback":
+            run = rollback_wave(conn, settings, module.check_mode)
+        else:
+            rejected = {str(r["login"]): str(r.get("reason") or "") for r in params["rejected"]}
+            accounts = _wave_accounts(params["accounts"])
+            run = run_wave(conn, accounts, rejected, settings, module.check_mode)
+    except MigrationError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except conn.Error as exc:
+        module.fail_json(msg=f"{params['backend']} database error: {exc}", **result)
+    finally:
+        conn.close()
+    outcomes = _outcomes(run)
+    result.update(
+        changed=run.changed,
+        phase=settings.phase,
+        today=today.isoformat(),
+        counts=_counts(outcomes),
+        accounts=outcomes,
+        reconciliation=run.reconciliation,
+        snapshot_taken_for=run.snapshot_logins,
+    )
+    if params["operation"] == "apply":
+        result["refunds"] = {
+            "total": total_refund(run.plans),
+            "accounts": [
+                {"login": p.login, "amount": p.refund} for p in run.plans if p.refund is not None
+            ],
+        }
+    if module._diff:
+        result["diff"] = _diff(run)
+    if not run.reconciliation["ok"] and not module.check_mode:
+        module.fail_json(msg="reconciliation failed: " + "; ".join(
+            run.reconciliation["problems"][:10]), **result)  # fmt: skip
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
