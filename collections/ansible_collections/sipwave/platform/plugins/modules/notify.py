@@ -82,6 +82,27 @@ options:
         description: Per-account secrets for the templates (a generated password). Never shown.
         type: dict
         default: {}
+  accounts:
+    description:
+      - Controller side (action plugin). Per-account outcomes of a wave run
+        (O(sipwave.platform.wave#module:accounts)); each becomes a message whose template
+        values are the outcome's fields, completed from O(export) when given.
+    type: list
+    elements: dict
+  export:
+    description:
+      - Controller side (action plugin). The legacy export. Without O(accounts) the messages
+        go to the accounts O(wave) (then an entry of C(sipwave_waves)) selects in it.
+    type: path
+  number_plan:
+    description: Controller side (action plugin). Country plan the export is read with.
+    type: dict
+  site_secret:
+    description:
+      - Controller side (action plugin). Secret the wave engine derives generated phase-2
+        passwords from; accounts whose outcome says C(password_generated) get theirs as the
+        template value C(new_password), in their own message only.
+    type: str
   sender:
     description: The From address.
     type: str
@@ -160,7 +181,9 @@ from datetime import UTC, datetime  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 from email.utils import formataddr, formatdate, make_msgid  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
+    QuietBulkModule,
+)
 
 try:
     from jinja2 import StrictUndefined, TemplateError
@@ -168,37 +191,7 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     SandboxedEnvironment = None
 
-MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 HEADER = "X-Sipwave-Notification"
-
-
-class NotifyModule(AnsibleModule):
-    """Keeps the batch out of the echoed arguments and the host's log.
-
-    The messages are not declared no_log: AnsibleModule would then mask every login and
-    address in the result too (and scrub the result against each value, which is slow for a
-    big wave). The secrets never reach the result, so counting the messages is enough.
-    """
-
-    def summarised_params(self) -> dict:
-        params = dict(self.params)
-        for name in ("smtp_password",):
-            if params.get(name) is not None:
-                params[name] = MASKED
-        params["messages"] = f"<{len(params.get('messages') or [])} messages, not shown>"
-        return params
-
-    def _log_invocation(self) -> None:
-        params = self.summarised_params()
-        self.log("Invoked with " + " ".join(f"{name}={value}" for name, value in params.items()))
-
-    def exit_json(self, **kwargs):
-        kwargs.setdefault("invocation", {"module_args": self.summarised_params()})
-        super().exit_json(**kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs.setdefault("invocation", {"module_args": self.summarised_params()})
-        super().fail_json(msg, **kwargs)
 
 
 def recipient(message: dict) -> str:
@@ -224,7 +217,9 @@ def read_sent(path: str, notification: str, wave: str) -> set[str]:
 
 
 def render_all(params: dict, messages: list[dict]) -> list[EmailMessage]:
-    environment = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+    environment = SandboxedEnvironment(
+        undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+    )
     subject = environment.from_string(params["subject"])
     body = environment.from_string(params["body"])
     sender_domain = params["sender"].rpartition("@")[2] or None
@@ -278,7 +273,8 @@ def append_sent(path: str, entry: dict) -> None:
 
 
 def main() -> None:
-    module = NotifyModule(
+    module = QuietBulkModule(
+        summarised=("messages",),
         argument_spec={
             "notification": {"type": "str", "required": True},
             "wave": {"type": "str", "required": True},
@@ -289,7 +285,7 @@ def main() -> None:
                 "type": "list",
                 "elements": "dict",
                 "default": [],
-                "no_log": False,  # summarised by NotifyModule, see there why
+                "no_log": False,  # summarised by QuietBulkModule, see there why
                 "options": {
                     "login": {"type": "str", "required": True},
                     "email": {"type": "str", "required": True},
