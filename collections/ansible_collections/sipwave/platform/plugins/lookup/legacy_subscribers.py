@@ -35,7 +35,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: One dict per good row - username, domain, ha1, ha1b. Secret: never display it.
+  description:
+    - One dict per good row - username, domain, ha1 (and ha1b when the export has the password).
+    - Secret - never display it.
   type: list
   elements: dict
 """
@@ -65,14 +67,14 @@ class LookupModule(LookupBase):
             for path in terms:
                 for account in read_export(path, plan).accounts.values():
                     identity = (account.login, account.domain)
-                    subscribers.append(
-                        {
-                            "username": account.login,
-                            "domain": account.domain,
-                            "ha1": account.ha1 or ha1(*identity, account.password),
-                            "ha1b": ha1b(*identity, account.password) if account.password else "",
-                        }
-                    )
+                    subscriber = {
+                        "username": account.login,
+                        "domain": account.domain,
+                        "ha1": account.ha1 or ha1(*identity, account.password),
+                    }
+                    if account.password:
+                        subscriber["ha1b"] = ha1b(*identity, account.password)
+                    subscribers.append(subscriber)
         except (ExportError, NumberError) as exc:
             raise AnsibleLookupError(str(exc)) from exc
         return subscribers
