@@ -18,6 +18,7 @@ PHONE = "10.0.0.7"  # the stub never sends anything: addresses are only data her
 MIGRATED = "481234001"
 NOT_MIGRATED = "481234002"
 MIGRATED_NUMBER = "48221234567"
+MOVED = "481234005"  # phase 2, grace period over: only tnf481234005@NEW has a row
 
 NEW_PROXY_SETTINGS = dict(
     ROUTER_SETTINGS,
@@ -25,6 +26,8 @@ NEW_PROXY_SETTINGS = dict(
     trusted_peers=["127.0.20.21", LEGACY_ADDRESS],
     legacy_domains=[LEGACY],
     legacy_platform=LEGACY_PLATFORM,
+    phase2_login_prefix="tnf",
+    phase2_domain=NEW,
     number_plan={"country_code": "48", "national_lengths": [9]},
 )
 LEGACY_PLATFORM_SETTINGS = dict(
@@ -49,6 +52,7 @@ def proxy(ksr):
     ksr.htables["routing"] = {
         f"i:{MIGRATED}@{LEGACY}": 1,
         f"i:tnf{MIGRATED}@{NEW}": 1,
+        f"i:tnf{MOVED}@{NEW}": 1,
         f"n:{MIGRATED_NUMBER}": f"{MIGRATED}@{LEGACY}",
     }
     return make_router(NEW_PROXY_SETTINGS)
@@ -99,6 +103,15 @@ def test_register_of_a_not_migrated_identity_goes_to_the_legacy_platform_unchall
     assert ksr.called("auth_db.auth_check") == []
     assert ksr.called("auth.auth_challenge") == []
     assert ksr.called("registrar.save") == []
+
+
+@pytest.mark.parametrize("method", ["REGISTER", "INVITE"])
+def test_the_legacy_identity_of_an_account_past_its_grace_period_is_refused(ksr, proxy, method):
+    request(ksr, method, fuser=MOVED, ruser=MOVED if method == "REGISTER" else NOT_MIGRATED)
+    proxy.request_route()
+    assert ksr.replies() == [(403, "Account Moved")]
+    assert ksr.called("tm.t_relay") == []
+    assert ksr.called("auth_db.auth_check") == []
 
 
 def test_register_on_the_new_domain_is_never_relayed(ksr, proxy):

@@ -21,6 +21,7 @@ from conftest import (
     NEW_DOMAIN,
     NOT_MIGRATED,
     PROJECT,
+    PROXY,
     PROXY_CONTAINER,
     WAVE1_DATE,
     WAVE2_DATE,
@@ -36,6 +37,7 @@ from conftest import (
     run_playbook,
     sql,
 )
+from sipwave_testlib import sipp
 
 DAY_AFTER_WAVE1 = (date.fromisoformat(WAVE1_DATE) + timedelta(days=1)).isoformat()
 AFTER_GRACE = (date.fromisoformat(WAVE1_DATE) + timedelta(days=30)).isoformat()
@@ -247,16 +249,19 @@ def test_the_closure_mail_names_the_refund():
     assert f"{CLOSING.balance} PLN" in mails[0].body
 
 
-def test_after_the_grace_period_only_the_new_identity_registers():
+def test_after_the_grace_period_the_old_identity_is_refused():
     run = migrate("wave1", AFTER_GRACE, wave_phase=2)
     assert run.returncode == 0, run.stdout[-3000:]
-    old = register(MIGRATED.login, LEGACY_DOMAIN, MIGRATED.password, "127.0.23.111")
-    new = register(f"tnf{MIGRATED.login}", NEW_DOMAIN, MIGRATED.password, "127.0.23.112")
-    assert new.successful == 1, new.output
-    # without a row here the legacy identity is relayed to the legacy platform again, which
-    # never serves it to the new proxy's phones' calls: it is no longer a new-platform identity
-    assert "127.0.23.111" not in contact_of(PROXY_CONTAINER, MIGRATED.login, LEGACY_DOMAIN)
-    del old
+    # answered 403 at once, without a challenge (the scenario of a domain not served)
+    row = [MIGRATED.login, LEGACY_DOMAIN, "unused", "127.0.23.111:5099"]
+    result = sipp.run("register_not_served.xml", PROXY, "127.0.23.111", rows=[row])
+    assert result.successful == 1, result.output
+    assert "403 Account Moved" in result.messages
+
+
+def test_after_the_grace_period_the_new_identity_still_registers():
+    result = register(f"tnf{MIGRATED.login}", NEW_DOMAIN, MIGRATED.password, "127.0.23.112")
+    assert result.successful == 1, result.output
 
 
 # -- rollback and forward again ---------------------------------------------------------------

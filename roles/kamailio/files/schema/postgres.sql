@@ -70,8 +70,8 @@ CREATE TABLE IF NOT EXISTS dbaliases (
     username VARCHAR(64) DEFAULT '' NOT NULL,
     domain VARCHAR(64) DEFAULT '' NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS dbaliases_alias_idx ON dbaliases (alias_username, alias_domain);
-CREATE INDEX IF NOT EXISTS dbaliases_target_idx ON dbaliases (username, domain);
+CREATE INDEX IF NOT EXISTS alias_idx ON dbaliases (alias_username, alias_domain);
+CREATE INDEX IF NOT EXISTS alias_target_idx ON dbaliases (username, domain);
 INSERT INTO version (table_name, table_version) VALUES ('dbaliases', 1) ON CONFLICT DO NOTHING;
 
 -- What the router's routing cache (htable "routing") loads: identities served here

@@ -129,9 +129,7 @@ class Router:
         if realm not in self.settings.domains:
             KSR.sl.sl_send_reply(403, "Domain Not Served")
             return
-        if self.owned_by_legacy("$tU", realm):
-            # The legacy platform challenges and registers it; this proxy only relays.
-            self.relay_to(self.settings.legacy_platform)
+        if self.route_legacy_identity("$tU", realm, "REGISTER"):
             return
         if not self.check_credentials(source, realm):
             return
@@ -143,8 +141,22 @@ class Router:
         """A request from an account not migrated yet goes to the legacy platform as is."""
         if not self.settings.legacy_platform or source in self.settings.trusted_peers:
             return False
-        if not self.owned_by_legacy("$fU", (KSR.pv.get("$fd") or "").lower()):
+        return self.route_legacy_identity("$fU", (KSR.pv.get("$fd") or "").lower(), method)
+
+    def route_legacy_identity(self, user_variable: str, domain: str, method: str) -> bool:
+        """Requests of a legacy-domain identity without a subscriber row never stay here.
+
+        Not migrated yet: relayed to the legacy platform, which authenticates it. Moved to
+        its phase 2 identity (the grace period is over): refused.
+        """
+        if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
             return False
+        user = KSR.pv.get(user_variable)
+        if KSR.htable.sht_get(HTABLE_ROUTING, f"{IDENTITY_KEY}{user}@{domain}") is not None:
+            return False
+        if self.moved_to_phase2(user):
+            KSR.sl.sl_send_reply(403, "Account Moved")
+            return True
         # Not authenticated here, so nothing it claims about its identity is asserted.
         KSR.hdr.remove(ASSERTED_IDENTITY)
         if method in RECORD_ROUTED_METHODS:
@@ -152,12 +164,12 @@ class Router:
         self.relay_to(self.settings.legacy_platform)
         return True
 
-    def owned_by_legacy(self, user_variable: str, domain: str) -> bool:
-        """True for an identity of a legacy domain that has no subscriber row here."""
-        if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
+    def moved_to_phase2(self, user: str | None) -> bool:
+        prefix, domain = self.settings.phase2_login_prefix, self.settings.phase2_domain
+        if not prefix or not domain:
             return False
-        user = KSR.pv.get(user_variable)
-        return KSR.htable.sht_get(HTABLE_ROUTING, f"{IDENTITY_KEY}{user}@{domain}") is None
+        key = f"{IDENTITY_KEY}{prefix}{user}@{domain}"
+        return KSR.htable.sht_get(HTABLE_ROUTING, key) is not None
 
     def route_authenticate(self, source: str, method: str) -> bool:
         """Authenticate requests from subscribers; trusted peers are known by address."""

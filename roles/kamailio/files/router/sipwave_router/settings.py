@@ -27,6 +27,10 @@ class Settings:
     # still live on the legacy platform (a SIP URI; empty when there is none).
     legacy_domains: frozenset[str] = frozenset()
     legacy_platform: str = ""
+    # Phase 2 identity of a legacy login: once only that one has a subscriber row (the grace
+    # period is over), the legacy identity is refused instead of relayed.
+    phase2_login_prefix: str = ""
+    phase2_domain: str = ""
     # Parallel run on the legacy platform: proxies that relay phones' requests here, and
     # where calls go for accounts not registered here (moved to the new platform).
     relaying_peers: frozenset[str] = frozenset()
@@ -77,6 +81,8 @@ def settings_from_dict(data: dict) -> Settings:
         scanner_user_agents=tuple(u.lower() for u in data.get("scanner_user_agents", [])),
         legacy_domains=frozenset(d.lower() for d in data.get("legacy_domains", [])),
         legacy_platform=data.get("legacy_platform", ""),
+        phase2_login_prefix=data.get("phase2_login_prefix", ""),
+        phase2_domain=data.get("phase2_domain", "").lower(),
         relaying_peers=frozenset(data.get("relaying_peers", [])),
         unregistered_destination=data.get("unregistered_destination", ""),
         number_plan=plan_from_dict(number_plan) if number_plan else None,
