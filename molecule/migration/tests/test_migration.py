@@ -7,7 +7,6 @@ rollback and a migration forward again, then wave 2 killed half-way and run agai
 
 import re
 import subprocess
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -290,43 +289,51 @@ def test_migrating_forward_again_serves_the_account_on_the_new_proxy():
 # -- wave 2 killed during its database write -----------------------------------------------------
 
 
+# Inside the proxy: wait for the wave module (the python3 process with the database open),
+# give it a second to reach its first write, and kill that process by its pid.
+KILL_THE_WAVE_MODULE = """
+for _ in $(seq 900); do
+  for p in /proc/[0-9]*; do
+    [ "$(cat "$p/comm" 2>/dev/null)" = python3 ] || continue
+    ls -l "$p/fd" 2>/dev/null | grep -q sipwave.sqlite || continue
+    sleep 1; kill -9 "${p#/proc/}" && echo "killed ${p#/proc/}"; exit 0
+  done
+  sleep 0.1
+done
+exit 1
+"""
+
+
 @pytest.fixture(scope="module")
 def wave2_after_a_kill():
-    """Wave 2 killed inside its transaction, then run again.
-
-    A sqlite3 shell holds the database locked, so the wave module is certain to be waiting
-    inside its write when it is killed (SIGKILL, by the pid of the module this test started).
-    """
+    """Wave 2 killed while it waits to write (a sqlite3 shell holds the write lock), then
+    run again after the lock is gone."""
     locker = subprocess.Popen(
         ["podman", "exec", "-i", PROXY_CONTAINER, "sqlite3", DATABASE],
         stdin=subprocess.PIPE,
         text=True,
     )
-    locker.stdin.write("BEGIN EXCLUSIVE;\nSELECT 1;\n")
+    locker.stdin.write("BEGIN IMMEDIATE;\n")
     locker.stdin.flush()
-    killed_run = subprocess.Popen(
-        playbook_command("migrate_wave.yml", {"wave": "wave2", "sipwave_today": WAVE2_DATE}),
+    killer = subprocess.Popen(
+        ["podman", "exec", PROXY_CONTAINER, "sh", "-c", KILL_THE_WAVE_MODULE],
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    killed_run = subprocess.run(
+        playbook_command("migrate_wave.yml", {"wave": "wave2", "sipwave_today": WAVE2_DATE}),
+        capture_output=True,
         text=True,
         cwd=PROJECT,
         env=playbook_env(),
+        timeout=300,
     )
-    pid = ""
-    for _ in range(240):
-        found = in_container(PROXY_CONTAINER, "pgrep", "-n", "-f", "AnsiballZ_wave.py")
-        pid = found.stdout.strip()
-        if pid:
-            break
-        time.sleep(0.5)
-    time.sleep(2)
-    killed = in_container(PROXY_CONTAINER, "kill", "-9", pid) if pid else None
-    killed_output, _ = killed_run.communicate(timeout=180)
+    killed, _ = killer.communicate(timeout=120)
     locker.stdin.write("ROLLBACK;\n.quit\n")
     locker.stdin.close()
     locker.wait(timeout=30)
-    assert killed is not None and killed.returncode == 0, "the wave module never started"
-    return killed_run.returncode, killed_output, migrate("wave2", WAVE2_DATE)
+    assert killed.startswith("killed"), "the wave module was never seen"
+    return killed_run.returncode, killed_run.stdout, migrate("wave2", WAVE2_DATE)
 
 
 def test_a_wave_killed_during_its_database_write_fails_and_leaves_nothing_half_written(
