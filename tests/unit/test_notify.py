@@ -196,3 +196,21 @@ def test_duplicate_logins_are_refused(tmp_path, smtp):
     assert result["failed"] is True
     assert "221234568" in result["msg"]
     assert server.messages == []
+
+
+def test_the_sent_log_directory_is_created(tmp_path, smtp):
+    server = smtp()
+    log = tmp_path / "reports" / "new" / "sent.jsonl"
+    result, _ = run(tmp_path, args(tmp_path, server, sent_log=str(log)))
+    assert result["counts"]["sent"] == 3
+    assert len(log.read_text().splitlines()) == 3
+
+
+def test_an_unwritable_sent_log_sends_nothing(tmp_path, smtp):
+    server = smtp()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result, _ = run(tmp_path, args(tmp_path, server, sent_log=str(blocker / "sent.jsonl")))
+    assert result["failed"] is True
+    assert "sent-log" in result["msg"]
+    assert server.messages == []

@@ -264,12 +264,20 @@ def connect(params: dict) -> smtplib.SMTP:
     return smtp
 
 
-def append_sent(path: str, entry: dict) -> None:
+def append_sent(log, entry: dict) -> None:
     # One line per message, on disk before the next one goes out: a crash loses nothing.
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    log.write(json.dumps(entry, sort_keys=True) + "\n")
+    log.flush()
+    os.fsync(log.fileno())
+
+
+def open_sent_log(path: str):
+    """The sent-log opened for appending before anything is sent: if it cannot be written,
+    no message goes out (it would be sent again by the next run)."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    return open(path, "a", encoding="utf-8")
 
 
 def main() -> None:
@@ -343,24 +351,29 @@ def main() -> None:
         module.fail_json(msg=str(exc), **{**result, "changed": False, "sent": []})
     sent: list[str] = []
     try:
-        smtp = connect(params)
-        try:
-            for message, mail in zip(todo, rendered, strict=True):
-                smtp.send_message(mail)
-                append_sent(
-                    params["sent_log"],
-                    {
-                        "notification": params["notification"],
-                        "wave": params["wave"],
-                        "login": message["login"],
-                        "email": message["email"],
-                        "message_id": mail["Message-ID"],
-                        "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    },
-                )
-                sent.append(recipient(message))
-        finally:
-            smtp.quit()
+        log = open_sent_log(params["sent_log"])
+    except OSError as exc:
+        module.fail_json(msg=f"cannot write the sent-log: {exc}", **{**result, "changed": False})
+    try:
+        with log:
+            smtp = connect(params)
+            try:
+                for message, mail in zip(todo, rendered, strict=True):
+                    smtp.send_message(mail)
+                    append_sent(
+                        log,
+                        {
+                            "notification": params["notification"],
+                            "wave": params["wave"],
+                            "login": message["login"],
+                            "email": message["email"],
+                            "message_id": mail["Message-ID"],
+                            "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        },
+                    )
+                    sent.append(recipient(message))
+            finally:
+                smtp.quit()
     except (OSError, smtplib.SMTPException) as exc:
         module.fail_json(
             msg=f"SMTP {params['smtp_host']}:{params['smtp_port']}: {exc}; "
