@@ -49,13 +49,13 @@ def mac_of(rng: random.Random) -> str:
 def good_row(index: int, rng: random.Random, waves: list[str]) -> dict:
     login = f"{481200000 + index}"
     password = password_of(rng)
-    ha1_only = index % 10 == 7
+    ha1_only = index % 7 == 6
     notation = index % 4
     national = f"{220000000 + index:09d}"
     number = (f"+48{national}", f"0048{national}", f"48{national}", national)[notation]
     numbers = [number]
     if index % 5 == 0:
-        numbers.append(f"+48 58 {index % 1000:03d} {index % 100:02d} 00")
+        numbers.append(f"+48 58 {index:07d}")
     dialin = [f"+48{600000000 + index}"] if index % 3 == 0 else []
     if index % 9 == 0:
         dialin.append(f"0048{700000000 + index}")

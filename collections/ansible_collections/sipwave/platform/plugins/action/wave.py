@@ -94,7 +94,21 @@ def module_account(account: Account, new_login: str, new_domain: str, site_secre
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+    TRANSFERS_FILES = True
+
+    def _transfer_accounts(self, accounts: list[dict]) -> str:
+        """Put the accounts (HA1s) into a file in the remote temporary directory.
+
+        As a module argument, 100,000 accounts cost AnsibleModule minutes of deep copies and
+        validation; a file costs one JSON parse. The directory is private to the connection
+        user and removed right after the module ran.
+        """
+        if self._connection._shell.tmpdir is None:
+            self._make_tmp_path()
+        path = self._connection._shell.join_path(self._connection._shell.tmpdir, "accounts.json")
+        self._transfer_data(path, json.dumps(accounts))
+        self._fixup_perms2((self._connection._shell.tmpdir, path))
+        return path
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -120,9 +134,22 @@ class ActionModule(ActionBase):
                 ]
         except (ExportError, MigrationError, NumberError) as exc:
             raise AnsibleActionFail(str(exc)) from exc
-        module_result = self._execute_module(
-            module_name="sipwave.platform.wave", module_args=args, task_vars=task_vars
-        )
+        accounts = args.pop("accounts", None)
+        try:
+            if accounts is not None:
+                args["accounts_file"] = self._transfer_accounts(accounts)
+            module_result = self._execute_module(
+                module_name="sipwave.platform.wave", module_args=args, task_vars=task_vars
+            )
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        packed = module_result.pop("account_outcomes", None)
+        if packed is not None:
+            columns, rows = json.loads(packed)
+            module_result["accounts"] = [
+                {name: value for name, value in zip(columns, row, strict=True) if value is not None}
+                for row in rows
+            ]
         result.update(module_result)
         if export is not None:
             self._add_export(result, export)

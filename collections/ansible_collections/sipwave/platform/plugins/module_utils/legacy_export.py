@@ -181,7 +181,10 @@ def _records(handle) -> Iterator[_Record]:
 
 
 def _split(value: str) -> list[str]:
-    return [item.strip() for item in value.split(LIST_SEPARATOR) if item.strip()]
+    if not value:
+        return []
+    items = [item.strip() for item in value.split(LIST_SEPARATOR)]
+    return [item for item in items if item]
 
 
 class _RowChecker:
@@ -320,18 +323,21 @@ def read_export(path: str, plan: NumberPlan) -> Export:
             if len(record.text_lines) == 1 and not record.text_lines[0].strip():
                 continue
             rows += 1
-            if record.undecodable:
-                for line, message in record.undecodable:
-                    reject(line, None, None, [("utf8", message)])
-                continue
             if record.unterminated:
                 reject(record.line, None, None, [("columns", "a quoted field is never closed")])
                 continue
             fields = next(csv.reader(record.text_lines), [])
+            # Whose row it is, when that can still be read: the wave then reports the
+            # account as rejected with this reason instead of not knowing it.
+            login, wave = _identify(header, fields)
+            if record.undecodable:
+                for line, message in record.undecodable:
+                    reject(line, login, wave, [("utf8", message)])
+                continue
             if len(fields) != len(header):
                 reject(
                     record.line,
-                    None,
+                    login,
                     None,
                     [("columns", f"expected {len(header)} fields, found {len(fields)}")],
                 )
@@ -386,6 +392,15 @@ def read_export(path: str, plan: NumberPlan) -> Export:
                 owner_of_number[number] = account
             accounts[login] = account
     return Export(path=path, accounts=accounts, bad_rows=bad_rows, rows=rows)
+
+
+def _identify(header: list[str], fields: list[str]) -> tuple[str | None, str | None]:
+    position = header.index("login")
+    login = fields[position].strip() if position < len(fields) else ""
+    wave = ""
+    if "wave" in header and len(fields) == len(header):
+        wave = fields[header.index("wave")].strip()
+    return (login if _LOGIN.fullmatch(login) else None), (wave or None)
 
 
 def _account(line: int, values: dict[str, str], plan: NumberPlan, reject) -> Account | None:

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -101,7 +102,10 @@ _TABLES = (
     recorded_at VARCHAR(32) NOT NULL,
     source VARCHAR(255) DEFAULT '' NOT NULL)""",
 )
+_ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_consent",
+                  "sipwave_snapshot")  # fmt: skip
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY"}
+_ADVISORY_LOCK_KEY = 0x51C0A7E  # any constant: every wave run takes the same lock
 _ALIAS_TABLE_VERSION = 1  # alias_db's schema version, checked by Kamailio at start
 
 
@@ -202,6 +206,30 @@ class State:
         return by_target, by_number
 
 
+def empty_database() -> Database:
+    """An empty in-memory stand-in for a database that does not exist yet (check mode on a
+    host where the kamailio role has not created it either)."""
+    connection = sqlite3.connect(":memory:")
+    connection.execute(
+        f"CREATE TABLE {subscriber_db.TABLE} (username TEXT, domain TEXT, ha1 TEXT, ha1b TEXT)"
+    )
+    return Database("sqlite", connection, sqlite3.Error)
+
+
+def lock_for_writing(conn: Database, cursor: Any) -> None:
+    """Serialise wave runs: a second run waits, then plans from what the first one wrote.
+
+    SQLite's IMMEDIATE transaction takes the write lock at once (readers such as Kamailio
+    carry on); PostgreSQL gets a transaction-scoped advisory lock.
+    """
+    if conn.backend == "sqlite":
+        if conn.connection.in_transaction:
+            conn.connection.commit()
+        cursor.execute("BEGIN IMMEDIATE")
+    else:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
+
+
 def ensure_tables(conn: Database, cursor: Any) -> None:
     for statement in _TABLES:
         cursor.execute(statement.format(serial=_SERIAL[conn.backend]))
@@ -233,15 +261,30 @@ def _in_chunks(cursor: Any, conn: Database, select: str, values: Sequence) -> li
 
 
 def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
-    """Every engine row, and Kamailio's subscriber and alias rows of ``domains``."""
-    cursor.execute(f"SELECT {', '.join(_ACCOUNT_COLUMNS)} FROM sipwave_account")
-    accounts = {row[0]: tuple(row) for row in cursor.fetchall()}
+    """Every engine row, and Kamailio's subscriber and alias rows of ``domains``.
+
+    A table that does not exist yet (check mode before the first run) reads as empty.
+    """
+    present = {name for name in _ENGINE_TABLES if _table_exists(conn, cursor, name)}
+
+    def rows(table: str, select: str) -> list[tuple]:
+        if table not in present:
+            return []
+        cursor.execute(select)
+        return cursor.fetchall()
+
+    accounts = {
+        row[0]: tuple(row)
+        for row in rows(
+            "sipwave_account", f"SELECT {', '.join(_ACCOUNT_COLUMNS)} FROM sipwave_account"
+        )
+    }
     numbers: dict[str, dict[tuple[str, str], str]] = {}
-    cursor.execute("SELECT number, login, kind, state FROM sipwave_number")
-    for number, login, kind, state in cursor.fetchall():
+    for number, login, kind, state in rows(
+        "sipwave_number", "SELECT number, login, kind, state FROM sipwave_number"
+    ):
         numbers.setdefault(login, {})[(number, kind)] = state
-    cursor.execute("SELECT login, decision FROM sipwave_consent")
-    consent = dict(cursor.fetchall())
+    consent = dict(rows("sipwave_consent", "SELECT login, decision FROM sipwave_consent"))
     wanted = sorted(set(domains) | {row[3] for row in accounts.values()} - {""})
     subscribers = {
         (user, domain): (ha1, ha1b)
@@ -252,16 +295,18 @@ def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
             wanted,
         )
     }
-    aliases = {
-        row[0]: tuple(row[1:])
-        for row in _in_chunks(
-            cursor,
-            conn,
-            "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases "
-            "WHERE domain IN ({markers})",
-            wanted,
-        )
-    }
+    aliases = {}
+    if "dbaliases" in present:
+        aliases = {
+            row[0]: tuple(row[1:])
+            for row in _in_chunks(
+                cursor,
+                conn,
+                "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases "
+                "WHERE domain IN ({markers})",
+                wanted,
+            )
+        }
     return State(accounts, numbers, subscribers, aliases, consent)
 
 
@@ -414,32 +459,42 @@ def _plan_account(
     plan = AccountPlan(login, "unchanged", None, None, row)
     plan.password_generated = account.password_generated and target == "phase2"
 
+    # This loop runs once per account of a 100,000-account wave: plain lookups, few objects.
     scope = {(login, account.legacy_domain), settings.new_identity(login)}
     if current is not None and current[3]:
         scope.add((login, current[3]))
+    subscribers = state.subscribers
     credentials_changed = False
     for key in scope:
-        have, want = state.subscribers.get(key), want_subs.get(key)
+        have, want = subscribers.get(key), want_subs.get(key)
         if have != want:
             plan.subscribers[key] = want
             credentials_changed = credentials_changed or (have is not None and want is not None)
 
-    alias_ids = {i for key in scope for i in by_target.get(key, ())}
-    alias_ids.update(i for n in account.numbers for i in by_number.get(_alias_user(n), ()))
-    alias_ids = {i for i in alias_ids if state.aliases[i][1] in {key[1] for key in scope}}
+    alias_ids: set[int] = set()
+    for key in scope:
+        alias_ids.update(by_target.get(key, ()))
+    for number in account.numbers:
+        alias_ids.update(by_number.get(_alias_user(number), ()))
+    aliases = state.aliases
+    if alias_ids:
+        scope_domains = (account.legacy_domain, settings.new_domain, current and current[3])
+        alias_ids = {i for i in alias_ids if aliases[i][1] in scope_domains}
     plan.scope_keys, plan.scope_alias_ids = scope, alias_ids
     have_aliases: dict[AliasRow, list[int]] = {}
     for i in sorted(alias_ids):
-        have_aliases.setdefault(state.aliases[i], []).append(i)
-    for alias, ids in have_aliases.items():
-        # Duplicate rows would make Kamailio's alias lookup ambiguous: keep one.
-        plan.alias_remove.extend(ids if alias not in want_aliases else ids[1:])
-    plan.alias_add = [alias for alias in dict.fromkeys(want_aliases) if alias not in have_aliases]
+        have_aliases.setdefault(aliases[i], []).append(i)
+    if list(have_aliases) != want_aliases or len(alias_ids) != len(have_aliases):
+        for alias, ids in have_aliases.items():
+            # Duplicate rows would make Kamailio's alias lookup ambiguous: keep one.
+            plan.alias_remove.extend(ids if alias not in want_aliases else ids[1:])
+        plan.alias_add = [a for a in dict.fromkeys(want_aliases) if a not in have_aliases]
 
     have_numbers = state.numbers.get(login, {})
-    for key in have_numbers.keys() | want_numbers.keys():
-        if have_numbers.get(key) != want_numbers.get(key):
-            plan.numbers[key] = want_numbers.get(key)
+    if have_numbers != want_numbers:
+        for key in have_numbers.keys() | want_numbers.keys():
+            if have_numbers.get(key) != want_numbers.get(key):
+                plan.numbers[key] = want_numbers.get(key)
 
     row_changed = current is None or tuple(current) != row
     if not (row_changed or plan.touches_rows):
@@ -655,14 +710,16 @@ def run_wave(
     domains = {settings.new_domain} | {a.legacy_domain for a in accounts}
     cursor = conn.connection.cursor()
     try:
-        ensure = not check_mode or _table_exists(conn, cursor, "sipwave_account")
-        if not ensure:
-            state = State({}, {}, {}, {}, {})
-            covered: set[str] = set()
-        else:
-            if not check_mode:
-                ensure_tables(conn, cursor)
-            state = read_state(conn, cursor, domains)
+        if not _table_exists(conn, cursor, subscriber_db.TABLE):
+            raise MigrationError(
+                "the database has no subscriber table: deploy the kamailio role first"
+            )
+        if not check_mode:
+            lock_for_writing(conn, cursor)
+            ensure_tables(conn, cursor)
+        state = read_state(conn, cursor, domains)
+        covered: set[str] = set()
+        if _table_exists(conn, cursor, "sipwave_snapshot"):
             covered = set((_read_snapshot(cursor, conn, settings.wave) or {}).get("logins", []))
         plans = plan_wave(state, accounts, rejected, settings)
         changed_plans = [p for p in plans if p.changed]
@@ -776,6 +833,8 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
         if snapshot is None:
             raise MigrationError(f"wave {settings.wave} was never applied: no snapshot to restore")
         domains = {settings.new_domain} | {d for _login, _u, d in snapshot["keys"]}
+        if not check_mode:
+            lock_for_writing(conn, cursor)
         state = read_state(conn, cursor, domains)
         plans = _plan_rollback(state, snapshot, settings)
         changed_plans = [p for p in plans if p.changed]
@@ -882,6 +941,7 @@ def record_consent(
     try:
         current: dict[str, str] = {}
         if not check_mode:
+            lock_for_writing(conn, cursor)
             ensure_tables(conn, cursor)
         if _table_exists(conn, cursor, "sipwave_consent"):
             cursor.execute("SELECT login, decision FROM sipwave_consent")

@@ -31,7 +31,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Plans the wave and reconciles the planned state without writing anything.
+    details:
+      - Plans the wave and reconciles the planned state without writing anything.
+      - A missing SQLite database file counts as an empty database.
   diff_mode:
     support: full
     details: One line per changed account (state, identity, numbers); never a secret.
@@ -62,7 +64,7 @@ options:
         O(accounts) and O(rejected).
     type: path
   number_plan:
-    description: Country plan for the export's numbers, e.g. C({country_code: "48"}).
+    description: 'Country plan for the export''s numbers, for example C({"country_code": "48"}).'
     type: dict
   site_secret:
     description:
@@ -71,14 +73,15 @@ options:
   report_dir:
     description: Controller directory for the JSON report (C(<wave>-<run_id>.json)).
     type: path
-  accounts:
+  accounts_file:
     description:
-      - The wave's good accounts (filled by the action plugin) with C(login), C(domain),
-        C(department), C(balance), C(numbers), C(dialin_numbers), C(legacy_ha1),
+      - Path on the target of a JSON list of the wave's good accounts, each with C(login),
+        C(domain), C(department), C(balance), C(numbers), C(dialin_numbers), C(legacy_ha1),
         C(legacy_ha1b), C(new_ha1), C(new_ha1b), C(password_generated).
-    type: list
-    elements: dict
-    default: []
+      - Written by the action plugin into the task's temporary directory (removed after the
+        run); a file because AnsibleModule's validation of a 100,000-entry list argument
+        costs far more than the wave itself.
+    type: path
   rejected:
     description: Selected logins whose export rows are bad, each with C(login) and C(reason).
     type: list
@@ -177,13 +180,15 @@ counts:
   returned: always
   type: dict
   sample: {"outcomes": {"phase1": 480, "rejected": 20}, "states": {"phase1": 480}}
-accounts:
+account_outcomes:
   description:
-    - One entry per input account - C(login), C(action), C(state), C(identity),
-      C(grace_until), C(refund), C(password_generated), C(reason). Never a secret.
+    - One entry per input account, packed as a JSON string C([columns, rows]) with the columns
+      C(login), C(action), C(state), C(identity), C(grace_until), C(refund),
+      C(password_generated), C(reason). Never a secret.
+    - The action plugin unpacks it into C(accounts), a list of dictionaries (adding C(email)
+      and C(display_name) from the export for notifications).
   returned: when operation is apply or rollback
-  type: list
-  elements: dict
+  type: str
 reconciliation:
   description: Result of checking the database against the input after the run.
   returned: when operation is apply or rollback
@@ -202,6 +207,8 @@ consent:
 """
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
+import json  # noqa: E402
+import os  # noqa: E402
 from datetime import date  # noqa: E402
 
 from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (  # noqa: E402
@@ -210,6 +217,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.migration_db impo
     RunResult,
     Settings,
     WaveAccount,
+    empty_database,
     new_run_id,
     record_consent,
     rollback_wave,
@@ -258,35 +266,48 @@ def _wave_accounts(entries: list) -> list[WaveAccount]:
     return accounts
 
 
-def _outcomes(result: RunResult) -> list[dict]:
-    outcomes = []
+OUTCOME_COLUMNS = ("login", "action", "state", "identity", "grace_until", "refund",
+                   "password_generated", "reason")  # fmt: skip
+
+
+def _load_accounts(path: str | None) -> list:
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entries = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise MigrationError(f"cannot read the accounts file {path}: {exc}") from exc
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise MigrationError(f"the accounts file {path} is not a list of accounts")
+    return entries
+
+
+def _outcome_rows(result: RunResult) -> list[list]:
+    rows = []
     for plan in result.plans:
         row = plan.account_row
-        outcome = {
-            "login": plan.login,
-            "action": plan.action,
-            "state": row[1] if row else None,
-            "identity": f"{row[4]}@{row[5]}" if row and row[4] else None,
-            "grace_until": row[6] if row else None,
-        }
-        if plan.refund is not None:
-            outcome["refund"] = plan.refund
-        if plan.password_generated:
-            outcome["password_generated"] = True
-        if plan.reason:
-            outcome["reason"] = plan.reason
-        outcomes.append(outcome)
-    return outcomes
+        rows.append([
+            plan.login,
+            plan.action,
+            row[1] if row else None,
+            f"{row[4]}@{row[5]}" if row and row[4] else None,
+            row[6] if row else None,
+            plan.refund,
+            True if plan.password_generated else None,
+            plan.reason,
+        ])  # fmt: skip
+    return rows
 
 
-def _counts(outcomes: list[dict]) -> dict:
+def _counts(rows: list[list]) -> dict:
     actions: dict[str, int] = {}
     states: dict[str, int] = {}
-    for outcome in outcomes:
-        actions[outcome["action"]] = actions.get(outcome["action"], 0) + 1
-        if outcome["state"]:
-            states[outcome["state"]] = states.get(outcome["state"], 0) + 1
-    return {"accounts": len(outcomes), "outcomes": actions, "states": states}
+    for row in rows:
+        actions[row[1]] = actions.get(row[1], 0) + 1
+        if row[2]:
+            states[row[2]] = states.get(row[2], 0) + 1
+    return {"accounts": len(rows), "outcomes": actions, "states": states}
 
 
 def _describe(view: dict | None) -> str:
@@ -324,7 +345,7 @@ def main() -> None:
             },
             "wave": {"type": "raw"},
             "phase": {"type": "int", "default": 1, "choices": [1, 2]},
-            "accounts": {"type": "list", "elements": "dict", "default": [], "no_log": False},
+            "accounts_file": {"type": "path"},
             "rejected": {"type": "list", "elements": "dict", "default": []},
             "consent": {"type": "list", "elements": "dict", "default": []},
             "new_domain": {"type": "str", "required": True},
@@ -352,7 +373,7 @@ def main() -> None:
             ("operation", "rollback", ("wave",)),
         ],
         supports_check_mode=True,
-        summarised=("accounts",),
+        summarised=("rejected", "consent"),
     )
     params = module.params
     run_id = params["run_id"] or new_run_id()
@@ -372,16 +393,21 @@ def main() -> None:
         today=today,
         run_id=run_id,
     )
+    missing_sqlite = params["backend"] == "sqlite" and not os.path.exists(params["database"])
     try:
-        conn = connect(
-            params["backend"],
-            database=params["database"],
-            host=params["db_host"],
-            port=params["db_port"],
-            name=params["db_name"],
-            user=params["db_user"],
-            password=params["db_password"],
-        )
+        if module.check_mode and missing_sqlite:
+            # The play that creates the database did not run in check mode either.
+            conn = empty_database()
+        else:
+            conn = connect(
+                params["backend"],
+                database=params["database"],
+                host=params["db_host"],
+                port=params["db_port"],
+                name=params["db_name"],
+                user=params["db_user"],
+                password=params["db_password"],
+            )
     except SubscriberError as exc:
         module.fail_json(msg=str(exc))
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}
@@ -404,7 +430,7 @@ def main() -> None:
             run = rollback_wave(conn, settings, module.check_mode)
         else:
             rejected = {str(r["login"]): str(r.get("reason") or "") for r in params["rejected"]}
-            accounts = _wave_accounts(params["accounts"])
+            accounts = _wave_accounts(_load_accounts(params["accounts_file"]))
             run = run_wave(conn, accounts, rejected, settings, module.check_mode)
     except MigrationError as exc:
         module.fail_json(msg=str(exc), **result)
@@ -412,13 +438,15 @@ def main() -> None:
         module.fail_json(msg=f"{params['backend']} database error: {exc}", **result)
     finally:
         conn.close()
-    outcomes = _outcomes(run)
+    outcomes = _outcome_rows(run)
     result.update(
         changed=run.changed,
         phase=settings.phase,
         today=today.isoformat(),
         counts=_counts(outcomes),
-        accounts=outcomes,
+        # One string, not 100,000 dictionaries: AnsibleModule walks every value of a result
+        # (remove_values), which took longer than the whole wave. The action plugin unpacks it.
+        account_outcomes=json.dumps([OUTCOME_COLUMNS, outcomes]),
         reconciliation=run.reconciliation,
         snapshot_taken_for=run.snapshot_logins,
     )

@@ -1,0 +1,159 @@
+"""A migration wave in one module call against a per-account task loop (make bench).
+
+Everything runs on the controller against local SQLite files created from the kamailio
+role's schema: the module is the same, only the way it is called differs.
+
+1. 100,000 accounts applied in one wave by one call of sipwave.platform.wave (goal <= 60 s),
+   the whole ansible-playbook run timed, export reading and hashing included;
+2. the same wave again, which must change nothing (goal <= 30 s);
+3. 1,000 accounts through a real ansible-playbook task loop calling the same module once
+   per account; the ratio of the per-account costs (loop / bulk) should be >= 100.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+PROJECT = BENCH.parent
+sys.path.insert(0, str(PROJECT / "tools"))
+
+import make_sample_export  # noqa: E402  # the tools directory is not a package
+
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+SCHEMA = PROJECT / "roles/kamailio/files/schema/sqlite.sql"
+RESULTS = BENCH / "results"
+BULK_ACCOUNTS = int(os.environ.get("SIPWAVE_BENCH_WAVE_ACCOUNTS", "100000"))
+LOOP_ACCOUNTS = int(os.environ.get("SIPWAVE_BENCH_WAVE_LOOP", "1000"))
+GOAL_BULK_S = 60.0
+GOAL_RERUN_S = 30.0
+GOAL_RATIO = 100.0
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[bench wave {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def new_database(path: Path) -> Path:
+    with sqlite3.connect(path) as connection:
+        connection.executescript(SCHEMA.read_text())
+    return path
+
+
+def write_export(path: Path, accounts: int) -> Path:
+    path.write_bytes(make_sample_export.build(accounts, seed=30, waves=["bench"], bad_rows=False))
+    return path
+
+
+def playbook(name: str, extra_vars: dict, workdir: Path) -> tuple[float, dict]:
+    """Run a bench playbook; its wall time and the PLAY RECAP counts of localhost."""
+    vars_file = workdir / f"{name}-vars.json"
+    vars_file.write_text(json.dumps(extra_vars))
+    started = time.monotonic()
+    completed = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", str(BENCH / name), "-e", f"@{vars_file}",
+         "-e", f"ansible_python_interpreter={sys.executable}", "-c", "local"],
+        capture_output=True, text=True, cwd=PROJECT, check=False,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    if completed.returncode != 0:
+        raise BenchError(f"{name} failed:\n{(completed.stdout + completed.stderr)[-3000:]}")
+    recap = completed.stdout.rsplit("PLAY RECAP", 1)[-1]
+    counts = {}
+    for part in recap.split():
+        if "=" in part:
+            key, _, value = part.partition("=")
+            if value.isdigit():
+                counts[key] = int(value)
+    return elapsed, counts
+
+
+def count_rows(database: Path, table: str) -> int:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def benchmark(workdir: Path) -> dict:
+    bulk_db = new_database(workdir / "bulk.sqlite")
+    loop_db = new_database(workdir / "loop.sqlite")
+    log(f"writing exports: {BULK_ACCOUNTS} and {LOOP_ACCOUNTS} accounts")
+    bulk_export = write_export(workdir / "bulk.csv", BULK_ACCOUNTS)
+    loop_export = write_export(workdir / "loop.csv", LOOP_ACCOUNTS)
+    bulk_vars = {"bench_export": str(bulk_export), "bench_database": str(bulk_db)}
+
+    log(f"one module call: {BULK_ACCOUNTS} accounts")
+    bulk_s, bulk_recap = playbook("wave_bulk.yml", bulk_vars, workdir)
+    subscribers = count_rows(bulk_db, "subscriber")
+    if bulk_recap.get("changed") != 1 or subscribers != BULK_ACCOUNTS:
+        raise BenchError(f"bulk run: recap {bulk_recap}, {subscribers} subscribers")
+    audit_rows = count_rows(bulk_db, "sipwave_audit")
+    log(f"no-change re-run: {BULK_ACCOUNTS} accounts")
+    rerun_s, rerun_recap = playbook("wave_bulk.yml", bulk_vars, workdir)
+    if rerun_recap.get("changed") != 0 or count_rows(bulk_db, "sipwave_audit") != audit_rows:
+        raise BenchError(f"the re-run changed something: recap {rerun_recap}")
+
+    log(f"task loop: {LOOP_ACCOUNTS} accounts, one module call each")
+    logins = [f"{481200000 + index}" for index in range(LOOP_ACCOUNTS)]
+    loop_vars = {"bench_export": str(loop_export), "bench_database": str(loop_db),
+                 "bench_logins": logins}  # fmt: skip
+    loop_s, loop_recap = playbook("wave_loop.yml", loop_vars, workdir)
+    if count_rows(loop_db, "subscriber") != LOOP_ACCOUNTS:
+        raise BenchError(f"the loop did not migrate every account: recap {loop_recap}")
+
+    bulk_per_account = bulk_s / BULK_ACCOUNTS
+    loop_per_account = loop_s / LOOP_ACCOUNTS
+    ratio = loop_per_account / bulk_per_account
+    print()
+    print(
+        f"wave, one module call: {BULK_ACCOUNTS} accounts in {bulk_s:.1f} s "
+        f"(goal <= {GOAL_BULK_S:.0f} s), {bulk_per_account * 1e6:.0f} us per account"
+    )
+    print(f"wave, no-change re-run: {rerun_s:.1f} s (goal <= {GOAL_RERUN_S:.0f} s), changed=0")
+    print(
+        f"wave, task loop: {LOOP_ACCOUNTS} accounts in {loop_s:.1f} s, "
+        f"{loop_per_account * 1e3:.0f} ms per account "
+        f"(100,000 accounts would take {loop_per_account * 100000 / 3600:.1f} h)"
+    )
+    print(f"wave: one call is {ratio:.0f}x faster per account than the loop "
+          f"(goal >= {GOAL_RATIO:.0f}x)")  # fmt: skip
+    return {
+        "benchmark": "migration wave: one module call vs a per-account task loop",
+        "bulk": {"accounts": BULK_ACCOUNTS, "seconds": round(bulk_s, 2),
+                 "goal_seconds": GOAL_BULK_S, "goal_met": bulk_s <= GOAL_BULK_S},
+        "rerun": {"accounts": BULK_ACCOUNTS, "seconds": round(rerun_s, 2), "changed": 0,
+                  "goal_seconds": GOAL_RERUN_S, "goal_met": rerun_s <= GOAL_RERUN_S},
+        "loop": {"accounts": LOOP_ACCOUNTS, "seconds": round(loop_s, 2)},
+        "ratio": round(ratio, 1),
+        "goal_ratio": GOAL_RATIO,
+        "goal_met": ratio >= GOAL_RATIO,
+        "host_load_average": os.getloadavg(),
+    }  # fmt: skip
+
+
+def main() -> int:
+    RESULTS.mkdir(exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sipwave-bench-wave-") as workdir:
+            results = benchmark(Path(workdir))
+    except BenchError as error:
+        print(f"bench wave failed: {error}", file=sys.stderr)
+        return 1
+    output = RESULTS / "wave.json"
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    log(f"results written to {output.relative_to(PROJECT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,461 @@
+"""A wave applied to a real SQLite file: phases, grace, closure, rollback, re-runs, crashes."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+from wave_helpers import (
+    LEGACY,
+    NEW,
+    PROJECT,
+    SITE_SECRET,
+    TODAY,
+    account,
+    consent,
+    count,
+    create_database,
+    dump,
+    rollback,
+    run,
+    secrets_of,
+    settings,
+    wave_accounts,
+)
+
+GRACE_OVER = TODAY + timedelta(days=14)
+
+
+@pytest.fixture
+def database(tmp_path):
+    return create_database(tmp_path / "kamailio.sqlite")
+
+
+def account_row(database, login):
+    with sqlite3.connect(database) as connection:
+        connection.row_factory = sqlite3.Row
+        return dict(connection.execute("SELECT * FROM sipwave_account WHERE login = ?", (login,))
+                    .fetchone())  # fmt: skip
+
+
+def test_phase1_serves_the_legacy_identity_with_password_as_ha1(database):
+    alice = account("481234001", ("+48221234567",), ("+48600100200",))
+
+    result = run(database, [alice])
+
+    state = dump(database)
+    assert state["subscriber"] == [("481234001", LEGACY, *alice.legacy_credentials)]
+    assert alice.legacy_credentials[0] == subscriber_db.ha1(
+        "481234001", LEGACY, "Pw-481234001-secret"
+    )
+    assert state["dbaliases"] == [("48221234567", LEGACY, "481234001", LEGACY)]
+    assert state["sipwave_number"] == [
+        ("+48221234567", "481234001", "number", "active"),
+        ("+48600100200", "481234001", "dialin", "active"),
+    ]
+    assert state["sipwave_account"] == [
+        ("481234001", "phase1", "wave1", LEGACY, "481234001", LEGACY, None, "sales", "10.00")
+    ]
+    assert result.changed
+    assert result.reconciliation["ok"]
+
+
+def test_reconciliation_counts_every_account_number_and_dialin(database):
+    accounts = wave_accounts()
+
+    reconciliation = run(database, accounts, rejected={"481239999": "line 9: bad"}).reconciliation
+
+    assert reconciliation | {"problems": []} == {
+        "ok": True,
+        "accounts": 7,
+        "accounts_in_one_state": 7,
+        "per_state": {"phase1": 6, "rejected": 1},
+        "numbers_expected": 9,
+        "numbers_present": 9,
+        "dialin_numbers_expected": 2,
+        "dialin_numbers_present": 2,
+        "aliases_expected": 9,
+        "aliases_present": 9,
+        "problems": [],
+        "problem_count": 0,
+    }
+
+
+def test_reconciliation_names_what_is_missing(database):
+    accounts = wave_accounts(2)
+    run(database, accounts)
+    with sqlite3.connect(database) as connection:
+        connection.execute("DELETE FROM dbaliases WHERE alias_username = '48221230000'")
+        connection.execute("DELETE FROM sipwave_number WHERE number = '+48600100000'")
+    conn = subscriber_db.connect("sqlite", database=str(database))
+    with conn.connection:
+        state = migration_db.read_state(conn, conn.connection.cursor(), {LEGACY, NEW})
+    conn.close()
+
+    reconciliation = migration_db.reconcile(state, accounts, {}, settings())
+
+    assert not reconciliation["ok"]
+    assert reconciliation["problems"] == [
+        "481234000: no alias for +48221230000",
+        "481234000: dialin +48600100000 is not active",
+    ]
+    assert (reconciliation["aliases_present"], reconciliation["dialin_numbers_present"]) == (2, 0)
+
+
+def test_second_run_changes_nothing_and_writes_no_audit_row(database):
+    accounts = wave_accounts()
+    run(database, accounts)
+    before, audit_rows = dump(database, with_times=True), count(database, "sipwave_audit")
+
+    result = run(database, accounts, run_id="second-run")
+
+    assert not result.changed
+    assert {p.action for p in result.plans} == {"unchanged"}
+    assert dump(database, with_times=True) == before
+    assert count(database, "sipwave_audit") == audit_rows
+
+
+def test_check_mode_plans_the_run_and_writes_nothing(database):
+    accounts = wave_accounts()
+    untouched = database.read_bytes()
+
+    planned = run(database, accounts, check=True)
+
+    assert database.read_bytes() == untouched
+    applied = run(database, accounts)
+    assert [(p.login, p.action) for p in planned.plans] == [
+        (p.login, p.action) for p in applied.plans
+    ]
+    assert planned.reconciliation == applied.reconciliation
+
+
+def test_phase2_with_consent_gives_the_prefixed_login_and_keeps_the_old_one_for_grace(database):
+    alice = account("481234001", ("+48221234567",))
+    run(database, [alice])
+    consent(database, **{"481234001": "migrate"})
+
+    result = run(database, [alice], phase=2)
+
+    state = dump(database)
+    assert sorted(state["subscriber"]) == [
+        ("481234001", LEGACY, *alice.legacy_credentials),
+        ("tnf481234001", NEW, *alice.new_credentials),
+    ]
+    assert alice.new_credentials[0] == subscriber_db.ha1("tnf481234001", NEW, "Pw-481234001-secret")
+    assert state["dbaliases"] == [("48221234567", NEW, "tnf481234001", NEW)]
+    row = account_row(database, "481234001")
+    assert (row["state"], row["grace_until"]) == ("phase2", GRACE_OVER.isoformat())
+    assert [p.action for p in result.plans] == ["phase2"]
+
+
+def test_ha1_only_account_gets_a_generated_password_flag(database):
+    bob = account("481234002", ha1_only=True)
+    consent(database, **{"481234002": "migrate"})
+
+    result = run(database, [bob], phase=2)
+
+    assert result.plans[0].password_generated
+    generated = migration_db.generated_password(SITE_SECRET, "481234002")
+    assert dump(database)["subscriber"][-1][2] == subscriber_db.ha1("tnf481234002", NEW, generated)
+
+
+def test_generated_password_is_stable_per_account_and_secret():
+    first = migration_db.generated_password(SITE_SECRET, "481234002")
+
+    assert first == migration_db.generated_password(SITE_SECRET, "481234002")
+    assert first != migration_db.generated_password(SITE_SECRET, "481234003")
+    assert first != migration_db.generated_password("other-secret", "481234002")
+    assert len(first) == 16
+
+
+@pytest.mark.parametrize(
+    ("today", "legacy_registers", "action"),
+    [(GRACE_OVER - timedelta(days=1), True, "unchanged"), (GRACE_OVER, False, "grace_ended")],
+    ids=["during-grace", "grace-over"],
+)
+def test_legacy_identity_stops_when_the_grace_period_ends(database, today, legacy_registers,
+                                                          action):  # fmt: skip
+    alice = account("481234001", ("+48221234567",))
+    consent(database, **{"481234001": "migrate"})
+    run(database, [alice], phase=2)
+
+    result = run(database, [alice], phase=2, today=today)
+
+    identities = {(user, domain) for user, domain, *_ in dump(database)["subscriber"]}
+    assert (("481234001", LEGACY) in identities) is legacy_registers
+    assert ("tnf481234001", NEW) in identities
+    assert result.plans[0].action == action
+    assert not run(database, [alice], phase=2, today=today).changed
+
+
+def test_without_consent_phase2_leaves_the_account_pending_on_its_legacy_identity(database):
+    alice = account("481234001", ("+48221234567",))
+    run(database, [alice])
+
+    result = run(database, [alice], phase=2)
+
+    assert result.plans[0].action == "consent_pending"
+    assert dump(database)["subscriber"] == [("481234001", LEGACY, *alice.legacy_credentials)]
+
+
+@pytest.mark.parametrize("closure", ["kept_for_porting", "released"])
+def test_closure_removes_the_account_keeps_or_releases_numbers_and_refunds(database, closure):
+    alice = account("481234001", ("+48221234567",), ("+48600100200",), balance="42.10")
+    run(database, [alice])
+    consent(database, **{"481234001": "close"})
+
+    result = run(database, [alice], phase=2, closure_numbers=closure)
+
+    state = dump(database)
+    assert state["subscriber"] == []
+    assert state["dbaliases"] == []
+    assert state["sipwave_number"] == [
+        ("+48221234567", "481234001", "number", closure),
+        ("+48600100200", "481234001", "dialin", "released"),
+    ]
+    assert result.plans[0].refund == "42.10"
+    assert migration_db.total_refund(result.plans) == "42.10"
+    assert run(database, [alice], phase=2, closure_numbers=closure).plans[0].refund is None
+
+
+def test_rejected_account_is_recorded_with_its_reason(database):
+    result = run(database, [], rejected={"481234009": "export.csv:7: malformed MAC"})
+
+    assert account_row(database, "481234009")["state"] == "rejected"
+    assert result.plans[0].action == "rejected"
+    with sqlite3.connect(database) as connection:
+        (after,) = connection.execute('SELECT "after" FROM sipwave_audit').fetchone()
+    assert json.loads(after)["reason"] == "export.csv:7: malformed MAC"
+
+
+def test_a_bad_row_in_a_later_export_does_not_take_service_away(database):
+    alice = account("481234001", ("+48221234567",))
+    run(database, [alice])
+    served = dump(database)
+
+    result = run(database, [], rejected={"481234001": "export.csv:2: bad balance"})
+
+    assert result.plans[0].action == "kept"
+    assert dump(database) == served
+
+
+def pre_existing_rows(database):
+    """Rows the wave finds: an old subscriber row of one of its logins, an alias of one of
+    its numbers pointing elsewhere, and rows the wave must never touch."""
+    with sqlite3.connect(database) as connection:
+        connection.executemany(
+            "INSERT INTO subscriber (username, domain, ha1, ha1b) VALUES (?, ?, ?, ?)",
+            [("481234001", LEGACY, "0" * 32, ""), ("someone", NEW, "1" * 32, ""),
+             ("481299999", LEGACY, "2" * 32, "")],
+        )  # fmt: skip
+    run(database, [], rejected={})  # creates the engine's tables, changes nothing
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO dbaliases (alias_username, alias_domain, username, domain) "
+            "VALUES ('48221230000', ?, 'pbx', ?)",
+            (LEGACY, LEGACY),
+        )
+
+
+def test_rollback_restores_the_pre_wave_state_exactly(database):
+    pre_existing_rows(database)
+    before = dump(database)
+    accounts = wave_accounts()
+    run(database, accounts)
+    consent(database, **{"481234001": "migrate", "481234002": "close"})
+    run(database, accounts, phase=2)
+    run(database, accounts, phase=2, today=GRACE_OVER)
+
+    result = rollback(database)
+
+    assert result.changed
+    assert result.reconciliation["ok"]
+    assert dump(database) == before
+
+
+def test_rollback_twice_changes_nothing_and_migrating_forward_again_works(database):
+    pre_existing_rows(database)
+    accounts = wave_accounts()
+    run(database, accounts)
+    migrated = dump(database)
+    rollback(database)
+    rolled_back = dump(database)
+
+    again = rollback(database)
+    forward = run(database, accounts)
+
+    assert not again.changed
+    assert forward.changed and forward.reconciliation["ok"]
+    assert dump(database) == migrated
+    assert rolled_back != migrated
+
+
+def test_rollback_check_mode_writes_nothing(database):
+    run(database, wave_accounts())
+    untouched = database.read_bytes()
+
+    result = rollback(database, check=True)
+
+    assert result.changed
+    assert database.read_bytes() == untouched
+
+
+def test_rollback_of_a_wave_never_applied_is_an_error(database):
+    with pytest.raises(migration_db.MigrationError, match="never applied"):
+        rollback(database)
+
+
+def test_snapshot_is_written_once_per_account(database):
+    accounts = wave_accounts()
+    run(database, accounts[:3])
+    run(database, accounts[:3], phase=2)
+    run(database, accounts)
+
+    with sqlite3.connect(database) as connection:
+        contents = [json.loads(c) for (c,) in connection.execute(
+            "SELECT content FROM sipwave_snapshot ORDER BY id")]  # fmt: skip
+    assert [c["logins"] for c in contents] == [
+        [a.login for a in accounts[:3]],
+        [a.login for a in accounts[3:]],
+    ]
+
+
+@pytest.mark.parametrize("failing_call", range(1, 12))
+def test_a_failure_between_statements_leaves_the_database_as_it_was(
+    database, monkeypatch, failing_call
+):
+    accounts = wave_accounts()
+    run(database, accounts[:2])
+    before = dump(database, with_times=True)
+    calls = []
+    real = subscriber_db.Database.executemany
+
+    def failing(self, cursor, statement, rows):
+        calls.append(statement)
+        if len(calls) == failing_call:
+            raise sqlite3.OperationalError("injected failure")
+        return real(self, cursor, statement, rows)
+
+    monkeypatch.setattr(subscriber_db.Database, "executemany", failing)
+    with pytest.raises(sqlite3.OperationalError, match="injected"):
+        run(database, accounts)
+    monkeypatch.undo()
+
+    assert dump(database, with_times=True) == before
+    assert run(database, accounts).reconciliation["ok"]
+    assert not run(database, accounts).changed
+
+
+KILLER = """
+import json, os, signal, sys
+from datetime import date
+from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+sys.path.insert(0, {tests!r})
+from wave_helpers import run, wave_accounts
+kill_at = int(sys.argv[2])
+statements = 0
+
+def count(statement):
+    global statements
+    statements += 1
+    if statements == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+real_connect = subscriber_db.connect
+def connect(*args, **kwargs):
+    conn = real_connect(*args, **kwargs)
+    conn.connection.set_trace_callback(count)
+    return conn
+subscriber_db.connect = connect
+from pathlib import Path
+run(Path(sys.argv[1]), wave_accounts(40))
+print(statements)
+"""
+
+
+def run_killable(database, kill_at: int) -> subprocess.CompletedProcess:
+    script = KILLER.format(tests=str(PROJECT / "tests/unit"))
+    return subprocess.run(
+        [sys.executable, "-c", script, str(database), str(kill_at)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(PROJECT / "collections"), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+
+
+def test_a_run_killed_anywhere_re_runs_to_the_same_result(tmp_path):
+    clean = create_database(tmp_path / "clean.sqlite")
+    completed = run_killable(clean, 0)
+    assert completed.returncode == 0, completed.stderr
+    total = int(completed.stdout)
+    expected = dump(clean)
+    assert total > 100
+    empty = dump(create_database(tmp_path / "empty.sqlite"))
+    outcomes = []
+
+    for kill_at in (1, total // 4, total // 2, 3 * total // 4, total - 1):
+        database = create_database(tmp_path / f"killed-{kill_at}.sqlite")
+        killed = run_killable(database, kill_at)
+        assert killed.returncode == -9, f"not killed at statement {kill_at}: {killed.stderr}"
+        # Killed before the commit nothing is there, after it everything: never a half wave.
+        outcomes.append(dump(database) == expected)
+        assert dump(database) in (empty, expected)
+
+        rerun = run(database, wave_accounts(40))
+
+        assert rerun.reconciliation["ok"]
+        assert dump(database) == expected
+        assert not run(database, wave_accounts(40)).changed
+    assert outcomes[:4] == [False] * 4, "the first kills must land before the commit"
+
+
+def test_no_secret_in_views_audit_or_snapshot_views(database):
+    accounts = wave_accounts()
+    consent(database, **{a.login: "migrate" for a in accounts})
+    result = run(database, accounts, phase=2)
+
+    with sqlite3.connect(database) as connection:
+        audit = json.dumps(connection.execute("SELECT * FROM sipwave_audit").fetchall())
+        accounts_table = json.dumps(connection.execute("SELECT * FROM sipwave_account").fetchall())
+    shown = json.dumps([[p.login, p.action, p.before, p.after] for p in result.plans])
+    shown += json.dumps(result.reconciliation) + audit + accounts_table
+    for secret in secrets_of(accounts):
+        assert secret not in shown
+    assert accounts[0].legacy_credentials[0] not in repr(result.plans[0]) + repr(accounts[0])
+
+
+def test_consent_is_recorded_once(database):
+    assert consent(database, **{"481234001": "migrate"}) == [
+        {"login": "481234001", "before": None, "after": "migrate", "source": ""}
+    ]
+    assert consent(database, **{"481234001": "migrate"}) == []
+    assert [c["after"] for c in consent(database, **{"481234001": "close"})] == ["close"]
+
+
+def test_invalid_consent_decision_is_refused(database):
+    with pytest.raises(migration_db.MigrationError, match="'maybe' is not migrate or close"):
+        consent(database, **{"481234001": "maybe"})
+
+
+def test_two_runs_at_once_wait_for_each_other_and_write_the_wave_once(tmp_path):
+    clean = create_database(tmp_path / "clean.sqlite")
+    assert run_killable(clean, 0).returncode == 0
+    database = create_database(tmp_path / "twice.sqlite")
+    script = KILLER.format(tests=str(PROJECT / "tests/unit"))
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(database), "0"],
+            env={"PYTHONPATH": str(PROJECT / "collections"), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+
+    assert [process.wait(timeout=120) for process in runs] == [0, 0]
+    assert dump(database) == dump(clean)
+    assert count(database, "sipwave_snapshot") == 1

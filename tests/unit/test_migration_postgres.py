@@ -1,0 +1,121 @@
+"""The wave engine on PostgreSQL: a throwaway cluster on a Unix socket (no TCP at all).
+
+Skipped where PostgreSQL's server binaries or psycopg2 are missing.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+from wave_helpers import PROJECT, TODAY, settings, wave_accounts
+
+psycopg2 = pytest.importorskip("psycopg2")
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
+SCHEMA = PROJECT / "roles/kamailio/files/schema/postgres.sql"
+
+
+def as_postgres(*command: str) -> list[str]:
+    return list(command) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *command]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if PG_BIN is None or not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL server binaries are not installed")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("runuser is needed to start PostgreSQL as root")
+    # Not under pytest's tmp_path: the postgres user cannot enter root's private directory.
+    root = Path(tempfile.mkdtemp(prefix="sipwave-pg-"))
+    data, socket_dir = root / "data", root / "socket"
+    socket_dir.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(socket_dir, "postgres")
+    subprocess.run(as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "kamailio",
+                               "--auth=trust"), check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"),
+                    "-o", f"-c listen_addresses='' -k {socket_dir} -p 5439", "start"),
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield str(socket_dir)
+    finally:
+        subprocess.run(as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                                   "stop"), check=False, capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database(cluster):
+    name = f"kamailio_{time.monotonic_ns()}"
+    admin = psycopg2.connect(host=cluster, port=5439, dbname="postgres", user="kamailio")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    admin.close()
+    connection = psycopg2.connect(host=cluster, port=5439, dbname=name, user="kamailio")
+    with connection, connection.cursor() as cursor:
+        cursor.execute(SCHEMA.read_text())
+    connection.close()
+    return {"host": cluster, "port": 5439, "name": name, "user": "kamailio"}
+
+
+def connect(database):
+    return subscriber_db.connect("postgres", **database)
+
+
+def run(database, accounts, phase=1, **overrides):
+    conn = connect(database)
+    try:
+        return migration_db.run_wave(conn, accounts, {}, settings(phase, **overrides), False)
+    finally:
+        conn.close()
+
+
+def dump(database):
+    conn = connect(database)
+    cursor = conn.connection.cursor()
+    tables = {}
+    for table, columns in (
+        ("subscriber", "username, domain, ha1, ha1b"),
+        ("dbaliases", "alias_username, alias_domain, username, domain"),
+        ("sipwave_account", "login, state, current_username, current_domain, grace_until"),
+        ("sipwave_number", "number, login, kind, state"),
+    ):
+        cursor.execute("SELECT to_regclass(%s)", (table,))
+        if cursor.fetchone()[0] is None:
+            tables[table] = []
+            continue
+        cursor.execute(f"SELECT {columns} FROM {table}")
+        tables[table] = sorted(cursor.fetchall())
+    conn.close()
+    return tables
+
+
+def test_wave_phase2_grace_and_rollback_on_postgres(database):
+    before = dump(database)
+    accounts = wave_accounts()
+    first = run(database, accounts)
+    conn = connect(database)
+    migration_db.record_consent(
+        conn, [migration_db.Consent(accounts[1].login, "migrate")], "test-run", False
+    )
+    conn.close()
+    phase2 = run(database, accounts, phase=2)
+    again = run(database, accounts, phase=2)
+    run(database, accounts, phase=2, today=TODAY.replace(year=2027))
+
+    conn = connect(database)
+    rolled_back = migration_db.rollback_wave(conn, settings(), False)
+    conn.close()
+
+    assert first.changed and first.reconciliation["ok"]
+    assert phase2.reconciliation["per_state"] == {"phase2": 1, "consent_pending": 5}
+    assert not again.changed
+    assert rolled_back.changed and rolled_back.reconciliation["ok"]
+    assert dump(database) == before

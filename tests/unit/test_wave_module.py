@@ -1,0 +1,238 @@
+"""sipwave.platform.wave run as Ansible runs it: the module file, and the playbooks at -vvv."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils import legacy_export, migration_db
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
+from module_runner import COLLECTIONS, run_module_file
+from wave_helpers import NEW, PROJECT, create_database, dump, secrets_of, wave_accounts
+
+MODULE = COLLECTIONS / "ansible_collections/sipwave/platform/plugins/modules/wave.py"
+SAMPLE = PROJECT / "inventories/lab/files/legacy_export.csv"
+LAB_SITE_SECRET = "lab-site-secret-not-for-production"
+
+
+def accounts_file(tmp_path: Path, accounts) -> str:
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps([
+        {"login": a.login, "domain": a.legacy_domain, "department": a.department,
+         "balance": a.balance, "numbers": list(a.numbers),
+         "dialin_numbers": list(a.dialin_numbers), "legacy_ha1": a.legacy_credentials[0],
+         "legacy_ha1b": a.legacy_credentials[1], "new_ha1": a.new_credentials[0],
+         "new_ha1b": a.new_credentials[1], "password_generated": a.password_generated}
+        for a in accounts
+    ]))  # fmt: skip
+    return str(path)
+
+
+def run_module(tmp_path, args, *, check=False, diff=False):
+    completed = run_module_file(MODULE, tmp_path, args, check=check, diff=diff)
+    return json.loads(completed.stdout), completed.stdout + completed.stderr
+
+
+@pytest.fixture
+def database(tmp_path):
+    return create_database(tmp_path / "kamailio.sqlite")
+
+
+def wave_args(tmp_path, database, accounts, **extra):
+    return {
+        "wave": "wave1",
+        "accounts_file": accounts_file(tmp_path, accounts),
+        "new_domain": NEW,
+        "today": "2026-11-22",
+        "database": str(database),
+    } | extra
+
+
+def test_module_applies_the_wave_then_changes_nothing(tmp_path, database):
+    accounts = wave_accounts()
+
+    first, _ = run_module(tmp_path, wave_args(tmp_path, database, accounts))
+    second, _ = run_module(tmp_path, wave_args(tmp_path, database, accounts))
+
+    assert first["changed"] and not second["changed"]
+    assert first["counts"]["outcomes"] == {"phase1": 6}
+    assert second["counts"]["outcomes"] == {"unchanged": 6}
+    assert first["reconciliation"]["ok"]
+    columns, rows = json.loads(first["account_outcomes"])
+    assert dict(zip(columns, rows[0], strict=True))["identity"] == "481234000@ip.tanifon.pl"
+
+
+def test_check_diff_lists_each_account_change_and_writes_nothing(tmp_path, database):
+    accounts = wave_accounts(2)
+    untouched = database.read_bytes()
+
+    result, output = run_module(
+        tmp_path, wave_args(tmp_path, database, accounts), check=True, diff=True
+    )
+
+    assert database.read_bytes() == untouched
+    assert result["changed"]
+    assert result["diff"]["after"].splitlines() == [
+        "481234000: phase1: phase1; registers as 481234000@ip.tanifon.pl; numbers +48221230000 "
+        "active; dial-in +48600100000 active",
+        "481234001: phase1: phase1; registers as 481234001@ip.tanifon.pl; numbers +48221230001 "
+        "active, +48581230001 active",
+    ]
+    for secret in secrets_of(accounts):
+        assert secret not in output
+
+
+def test_invocation_never_shows_the_hashes(tmp_path, database):
+    accounts = wave_accounts()
+
+    result, output = run_module(tmp_path, wave_args(tmp_path, database, accounts, db_password="x"))
+
+    assert result["invocation"]["module_args"]["db_password"] != "x"
+    for secret in secrets_of(accounts):
+        assert secret not in output
+
+
+def test_consent_then_phase2_then_rollback_through_the_module(tmp_path, database):
+    accounts = wave_accounts(3)
+    run_module(tmp_path, wave_args(tmp_path, database, accounts))
+    before_phase2 = dump(database)
+
+    recorded, _ = run_module(tmp_path, {
+        "operation": "consent", "new_domain": NEW, "database": str(database),
+        "consent": [{"login": "481234001", "decision": "migrate", "source": "ticket 7"}],
+    })  # fmt: skip
+    phase2, _ = run_module(tmp_path, wave_args(tmp_path, database, accounts, phase=2))
+    rolled_back, _ = run_module(tmp_path, {
+        "operation": "rollback", "wave": "wave1", "new_domain": NEW, "database": str(database),
+    })  # fmt: skip
+
+    assert recorded["consent"] == [
+        {"login": "481234001", "before": None, "after": "migrate", "source": "ticket 7"}
+    ]
+    assert phase2["counts"]["states"] == {"consent_pending": 2, "phase2": 1}
+    assert rolled_back["counts"]["outcomes"] == {"rollback": 3}
+    assert dump(database) == {table: [] for table in before_phase2}
+
+
+def test_bad_accounts_file_is_a_clear_error(tmp_path, database):
+    path = tmp_path / "accounts.json"
+    path.write_text('{"not": "a list"}')
+
+    result, _ = run_module(tmp_path, {"wave": "w", "accounts_file": str(path),
+                                      "new_domain": NEW, "database": str(database)})  # fmt: skip
+
+    assert result["failed"]
+    assert "is not a list of accounts" in result["msg"]
+
+
+# -- the playbooks, with the action plugin, at -vvv -------------------------------------------
+
+
+def sample_secrets() -> list[str]:
+    """Every password and HA1 of the sample export, and the generated phase-2 passwords."""
+    export = legacy_export.read_export(str(SAMPLE), plan_from_dict({"country_code": "48"}))
+    found = {LAB_SITE_SECRET}
+    for account in export.accounts.values():
+        found.update(s for s in (account.password, account.ha1) if s)
+        found.add(migration_db.generated_password(LAB_SITE_SECRET, account.login))
+    raw = SAMPLE.read_bytes().decode("utf-8", errors="replace")
+    for row in raw.splitlines()[1:]:
+        fields = row.split(",")
+        if len(fields) > 2:
+            found.update(f for f in fields[1:3] if len(f) >= 10)
+    return sorted(found)
+
+
+def playbook(name: str, database: Path, reports: Path, *extra: str) -> str:
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), f"playbooks/{name}", "-vvv",
+         "-e", "sipwave_migration_hosts=localhost", "-e", f"kamailio_db_sqlite_path={database}",
+         "-e", f"sipwave_report_dir={reports}", *extra],
+        cwd=PROJECT, capture_output=True, text=True, check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-3000:]
+    return output
+
+
+def test_playbooks_at_vvv_never_show_a_password_or_hash(tmp_path, database):
+    reports = tmp_path / "reports"
+    consent_csv = tmp_path / "consent.csv"
+    consent_csv.write_text(
+        "login,decision\n481200000,migrate\n481200002,close\n481200006,migrate\n"
+    )
+    outputs = [
+        playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1"),
+        playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1", "--check", "--diff"),
+        playbook("record_consent.yml", database, reports, "-e", f"consent_file={consent_csv}"),
+        playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1", "-e", "wave_phase=2",
+                 "--diff"),
+        playbook("rollback_wave.yml", database, reports, "-e", "wave=wave1", "--diff"),
+    ]  # fmt: skip
+    shown = "\n".join(outputs) + "".join(p.read_text() for p in reports.iterdir())
+
+    assert "/legacy_export.csv:503: broken UTF-8" in outputs[0]
+    assert '"phase2": 2' in outputs[3]  # 481200006 only had an HA1: a generated password
+    secrets = sample_secrets()
+    assert len(secrets) > 900
+    leaked = [secret for secret in secrets if secret in shown]
+    assert leaked == []
+
+
+def test_second_playbook_run_reports_changed_0(tmp_path, database):
+    reports = tmp_path / "reports"
+    playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1")
+
+    output = playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1")
+
+    assert "changed=0" in output
+    report = json.loads(sorted(reports.iterdir())[-1].read_text())
+    assert report["counts"]["outcomes"] == {"unchanged": report["counts"]["accounts"]}
+    assert report["reconciliation"]["ok"]
+    assert report["export"]["bad"] == 15
+
+
+def test_a_wave_not_yet_due_is_refused(tmp_path, database):
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/migrate_wave.yml",
+         "-e", "wave=wave2", "-e", "sipwave_migration_hosts=localhost",
+         "-e", f"kamailio_db_sqlite_path={database}", "-e", "sipwave_today=2026-11-22"],
+        cwd=PROJECT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert completed.returncode != 0
+    assert "wave wave2 is scheduled for 2026-12-07" in completed.stdout
+
+
+def test_phase2_password_filter_gives_the_password_the_wave_hashed():
+    from ansible_collections.sipwave.platform.plugins.filter.migration import FilterModule
+
+    phase2_password = FilterModule().filters()["phase2_password"]
+
+    assert phase2_password("481200006", LAB_SITE_SECRET) == migration_db.generated_password(
+        LAB_SITE_SECRET, "481200006"
+    )
+
+
+def test_check_mode_on_a_host_without_the_database_plans_from_empty(tmp_path):
+    missing = tmp_path / "not-yet.sqlite"
+
+    result, _ = run_module(tmp_path, wave_args(tmp_path, missing, wave_accounts(2)), check=True)
+
+    assert result["changed"]
+    assert result["counts"]["outcomes"] == {"phase1": 2}
+    assert not missing.exists()
+
+
+def test_a_database_without_the_subscriber_table_is_a_clear_error(tmp_path):
+    bare = tmp_path / "bare.sqlite"
+    sqlite3.connect(bare).close()
+
+    result, _ = run_module(tmp_path, wave_args(tmp_path, bare, wave_accounts(2)))
+
+    assert result["failed"]
+    assert result["msg"] == "the database has no subscriber table: deploy the kamailio role first"

@@ -1,0 +1,149 @@
+"""Shared by the wave tests: a real SQLite file with the role's schema, accounts, dumps."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+
+PROJECT = Path(__file__).resolve().parents[2]
+SCHEMA = PROJECT / "roles/kamailio/files/schema/sqlite.sql"
+LEGACY = "ip.tanifon.pl"
+NEW = "sip.sipwave.test"
+TODAY = date(2026, 11, 22)
+SITE_SECRET = "test-site-secret"
+
+
+def password_of(login: str) -> str:
+    return f"Pw-{login}-secret"
+
+
+def create_database(path: Path) -> Path:
+    with sqlite3.connect(path) as connection:
+        connection.executescript(SCHEMA.read_text())
+    return path
+
+
+def account(
+    login: str,
+    numbers: tuple[str, ...] = (),
+    dialin: tuple[str, ...] = (),
+    *,
+    ha1_only: bool = False,
+    balance: str = "10.00",
+) -> migration_db.WaveAccount:
+    """What the action plugin makes of a good export row: hashes of both identities."""
+    password = password_of(login)
+    new_login = f"tnf{login}"
+    new_password = migration_db.generated_password(SITE_SECRET, login) if ha1_only else password
+    return migration_db.WaveAccount(
+        login=login,
+        legacy_domain=LEGACY,
+        department="sales",
+        balance=balance,
+        numbers=numbers,
+        dialin_numbers=dialin,
+        legacy_credentials=(
+            subscriber_db.ha1(login, LEGACY, password),
+            "" if ha1_only else subscriber_db.ha1b(login, LEGACY, password),
+        ),
+        new_credentials=(
+            subscriber_db.ha1(new_login, NEW, new_password),
+            subscriber_db.ha1b(new_login, NEW, new_password),
+        ),
+        password_generated=ha1_only,
+    )
+
+
+def wave_accounts(count: int = 6) -> list[migration_db.WaveAccount]:
+    return [
+        account(
+            f"4812340{index:02d}",
+            numbers=(f"+4822123{index:04d}", f"+4858123{index:04d}")[: 1 + index % 2],
+            dialin=(f"+48600100{index:03d}",) if index % 3 == 0 else (),
+            ha1_only=index == 5,
+        )
+        for index in range(count)
+    ]
+
+
+def secrets_of(accounts) -> list[str]:
+    """Every password and hash the accounts stand for: none may show anywhere."""
+    found = []
+    for acc in accounts:
+        found.extend(h for h in (*acc.legacy_credentials, *acc.new_credentials) if h)
+        found.append(password_of(acc.login))
+        if acc.password_generated:
+            found.append(migration_db.generated_password(SITE_SECRET, acc.login))
+    return found
+
+
+def settings(phase: int = 1, today: date = TODAY, **overrides) -> migration_db.Settings:
+    values = {
+        "wave": "wave1",
+        "phase": phase,
+        "new_domain": NEW,
+        "login_prefix": "tnf",
+        "grace_days": 14,
+        "closure_numbers": "kept_for_porting",
+        "today": today,
+        "run_id": "test-run",
+    }
+    return migration_db.Settings(**(values | overrides))
+
+
+def run(database: Path, accounts, phase: int = 1, rejected=None, check=False, **overrides):
+    conn = subscriber_db.connect("sqlite", database=str(database))
+    try:
+        return migration_db.run_wave(
+            conn, accounts, rejected or {}, settings(phase, **overrides), check
+        )
+    finally:
+        conn.close()
+
+
+def consent(database: Path, **decisions: str) -> list[dict]:
+    conn = subscriber_db.connect("sqlite", database=str(database))
+    try:
+        return migration_db.record_consent(
+            conn,
+            [migration_db.Consent(login, decision) for login, decision in decisions.items()],
+            "test-run",
+            False,
+        )
+    finally:
+        conn.close()
+
+
+def rollback(database: Path, check=False):
+    conn = subscriber_db.connect("sqlite", database=str(database))
+    try:
+        return migration_db.rollback_wave(conn, settings(), check)
+    finally:
+        conn.close()
+
+
+def dump(database: Path, *, with_times: bool = False) -> dict[str, list[tuple]]:
+    """What Kamailio and the engine see, without row ids (and without run times)."""
+    queries = {
+        "subscriber": "SELECT username, domain, ha1, ha1b FROM subscriber",
+        "dbaliases": "SELECT alias_username, alias_domain, username, domain FROM dbaliases",
+        "sipwave_account": "SELECT login, state, wave, legacy_domain, current_username, "
+        "current_domain, grace_until, department, balance"
+        + (", updated_at, run_id" if with_times else "")
+        + " FROM sipwave_account",
+        "sipwave_number": "SELECT number, login, kind, state FROM sipwave_number",
+    }
+    with sqlite3.connect(database) as connection:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        return {
+            table: sorted(connection.execute(query).fetchall()) if table in tables else []
+            for table, query in queries.items()
+        }
+
+
+def count(database: Path, table: str) -> int:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
