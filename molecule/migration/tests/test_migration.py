@@ -234,6 +234,13 @@ def test_during_the_grace_period_the_old_identity_still_registers():
     assert result.successful == 1, result.output
 
 
+def test_phase2_and_closure_notifications_are_sent_once():
+    for notification in ("phase2", "closure", "phase2"):
+        run = run_playbook("notify_wave.yml", {"wave": "wave1", "notification": notification})
+        assert run.returncode == 0, run.stdout[-3000:]
+    assert recap_changed(run.stdout, "localhost") == 0
+
+
 def test_the_phase2_mail_carries_the_new_settings():
     mails = mails_for(MIGRATED.login, "phase2")
     assert len(mails) == 1
@@ -367,10 +374,14 @@ def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a
     assert run.returncode == 0, run.stdout[-3000:]
     run = migrate("wave2", WAVE2_DATE, wave_phase=2)
     assert run.returncode == 0, run.stdout[-3000:]
+    notified = run_playbook(
+        "notify_wave.yml", {"wave": "wave2", "notification": "phase2"}, verbosity=3
+    )
+    assert notified.returncode == 0, notified.stdout[-3000:]
     mails = mails_for(HA1_ONLY.login, "phase2")
     assert len(mails) == 1
     password = re.search(r"Password:\s+(\S+)", mails[0].body).group(1)
     assert password != "unchanged"
-    assert password not in run.stdout
+    assert password not in run.stdout + notified.stdout + notified.stderr
     result = register(f"tnf{HA1_ONLY.login}", NEW_DOMAIN, password, "127.0.23.116")
     assert result.successful == 1, result.output
