@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,15 @@ def mails_for(login: str, notification: str) -> list[Mail]:
         if m.headers.get("X-Sipwave-Notification", "").startswith(notification + ";")
         and m.headers["X-Sipwave-Notification"].endswith(f"login={login}")
     ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_controller_state():
+    """The sent-log and reports on the controller belong to the lab they were made against:
+    one left from an earlier lab would make notifications look sent already."""
+    reports = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
+    shutil.rmtree(reports, ignore_errors=True)
+    in_container(SMTP_CONTAINER, "sh", "-c", f"rm -f {MAILDIR}/new/* {MAILDIR}/cur/*")
 
 
 @pytest.fixture(scope="session")
