@@ -8,6 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 LAB_ENV := . lab/env.sh && export PATH="$(CURDIR)/$(BIN):$$PATH"
+BENCH ?=
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv
 
@@ -16,7 +17,8 @@ HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv
 help:
 	@echo "make demo      deploy the lab platform and show what happened"
 	@echo "make test      lint, unit tests and every Molecule scenario"
-	@echo "make bench     benchmarks (ratios against a baseline measured in the same run)"
+	@echo "make bench     benchmarks (ratios against a baseline measured in the same run);"
+	@echo "               BENCH=\"register ...\" runs only those named"
 	@echo "make lab-up / lab-down    start or remove the lab containers"
 
 host-deps:
@@ -72,4 +74,4 @@ demo: lab-up
 	$(LAB_ENV) && $(PY) tools/demo_report.py
 
 bench: venv image lab-clean-bench
-	$(LAB_ENV) && $(PY) bench/run.py
+	$(LAB_ENV) && $(PY) bench/run.py $(BENCH)

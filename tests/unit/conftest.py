@@ -15,7 +15,7 @@ ROUTER_SETTINGS = {
     ],
     "auth_failure_limit": 3,
     "max_forwards": 10,
-    "scanner_user_agents": ["friendly-scanner", "sipvicious"],
+    "scanner_user_agents": ["friendly-scanner", "sipvicious", "sipcli"],
 }
 
 

@@ -284,3 +284,12 @@ def test_a_row_with_broken_utf8_still_names_its_login_and_wave(tmp_path):
     assert [(row.line, row.login, row.wave) for row in export.bad_rows] == [
         (2, "481234001", "wave1")
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"), [("7", "7.00"), ("012.5", "12.50"), ("0.05", "0.05"), ("", "0.00")]
+)
+def test_balance_is_kept_with_two_decimals(tmp_path, written, kept):
+    export = read(write(tmp_path, HEADER, replace(GOOD, "balance", written)))
+
+    assert export.accounts["481234001"].balance == kept

@@ -57,6 +57,23 @@ def test_register_is_challenged_in_its_own_realm(ksr, router, domain):
     assert ksr.called("registrar.save") == []
 
 
+def test_register_is_answered_without_transaction_or_dialog_lookups(ksr, router):
+    # The registrar replies statelessly; a retransmitted REGISTER is simply saved again.
+    request(ksr, "REGISTER")
+    ksr.returns["auth_db.auth_check"] = 1
+    router.request_route()
+    assert ksr.called("tmx.t_precheck_trans") == []
+    assert ksr.called("tm.t_check_trans") == []
+    assert ksr.called("siputils.has_totag") == []
+
+
+@pytest.mark.parametrize("agent", ["Friendly-Scanner", "my.sipcli/1.0"])
+def test_scanner_names_match_regardless_of_case_and_punctuation(ksr, router, agent):
+    request(ksr, "REGISTER", ua=agent)
+    router.request_route()
+    assert ksr.htables["ipban"] == {SUBSCRIBER: 1}
+
+
 def test_register_for_a_domain_not_served_is_refused(ksr, router):
     request(ksr, "REGISTER", rdomain="evil.example")
     router.request_route()

@@ -49,12 +49,14 @@ class Router:
             return 1
         if method == "OPTIONS" and self.route_keepalive():
             return 1
+        # The registrar answers statelessly and a REGISTER never belongs to a dialog: it skips
+        # the transaction and dialog checks (three calls into Kamailio fewer per REGISTER).
+        if method == "REGISTER":
+            self.route_registrar(source)
+            return 1
         if self.route_cancel_and_retransmissions(method):
             return 1
         if self.route_within_dialog(method):
-            return 1
-        if method == "REGISTER":
-            self.route_registrar(source)
             return 1
         if self.route_legacy_caller(source, method):
             return 1
@@ -74,8 +76,7 @@ class Router:
         if not trusted and KSR.pike.pike_check_req() < 0:
             self.ban(source, "request flood")
             return True
-        user_agent = (KSR.pv.get("$ua") or "").lower()
-        if any(scanner in user_agent for scanner in self.settings.scanner_user_agents):
+        if self.settings.is_scanner(KSR.pv.get("$ua") or ""):
             self.ban(source, "scanner user agent")
             return True
         if KSR.maxfwd.process_maxfwd(self.settings.max_forwards) < 0:

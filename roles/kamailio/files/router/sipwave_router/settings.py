@@ -1,6 +1,7 @@
 """Site values of the router, read once per worker from the rendered settings.json."""
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ class Settings:
     auth_failure_limit: int
     max_forwards: int
     scanner_user_agents: tuple[str, ...]
+    # One case-insensitive search instead of a loop over the names: this runs per request.
+    scanner_pattern: re.Pattern | None = None
     # Parallel run on the new proxy: identities of these domains without a subscriber row
     # still live on the legacy platform (a SIP URI; empty when there is none).
     legacy_domains: frozenset[str] = frozenset()
@@ -36,6 +39,11 @@ class Settings:
     relaying_peers: frozenset[str] = frozenset()
     unregistered_destination: str = ""
     number_plan: NumberPlan | None = None
+
+    def is_scanner(self, user_agent: str) -> bool:
+        return (
+            self.scanner_pattern is not None and self.scanner_pattern.search(user_agent) is not None
+        )
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
@@ -72,13 +80,17 @@ def settings_from_dict(data: dict) -> Settings:
         reverse=True,
     )
     number_plan = data.get("number_plan") or {}
+    scanners = tuple(u.lower() for u in data.get("scanner_user_agents", []))
     return Settings(
         domains=frozenset(d.lower() for d in data["domains"]),
         trusted_peers=frozenset(data.get("trusted_peers", [])),
         prefix_routes=tuple(routes),
         auth_failure_limit=int(data.get("auth_failure_limit", 20)),
         max_forwards=int(data.get("max_forwards", 10)),
-        scanner_user_agents=tuple(u.lower() for u in data.get("scanner_user_agents", [])),
+        scanner_user_agents=scanners,
+        scanner_pattern=re.compile("|".join(map(re.escape, scanners)), re.IGNORECASE)
+        if scanners
+        else None,
         legacy_domains=frozenset(d.lower() for d in data.get("legacy_domains", [])),
         legacy_platform=data.get("legacy_platform", ""),
         phase2_login_prefix=data.get("phase2_login_prefix", ""),

@@ -153,12 +153,9 @@ class ActionModule(ActionBase):
         result.update(module_result)
         if export is not None:
             self._add_export(result, export)
-        if (
-            not result.get("failed")
-            and not self._task.check_mode
-            and controller["report_dir"]
-            and operation in ("apply", "rollback")
-        ):
+        # A run that got as far as counting (also one whose reconciliation failed) is
+        # reported; check mode writes nothing, not even a report.
+        if "counts" in result and not self._task.check_mode and controller["report_dir"]:
             result["report"] = self._write_report(result, controller["report_dir"])
         return result
 

@@ -58,6 +58,7 @@ _HA1 = re.compile(r"[0-9a-fA-F]{32}")
 _MAC_SEPARATORS = str.maketrans("", "", ":-.")
 _MAC = re.compile(r"[0-9a-f]{12}")
 _QUOTE = ord('"')
+_PLAIN_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 
 
 class ExportError(Exception):
@@ -241,8 +242,12 @@ class _RowChecker:
         return tuple(found)
 
     def balance(self, value: str) -> str:
-        if not value.strip():
+        if not value:
             return "0.00"
+        plain = _PLAIN_AMOUNT.fullmatch(value)
+        if plain:  # the usual case, without Decimal's cost
+            units, cents = plain.groups()
+            return f"{int(units)}.{(cents or '').ljust(2, '0')}"
         try:
             amount = Decimal(value.strip())
         except InvalidOperation:
@@ -319,6 +324,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
     with handle:
         records = _records(handle)
         header = _header(path, next(records, None))
+        password_column = header.index("password")
         for record in records:
             if len(record.text_lines) == 1 and not record.text_lines[0].strip():
                 continue
@@ -343,10 +349,8 @@ def read_export(path: str, plan: NumberPlan) -> Export:
                 )
                 continue
             # A password may begin or end with a space; every other field is trimmed.
-            values = {
-                name: value if name == "password" else value.strip()
-                for name, value in zip(header, fields, strict=True)
-            }
+            values = dict(zip(header, [value.strip() for value in fields], strict=True))
+            values["password"] = fields[password_column]
             account = _account(record.line, values, plan, reject)
             login = values["login"]
             if login in first_line_of:

@@ -313,7 +313,7 @@ def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
 # -- planning ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class AccountPlan:
     """What one account looks like before and after, and the rows that make the difference."""
 
