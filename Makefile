@@ -68,6 +68,9 @@ lab-down: venv
 
 demo: lab-up
 	$(LAB_ENV) && ansible-playbook playbooks/site.yml
+	$(LAB_ENV) && ansible-playbook playbooks/legacy_platform.yml playbooks/mail_server.yml
+	$(LAB_ENV) && ansible-playbook playbooks/notify_wave.yml -e wave=wave1 -e notification=notice
+	$(LAB_ENV) && ansible-playbook playbooks/migrate_wave.yml -e wave=wave1
 	$(LAB_ENV) && $(PY) tools/demo_report.py
 
 bench: venv image lab-clean-bench

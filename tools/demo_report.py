@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Show what `make demo` built: the lab proxy's release, its accounts, and live registrations.
+"""Show what `make demo` built: the lab proxy's release, its accounts, live registrations and
+the summary of the last wave report.
 
-Reads the lab inventory, asks the running containers (podman exec) and registers the lab's
-demonstration accounts with SIPp over loopback.
+Reads the lab inventory, asks the running containers (podman exec), registers the lab's
+demonstration accounts with SIPp over loopback and reads reports/<wave>-<run>.json.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from sipwave_testlib import sipp  # noqa: E402
 
 INVENTORY = ROOT / "inventories" / "lab"
+REPORTS = ROOT / "reports"
 
 
 def container_output(container: str, *command: str) -> str:
@@ -62,8 +65,35 @@ def main() -> int:
             status = "registered (digest auth)" if result.successful == 1 else "FAILED"
             failures += result.successful != 1
             print(f"   REGISTER {account['username']}@{domain}: {status}")
+    print_wave_report()
     print("\nThe lab stays up: `make lab-down` removes it.")
     return 1 if failures else 0
+
+
+def print_wave_report() -> None:
+    """The newest wave report's summary; it never holds a secret, so it can all be shown."""
+    reports = sorted(REPORTS.glob("*.json"), key=lambda path: path.stat().st_mtime)
+    if not reports:
+        print("\n== no wave report under reports/ yet")
+        return
+    report = json.loads(reports[-1].read_text())
+    print(f"\n== wave {report.get('wave')} phase {report.get('phase')} ({reports[-1].name})")
+    export = report.get("export") or {}
+    if export:
+        print(f"   export: {export['rows']} rows, {export['good']} good, {export['bad']} bad")
+        for reason, count in (export.get("bad_per_reason") or {}).items():
+            print(f"     bad rows, {reason}: {count}")
+    for line in (report.get("bad_rows") or [])[:5]:
+        print(f"     {line}")
+    counts = report.get("counts") or {}
+    for name in ("outcomes", "states"):
+        shown = ", ".join(f"{k} {v}" for k, v in sorted((counts.get(name) or {}).items()))
+        print(f"   {name}: {shown}")
+    reconciliation = report.get("reconciliation") or {}
+    print(f"   reconciliation: {'ok' if reconciliation.get('ok') else 'FAILED'}")
+    refunds = report.get("refunds") or {}
+    if refunds:
+        print(f"   refunds: {refunds.get('total')} for {len(refunds.get('accounts', []))} accounts")
 
 
 if __name__ == "__main__":

@@ -60,3 +60,26 @@ CREATE TABLE IF NOT EXISTS location_attrs (
     last_modified TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL
 );
 INSERT INTO version (table_name, table_version) VALUES ('location_attrs', 1) ON CONFLICT DO NOTHING;
+
+-- Numbers served on this platform (Kamailio's alias_db table, written by the migration
+-- engine): alias_username is the number in E.164 without "+".
+CREATE TABLE IF NOT EXISTS dbaliases (
+    id SERIAL PRIMARY KEY NOT NULL,
+    alias_username VARCHAR(64) DEFAULT '' NOT NULL,
+    alias_domain VARCHAR(64) DEFAULT '' NOT NULL,
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT '' NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alias_idx ON dbaliases (alias_username, alias_domain);
+CREATE INDEX IF NOT EXISTS alias_target_idx ON dbaliases (username, domain);
+INSERT INTO version (table_name, table_version) VALUES ('dbaliases', 1) ON CONFLICT DO NOTHING;
+
+-- What the router's routing cache (htable "routing") loads: identities served here
+-- (i:user@domain) and numbers served here (n:digits -> user@domain), in the htable columns.
+CREATE OR REPLACE VIEW sipwave_routing AS
+    SELECT 'i:' || username || '@' || lower(domain) AS key_name, 0 AS key_type,
+           1 AS value_type, '1'::TEXT AS key_value, 0 AS expires
+    FROM subscriber
+    UNION ALL
+    SELECT 'n:' || alias_username, 0, 0, username || '@' || lower(domain), 0
+    FROM dbaliases;

@@ -2,10 +2,16 @@
 
 The methods return ``True`` when the request has been answered or dropped and routing ends
 there, ``False`` when the next route should look at it.
+
+Parallel run: the ``routing`` htable caches, from the subscriber database, which identities
+(``i:user@domain``) and which numbers (``n:<E.164 digits>`` -> ``user@domain``, from
+dbaliases) are served here. One hash lookup per decision replaces a database query; the
+wave playbooks reload the table over RPC (``htable.reload routing``) after each run.
 """
 
 import KSR
 
+from sipwave_router.e164 import normalise_or_none
 from sipwave_router.settings import Settings
 
 # auth_check() results that mean wrong credentials (auth_db module): invalid password,
@@ -19,6 +25,12 @@ AUTH_CHECK_USER_MATCH = 1
 
 HTABLE_BANNED = "ipban"
 HTABLE_AUTH_FAILURES = "authfail"
+HTABLE_ROUTING = "routing"
+IDENTITY_KEY = "i:"
+NUMBER_KEY = "n:"
+# Between the new proxy and the legacy platform: the proxy asserts the identity it has
+# authenticated, so the legacy side need not challenge a phone that registered elsewhere.
+ASSERTED_IDENTITY = "P-Asserted-Identity"
 USRLOC_TABLE = "location"
 SUBSCRIBER_TABLE = "subscriber"
 RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
@@ -46,11 +58,13 @@ class Router:
             return 1
         if self.route_within_dialog(method):
             return 1
+        if self.route_legacy_caller(source, method):
+            return 1
         if self.route_authenticate(source, method):
             return 1
         if method in RECORD_ROUTED_METHODS:
             KSR.rr.record_route()
-        self.route_destination()
+        self.route_destination(source)
         return 1
 
     # -- request hygiene and flood defence -------------------------------------------
@@ -58,7 +72,7 @@ class Router:
     def route_reqinit(self, source: str) -> bool:
         if KSR.htable.sht_get(HTABLE_BANNED, source) is not None:
             return True
-        trusted = source in self.settings.trusted_peers
+        trusted = source in self.settings.trusted_peers or source in self.settings.relaying_peers
         if not trusted and KSR.pike.pike_check_req() < 0:
             self.ban(source, "request flood")
             return True
@@ -116,15 +130,53 @@ class Router:
         if realm not in self.settings.domains:
             KSR.sl.sl_send_reply(403, "Domain Not Served")
             return
+        if self.route_legacy_identity("$tU", realm, "REGISTER"):
+            return
         if not self.check_credentials(source, realm):
             return
         KSR.auth.consume_credentials()
         if KSR.registrar.save(USRLOC_TABLE, 0) < 0:
             KSR.sl.sl_reply_error()
 
+    def route_legacy_caller(self, source: str, method: str) -> bool:
+        """A request from an account not migrated yet goes to the legacy platform as is."""
+        if not self.settings.legacy_platform or source in self.settings.trusted_peers:
+            return False
+        return self.route_legacy_identity("$fU", (KSR.pv.get("$fd") or "").lower(), method)
+
+    def route_legacy_identity(self, user_variable: str, domain: str, method: str) -> bool:
+        """Requests of a legacy-domain identity without a subscriber row never stay here.
+
+        Not migrated yet: relayed to the legacy platform, which authenticates it. Moved to
+        its phase 2 identity (the grace period is over): refused.
+        """
+        if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
+            return False
+        user = KSR.pv.get(user_variable)
+        if KSR.htable.sht_get(HTABLE_ROUTING, f"{IDENTITY_KEY}{user}@{domain}") is not None:
+            return False
+        if self.moved_to_phase2(user):
+            KSR.sl.sl_send_reply(403, "Account Moved")
+            return True
+        # Not authenticated here, so nothing it claims about its identity is asserted.
+        KSR.hdr.remove(ASSERTED_IDENTITY)
+        if method in RECORD_ROUTED_METHODS:
+            KSR.rr.record_route()
+        self.relay_to(self.settings.legacy_platform)
+        return True
+
+    def moved_to_phase2(self, user: str | None) -> bool:
+        prefix, domain = self.settings.phase2_login_prefix, self.settings.phase2_domain
+        if not prefix or not domain:
+            return False
+        key = f"{IDENTITY_KEY}{prefix}{user}@{domain}"
+        return KSR.htable.sht_get(HTABLE_ROUTING, key) is not None
+
     def route_authenticate(self, source: str, method: str) -> bool:
         """Authenticate requests from subscribers; trusted peers are known by address."""
         if source in self.settings.trusted_peers:
+            return False
+        if source in self.settings.relaying_peers and KSR.hdr.is_present(ASSERTED_IDENTITY) > 0:
             return False
         realm = (KSR.pv.get("$fd") or "").lower()
         if realm not in self.settings.domains:
@@ -141,7 +193,8 @@ class Router:
         result = KSR.auth_db.auth_check(realm, SUBSCRIBER_TABLE, AUTH_CHECK_USER_MATCH)
         if result > 0:
             return True
-        if result in AUTH_FAILURES:
+        # A relaying proxy speaks for many phones: one phone's wrong password must not ban it.
+        if result in AUTH_FAILURES and source not in self.settings.relaying_peers:
             failures = KSR.htable.sht_inc(HTABLE_AUTH_FAILURES, source)
             if failures >= self.settings.auth_failure_limit:
                 self.ban(source, f"{failures} failed authentications")
@@ -151,19 +204,63 @@ class Router:
 
     # -- destination ---------------------------------------------------------------------
 
-    def route_destination(self) -> None:
+    def route_destination(self, source: str) -> None:
         called = KSR.pv.get("$rU") or ""
         route = self.settings.route_for(called) if called else None
         if route is not None:
-            KSR.pv.sets("$du", route.destination)
-            self.relay()
+            self.relay_to(route.destination)
             return
-        if (KSR.pv.get("$rd") or "").lower() not in self.settings.domains:
+        domain = (KSR.pv.get("$rd") or "").lower()
+        if domain not in self.settings.domains:
             KSR.sl.sl_send_reply(403, "Relaying Forbidden")
             return
-        if KSR.registrar.lookup(USRLOC_TABLE) < 0:
-            KSR.sl.sl_send_reply(404, "Not Found")
+        if called and not self.route_to_served_account(source, called, domain):
             return
+        if KSR.registrar.lookup(USRLOC_TABLE) < 0:
+            self.route_unregistered()
+            return
+        self.relay()
+
+    def route_to_served_account(self, source: str, called: str, domain: str) -> bool:
+        """Point the request at the account served here; False when it went elsewhere."""
+        identity = f"{called}@{domain}"
+        if KSR.htable.sht_get(HTABLE_ROUTING, IDENTITY_KEY + identity) is not None:
+            return True
+        account = self.account_for_number(called)
+        if account is not None:
+            if account != identity:
+                KSR.pv.sets("$ru", "sip:" + account)
+            return True
+        if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
+            return True
+        if source == self.settings.legacy_platform_address:
+            # The legacy platform sent it because the account is not there: no ping-pong.
+            KSR.sl.sl_send_reply(404, "Not Found")
+            return False
+        if source not in self.settings.trusted_peers:
+            KSR.hdr.remove(ASSERTED_IDENTITY)
+            caller = f"{KSR.pv.get('$fU')}@{KSR.pv.get('$fd')}"
+            KSR.hdr.append(f"{ASSERTED_IDENTITY}: <sip:{caller}>\r\n")
+        self.relay_to(self.settings.legacy_platform)
+        return False
+
+    def account_for_number(self, called: str) -> str | None:
+        plan = self.settings.number_plan
+        number = normalise_or_none(called, plan) if plan else called
+        if number is None:
+            return None
+        return KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + number.lstrip("+"))
+
+    def route_unregistered(self) -> None:
+        # On the legacy platform: the account moved. The new proxy answers 404 itself when it
+        # does not serve the account either, so a call never bounces between the two.
+        if self.settings.unregistered_destination:
+            self.relay_to(self.settings.unregistered_destination)
+            return
+        KSR.sl.sl_send_reply(404, "Not Found")
+
+    def relay_to(self, destination: str) -> None:
+        KSR.pv.sets("$du", destination)
         self.relay()
 
     def relay(self) -> None:

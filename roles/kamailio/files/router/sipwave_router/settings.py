@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from sipwave_router.e164 import NumberPlan, plan_from_dict
+
 
 @dataclass(frozen=True)
 class PrefixRoute:
@@ -24,6 +26,19 @@ class Settings:
     scanner_user_agents: tuple[str, ...]
     # One case-insensitive search instead of a loop over the names: this runs per request.
     scanner_pattern: re.Pattern | None = None
+    # Parallel run on the new proxy: identities of these domains without a subscriber row
+    # still live on the legacy platform (a SIP URI; empty when there is none).
+    legacy_domains: frozenset[str] = frozenset()
+    legacy_platform: str = ""
+    # Phase 2 identity of a legacy login: once only that one has a subscriber row (the grace
+    # period is over), the legacy identity is refused instead of relayed.
+    phase2_login_prefix: str = ""
+    phase2_domain: str = ""
+    # Parallel run on the legacy platform: proxies that relay phones' requests here, and
+    # where calls go for accounts not registered here (moved to the new platform).
+    relaying_peers: frozenset[str] = frozenset()
+    unregistered_destination: str = ""
+    number_plan: NumberPlan | None = None
 
     def is_scanner(self, user_agent: str) -> bool:
         return (
@@ -35,6 +50,20 @@ class Settings:
             if called.startswith(route.prefix):
                 return route
         return None
+
+    @property
+    def legacy_platform_address(self) -> str:
+        return uri_host(self.legacy_platform)
+
+
+def uri_host(uri: str) -> str:
+    """The host of a SIP URI such as ``sip:127.0.23.41:5060;transport=udp``."""
+    if not uri:
+        return ""
+    hostport = uri.split(":", 1)[1].split(";", 1)[0].rsplit("@", 1)[-1]
+    if hostport.startswith("["):
+        return hostport[1:].split("]", 1)[0]
+    return hostport.split(":", 1)[0]
 
 
 def settings_from_dict(data: dict) -> Settings:
@@ -50,6 +79,7 @@ def settings_from_dict(data: dict) -> Settings:
         key=lambda r: len(r.prefix),
         reverse=True,
     )
+    number_plan = data.get("number_plan") or {}
     scanners = tuple(u.lower() for u in data.get("scanner_user_agents", []))
     return Settings(
         domains=frozenset(d.lower() for d in data["domains"]),
@@ -61,6 +91,13 @@ def settings_from_dict(data: dict) -> Settings:
         scanner_pattern=re.compile("|".join(map(re.escape, scanners)), re.IGNORECASE)
         if scanners
         else None,
+        legacy_domains=frozenset(d.lower() for d in data.get("legacy_domains", [])),
+        legacy_platform=data.get("legacy_platform", ""),
+        phase2_login_prefix=data.get("phase2_login_prefix", ""),
+        phase2_domain=data.get("phase2_domain", "").lower(),
+        relaying_peers=frozenset(data.get("relaying_peers", [])),
+        unregistered_destination=data.get("unregistered_destination", ""),
+        number_plan=plan_from_dict(number_plan) if number_plan else None,
     )
 
 

@@ -1,0 +1,131 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of sipwave.platform.notify: who gets a message, with which values.
+
+Recipients come from the legacy export (a wave's notice and reminder, before anything is
+migrated) and/or from a wave run's per-account outcomes (phase-2 confirmation, closure).
+Generated phase-2 passwords are derived here, from the site secret, exactly as the wave
+engine derived them; they only travel to the module inside ``messages[].secrets``.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.sipwave.platform.plugins.action.wave import selected_logins
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
+    NumberError,
+    plan_from_dict,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
+    ExportError,
+    read_export,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
+    MigrationError,
+    generated_password,
+)
+
+# Arguments only the controller side uses; the module never sees them.
+CONTROLLER_ARGS = ("export", "number_plan", "accounts", "site_secret")
+# Fields of a wave outcome that address the message rather than fill the template.
+ADDRESS_FIELDS = ("login", "email", "display_name")
+
+
+def export_values(account) -> dict:
+    return {
+        "domain": account.domain,
+        "numbers": list(account.numbers),
+        "department": account.department,
+        "balance": account.balance,
+    }
+
+
+def messages_from_export(export, wave: dict) -> list[dict]:
+    """A wave's accounts as the export has them (before anything is migrated)."""
+    messages = []
+    for login in selected_logins(wave, export):
+        account = export.accounts.get(login)
+        if account is None:
+            continue  # a bad row: the wave report names it, there is no one to write to
+        messages.append(
+            {
+                "login": account.login,
+                "email": account.email,
+                "display_name": account.display_name,
+                "values": export_values(account),
+            }
+        )
+    return messages
+
+
+def messages_from_outcomes(outcomes: list[dict], export=None) -> list[dict]:
+    """Accounts as a wave run left them; the export fills in what the run does not say."""
+    messages = []
+    for outcome in outcomes:
+        login = str(outcome["login"])
+        account = export.accounts.get(login) if export is not None else None
+        values = export_values(account) if account is not None else {}
+        values.update({k: v for k, v in outcome.items() if k not in ADDRESS_FIELDS})
+        if values.get("state") == "closed":
+            # Only the run that closes an account reports its refund; a re-run after a
+            # crash still owes the customer the same amount, the balance.
+            values.setdefault("refund", values.get("balance"))
+        messages.append(
+            {
+                "login": login,
+                "email": outcome.get("email") or (account.email if account else ""),
+                "display_name": outcome.get("display_name")
+                or (account.display_name if account else ""),
+                "values": values,
+            }
+        )
+    return messages
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        controller = {name: args.pop(name, None) for name in CONTROLLER_ARGS}
+        wave = args.get("wave")
+        if isinstance(wave, dict):
+            args["wave"] = wave.get("name")
+            context = dict(args.get("context") or {})
+            context.setdefault("date", str(wave.get("date", "")))
+            args["context"] = context
+        messages = list(args.get("messages") or [])
+        try:
+            export = None
+            if controller["export"]:
+                if not controller["number_plan"]:
+                    raise AnsibleActionFail("export needs number_plan")
+                export = read_export(
+                    controller["export"], plan_from_dict(controller["number_plan"])
+                )
+            if controller["accounts"] is not None:
+                messages += messages_from_outcomes(controller["accounts"], export)
+            elif export is not None:
+                if not isinstance(wave, dict):
+                    raise AnsibleActionFail("export without accounts needs wave (a wave entry)")
+                messages += messages_from_export(export, wave)
+            for message in messages:
+                values = message.setdefault("values", {})
+                if values.get("password_generated") and controller["site_secret"]:
+                    secrets = message.setdefault("secrets", {})
+                    secrets["new_password"] = generated_password(
+                        controller["site_secret"], message["login"]
+                    )
+        except (ExportError, MigrationError, NumberError) as exc:
+            raise AnsibleActionFail(str(exc)) from exc
+        result["no_address"] = sorted(m["login"] for m in messages if not m.get("email"))
+        args["messages"] = [m for m in messages if m.get("email")]
+        result.update(
+            self._execute_module(
+                module_name="sipwave.platform.notify", module_args=args, task_vars=task_vars
+            )
+        )
+        return result

@@ -1,0 +1,258 @@
+"""Parallel run: the new proxy next to the legacy platform, driven through the KSR stub.
+
+The ``routing`` htable stands for what Kamailio loads from the subscriber database:
+``i:user@domain`` for identities with a subscriber row, ``n:<E.164 digits>`` for dbaliases.
+"""
+
+import importlib
+
+import pytest
+from conftest import ROUTER_SETTINGS
+
+LEGACY = "ip.tanifon.pl"
+NEW = "sip.sipwave.test"
+LEGACY_PLATFORM = "sip:127.0.23.41:5060"
+LEGACY_ADDRESS = "127.0.23.41"
+NEW_PROXY = "127.0.23.11"
+PHONE = "10.0.0.7"  # the stub never sends anything: addresses are only data here
+MIGRATED = "481234001"
+NOT_MIGRATED = "481234002"
+MIGRATED_NUMBER = "48221234567"
+MOVED = "481234005"  # phase 2, grace period over: only tnf481234005@NEW has a row
+
+NEW_PROXY_SETTINGS = dict(
+    ROUTER_SETTINGS,
+    domains=[LEGACY, NEW],
+    trusted_peers=["127.0.20.21", LEGACY_ADDRESS],
+    legacy_domains=[LEGACY],
+    legacy_platform=LEGACY_PLATFORM,
+    phase2_login_prefix="tnf",
+    phase2_domain=NEW,
+    number_plan={"country_code": "48", "national_lengths": [9]},
+)
+LEGACY_PLATFORM_SETTINGS = dict(
+    ROUTER_SETTINGS,
+    domains=[LEGACY],
+    trusted_peers=[],
+    prefix_routes=[],
+    relaying_peers=[NEW_PROXY],
+    unregistered_destination=f"sip:{NEW_PROXY}:5060",
+)
+
+
+def make_router(settings):
+    package = importlib.import_module("sipwave_router")
+    from sipwave_router.settings import settings_from_dict
+
+    return package.Router(settings_from_dict(settings))
+
+
+@pytest.fixture
+def proxy(ksr):
+    ksr.htables["routing"] = {
+        f"i:{MIGRATED}@{LEGACY}": 1,
+        f"i:tnf{MIGRATED}@{NEW}": 1,
+        f"i:tnf{MOVED}@{NEW}": 1,
+        f"n:{MIGRATED_NUMBER}": f"{MIGRATED}@{LEGACY}",
+    }
+    return make_router(NEW_PROXY_SETTINGS)
+
+
+@pytest.fixture
+def legacy(ksr):
+    ksr.htables["routing"] = {f"i:{MIGRATED}@{LEGACY}": 1, f"i:{NOT_MIGRATED}@{LEGACY}": 1}
+    return make_router(LEGACY_PLATFORM_SETTINGS)
+
+
+def request(ksr, method, *, source=PHONE, fuser=MIGRATED, fdomain=LEGACY, ruser, rdomain=LEGACY):
+    ksr.pvars.update(
+        {
+            "$si": source,
+            "$rm": method,
+            "$fU": fuser,
+            "$fd": fdomain,
+            "$tU": ruser if method == "REGISTER" else None,
+            "$td": rdomain,
+            "$rU": None if method == "REGISTER" else ruser,
+            "$rd": rdomain,
+            "$ua": "Yealink SIP-T46U",
+        }
+    )
+    ksr.returns.update(
+        {"siputils.has_totag": -1, "tmx.t_precheck_trans": -1, "tm.t_check_trans": -1}
+    )
+
+
+# -- the new proxy -------------------------------------------------------------------------
+
+
+def test_register_of_a_migrated_identity_is_authenticated_here(ksr, proxy):
+    request(ksr, "REGISTER", fuser=MIGRATED, ruser=MIGRATED)
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    assert ksr.called("auth_db.auth_check") == [(LEGACY, "subscriber", 1)]
+    assert ksr.called("registrar.save") == [("location", 0)]
+    assert "$du" not in ksr.pvars
+
+
+def test_register_of_a_not_migrated_identity_goes_to_the_legacy_platform_unchallenged(ksr, proxy):
+    request(ksr, "REGISTER", fuser=NOT_MIGRATED, ruser=NOT_MIGRATED)
+    proxy.request_route()
+    assert ksr.pvars["$du"] == LEGACY_PLATFORM
+    assert ksr.called("tm.t_relay") == [()]
+    assert ksr.called("auth_db.auth_check") == []
+    assert ksr.called("auth.auth_challenge") == []
+    assert ksr.called("registrar.save") == []
+
+
+@pytest.mark.parametrize("method", ["REGISTER", "INVITE"])
+def test_the_legacy_identity_of_an_account_past_its_grace_period_is_refused(ksr, proxy, method):
+    request(ksr, method, fuser=MOVED, ruser=MOVED if method == "REGISTER" else NOT_MIGRATED)
+    proxy.request_route()
+    assert ksr.replies() == [(403, "Account Moved")]
+    assert ksr.called("tm.t_relay") == []
+    assert ksr.called("auth_db.auth_check") == []
+
+
+def test_register_on_the_new_domain_is_never_relayed(ksr, proxy):
+    request(ksr, "REGISTER", fuser="tnfunknown", ruser="tnfunknown", rdomain=NEW)
+    ksr.returns["auth_db.auth_check"] = -5
+    proxy.request_route()
+    assert ksr.called("auth.auth_challenge") == [(NEW, 0)]
+    assert "$du" not in ksr.pvars
+
+
+def test_call_from_a_not_migrated_account_goes_to_the_legacy_platform_unchallenged(ksr, proxy):
+    request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser=MIGRATED)
+    proxy.request_route()
+    assert ksr.pvars["$du"] == LEGACY_PLATFORM
+    assert ksr.called("auth_db.auth_check") == []
+    assert ksr.called("rr.record_route") == [()]
+    # whatever identity the phone claims is not passed on as asserted
+    assert ksr.called("hdr.remove") == [("P-Asserted-Identity",)]
+    assert ksr.called("hdr.append") == []
+
+
+def test_call_from_a_migrated_account_is_authenticated_here(ksr, proxy):
+    request(ksr, "INVITE", fuser=MIGRATED, ruser=MIGRATED)
+    ksr.returns["auth_db.auth_check"] = -5
+    proxy.request_route()
+    assert ksr.called("auth.auth_challenge") == [(LEGACY, 0)]
+    assert ksr.called("tm.t_relay") == []
+
+
+@pytest.mark.parametrize("called", [MIGRATED_NUMBER, "+48221234567", "0048221234567", "221234567"])
+def test_call_to_a_migrated_number_reaches_its_account_here(ksr, proxy, called):
+    request(ksr, "INVITE", fuser=f"tnf{MIGRATED}", fdomain=NEW, ruser=called)
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    assert ksr.pvars["$ru"] == f"sip:{MIGRATED}@{LEGACY}"
+    assert ksr.called("registrar.lookup") == [("location",)]
+    assert ksr.called("tm.t_relay") == [()]
+    assert "$du" not in ksr.pvars
+
+
+def test_call_to_a_migrated_login_reaches_its_registration_here(ksr, proxy):
+    request(ksr, "INVITE", fuser=f"tnf{MIGRATED}", fdomain=NEW, ruser=MIGRATED)
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    assert "$ru" not in ksr.pvars
+    assert ksr.called("registrar.lookup") == [("location",)]
+
+
+def test_call_from_a_migrated_account_to_a_not_migrated_one_goes_to_the_legacy_platform(ksr, proxy):
+    request(ksr, "INVITE", fuser=MIGRATED, ruser=NOT_MIGRATED)
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    assert ksr.pvars["$du"] == LEGACY_PLATFORM
+    assert ksr.called("registrar.lookup") == []
+    assert ksr.called("hdr.append") == [(f"P-Asserted-Identity: <sip:{MIGRATED}@{LEGACY}>\r\n",)]
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_call_from_the_legacy_platform_to_a_migrated_number_is_delivered_here(ksr, proxy):
+    request(ksr, "INVITE", source=LEGACY_ADDRESS, fuser=NOT_MIGRATED, ruser=MIGRATED_NUMBER)
+    proxy.request_route()
+    assert ksr.called("auth_db.auth_check") == []
+    assert ksr.pvars["$ru"] == f"sip:{MIGRATED}@{LEGACY}"
+    assert ksr.called("registrar.lookup") == [("location",)]
+
+
+def test_call_from_the_legacy_platform_for_a_legacy_account_never_goes_back(ksr, proxy):
+    request(ksr, "INVITE", source=LEGACY_ADDRESS, fuser=MIGRATED, ruser=NOT_MIGRATED)
+    proxy.request_route()
+    assert ksr.replies() == [(404, "Not Found")]
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_call_to_an_unknown_user_of_the_new_domain_stays_here(ksr, proxy):
+    request(ksr, "INVITE", fuser=MIGRATED, ruser="tnfnobody", rdomain=NEW)
+    ksr.returns.update({"auth_db.auth_check": 1, "registrar.lookup": -1})
+    proxy.request_route()
+    assert ksr.replies() == [(404, "Not Found")]
+    assert "$du" not in ksr.pvars
+
+
+def test_without_a_legacy_platform_nothing_is_relayed(ksr):
+    ksr.htables["routing"] = {}
+    router = make_router(dict(NEW_PROXY_SETTINGS, legacy_platform=""))
+    request(ksr, "REGISTER", fuser=NOT_MIGRATED, ruser=NOT_MIGRATED)
+    ksr.returns["auth_db.auth_check"] = -5
+    router.request_route()
+    assert ksr.called("auth.auth_challenge") == [(LEGACY, 0)]
+    assert ksr.called("htable.sht_get") == [("ipban", PHONE)]
+
+
+# -- the legacy platform --------------------------------------------------------------------
+
+
+def test_legacy_platform_challenges_phones_relayed_by_the_new_proxy(ksr, legacy):
+    request(ksr, "INVITE", source=NEW_PROXY, fuser=NOT_MIGRATED, ruser=MIGRATED)
+    ksr.returns.update({"hdr.is_present": -1, "auth_db.auth_check": -5})
+    legacy.request_route()
+    assert ksr.called("auth.auth_challenge") == [(LEGACY, 0)]
+    assert ksr.called("pike.pike_check_req") == []
+
+
+def test_legacy_platform_trusts_the_identity_the_new_proxy_asserts(ksr, legacy):
+    request(
+        ksr, "INVITE", source=NEW_PROXY, fuser=f"tnf{MIGRATED}", fdomain=NEW, ruser=NOT_MIGRATED
+    )
+    ksr.returns["hdr.is_present"] = 1
+    legacy.request_route()
+    assert ksr.called("auth_db.auth_check") == []
+    assert ksr.called("registrar.lookup") == [("location",)]
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_legacy_platform_never_bans_the_relaying_proxy(ksr, legacy):
+    request(ksr, "REGISTER", source=NEW_PROXY, fuser=NOT_MIGRATED, ruser=NOT_MIGRATED)
+    ksr.returns["auth_db.auth_check"] = -2
+    for _ in range(5):
+        legacy.request_route()
+    assert ksr.htables.get("ipban", {}) == {}
+    assert len(ksr.called("auth.auth_challenge")) == 5
+
+
+def test_legacy_platform_sends_calls_for_moved_accounts_to_the_new_proxy(ksr, legacy):
+    request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser=MIGRATED)
+    ksr.returns.update({"auth_db.auth_check": 1, "registrar.lookup": -1})
+    legacy.request_route()
+    assert ksr.pvars["$du"] == f"sip:{NEW_PROXY}:5060"
+    assert ksr.called("tm.t_relay") == [()]
+
+
+@pytest.mark.parametrize(
+    ("uri", "host"),
+    [
+        ("sip:127.0.23.41:5060", "127.0.23.41"),
+        ("sip:127.0.23.41", "127.0.23.41"),
+        ("sip:127.0.23.41:5060;transport=udp", "127.0.23.41"),
+        ("sips:legacy@[::1]:5061", "::1"),
+        ("", ""),
+    ],
+)
+def test_legacy_platform_address_is_the_host_of_its_uri(ksr, uri, host):
+    from sipwave_router.settings import uri_host
+
+    assert uri_host(uri) == host
