@@ -6,6 +6,7 @@ there, ``False`` when the next route should look at it.
 
 import KSR
 
+from sipwave_router.e164 import normalise_or_none
 from sipwave_router.settings import Settings
 
 # auth_check() results that mean wrong credentials (auth_db module): invalid password,
@@ -22,6 +23,11 @@ HTABLE_AUTH_FAILURES = "authfail"
 USRLOC_TABLE = "location"
 SUBSCRIBER_TABLE = "subscriber"
 RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
+# Headers through which the proxy tells the PBX what it established (the dial-in caller).
+# Anything of this family that arrives from outside is a forgery. textops matches header
+# names case-insensitively, and the parser has already trimmed the whitespace around them.
+CLAIM_HEADERS_RE = "^X-Sipwave-"
+DIALIN_CALLER_HEADER = "X-Sipwave-Caller"
 
 
 class Router:
@@ -35,6 +41,7 @@ class Router:
         method = KSR.pv.get("$rm")
         if self.route_reqinit(source):
             return 1
+        self.route_strip_claims(source)
         if method == "OPTIONS" and self.route_keepalive():
             return 1
         if self.route_cancel_and_retransmissions(method):
@@ -48,7 +55,7 @@ class Router:
             return 1
         if method in RECORD_ROUTED_METHODS:
             KSR.rr.record_route()
-        self.route_destination()
+        self.route_destination(source)
         return 1
 
     # -- request hygiene and flood defence -------------------------------------------
@@ -150,10 +157,12 @@ class Router:
 
     # -- destination ---------------------------------------------------------------------
 
-    def route_destination(self) -> None:
+    def route_destination(self, source: str) -> None:
         called = KSR.pv.get("$rU") or ""
         route = self.settings.route_for(called) if called else None
         if route is not None:
+            if called in self.settings.dialin_numbers and not self.route_dialin_caller(source):
+                return
             KSR.pv.sets("$du", route.destination)
             self.relay()
             return
@@ -164,6 +173,33 @@ class Router:
             KSR.sl.sl_send_reply(404, "Not Found")
             return
         self.relay()
+
+    # -- dial-in --------------------------------------------------------------------------
+
+    def route_strip_claims(self, source: str) -> None:
+        """Only trusted peers may send the headers the PBX believes."""
+        if source not in self.settings.trusted_peers:
+            KSR.textops.remove_hf_re(CLAIM_HEADERS_RE)
+
+    def route_dialin_caller(self, source: str) -> bool:
+        """Tell the PBX who calls the dial-in number, in E.164; refuse when nobody can say.
+
+        The caller is the From number when a trusted peer (the carrier) sends the call, or
+        the authenticated account's number otherwise; route_authenticate has already
+        refused anything else.
+        """
+        if source in self.settings.trusted_peers:
+            claimed = KSR.pv.get("$fU")
+        else:
+            claimed = KSR.pv.get("$au")
+        caller = normalise_or_none(claimed or "", self.settings.number_plan)
+        if caller is None:
+            KSR.sl.sl_send_reply(403, "Caller Number Unknown")
+            return False
+        # A trusted peer's own header of this name is replaced, never passed on.
+        KSR.textops.remove_hf(DIALIN_CALLER_HEADER)
+        KSR.hdr.append(f"{DIALIN_CALLER_HEADER}: {caller}\r\n")
+        return True
 
     def relay(self) -> None:
         if KSR.tm.t_relay() < 0:

@@ -4,6 +4,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sipwave_router.e164 import NumberPlan, plan_from_dict
+
+# Without a number_plan in settings.json (a proxy without dial-in), numbers without a
+# country code are not read as national ones of any particular country.
+NO_NATIONAL_NUMBERS = {"country_code": "1", "national_lengths": []}
+
 
 @dataclass(frozen=True)
 class PrefixRoute:
@@ -21,6 +27,9 @@ class Settings:
     auth_failure_limit: int
     max_forwards: int
     scanner_user_agents: tuple[str, ...]
+    number_plan: NumberPlan
+    # Called numbers of the dial-in service, exactly as they arrive in the request URI.
+    dialin_numbers: frozenset[str]
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
@@ -49,6 +58,8 @@ def settings_from_dict(data: dict) -> Settings:
         auth_failure_limit=int(data.get("auth_failure_limit", 20)),
         max_forwards=int(data.get("max_forwards", 10)),
         scanner_user_agents=tuple(u.lower() for u in data.get("scanner_user_agents", [])),
+        number_plan=plan_from_dict(data.get("number_plan") or NO_NATIONAL_NUMBERS),
+        dialin_numbers=frozenset(str(n) for n in data.get("dialin_numbers", [])),
     )
 
 

@@ -155,7 +155,6 @@ counts:
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
 import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
     Plan,
     SubscriberError,
@@ -166,41 +165,17 @@ from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db imp
     plan,
     read_subscribers,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.summarised_module import (  # noqa: E402
+    SummarisedModule,
+)
 
-MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
-class SubscriberModule(AnsibleModule):
-    """AnsibleModule that keeps subscriber secrets out of its result and the target's log.
+class SubscriberModule(SummarisedModule):
+    """Subscriber secrets are kept out of the result and the log by SummarisedModule."""
 
-    The secrets are deliberately not declared no_log: AnsibleModule would then scrub every
-    string of the result against every secret, which is quadratic and takes hours for
-    100,000 subscribers. Instead the echoed arguments and the logged invocation only count
-    the subscribers, and no message of this module contains a secret.
-    """
-
-    def summarised_params(self) -> dict:
-        params = dict(self.params)
-        if params.get("db_password") is not None:
-            params["db_password"] = MASKED
-        entries = params.get("subscribers")
-        if entries is not None:
-            count = len(entries) if isinstance(entries, list) else 1
-            params["subscribers"] = f"<{count} entries, not shown>"
-        return params
-
-    def _log_invocation(self) -> None:
-        # The stock implementation logs every argument, passwords included.
-        params = self.summarised_params()
-        self.log("Invoked with " + " ".join(f"{name}={value}" for name, value in params.items()))
-
-    def exit_json(self, **kwargs):
-        kwargs.setdefault("invocation", {"module_args": self.summarised_params()})
-        super().exit_json(**kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs.setdefault("invocation", {"module_args": self.summarised_params()})
-        super().fail_json(msg, **kwargs)
+    summarised_lists = ("subscribers",)
+    masked_params = ("db_password",)
 
 
 def _diff(current: dict, todo: Plan) -> dict:
