@@ -25,6 +25,8 @@ CDR_DATABASE = "/var/log/asterisk/master.db"
 DIALIN_DATABASE = "/var/lib/asterisk/sipwave/dialin.sqlite"
 # Every SIPp process binds RTP ports: give each one its own range on the shared addresses.
 _media_ports = iter(range(22000, 23000, 10))
+# SIPp without -p takes 5060 when it is free: callers sharing the carrier's address must not.
+_caller_ports = iter(range(5100, 5999))
 
 
 def in_container(container: str, *command: str) -> subprocess.CompletedProcess:
@@ -53,7 +55,7 @@ def cdr_rows(where: str) -> list[dict]:
     return json.loads(output) if output else []
 
 
-def run_playbook(*extra_vars: dict) -> subprocess.CompletedProcess:
+def run_playbook(*extra_vars: dict, tags: str = "") -> subprocess.CompletedProcess:
     """Run the asterisk playbook against the scenario's inventory."""
     command = [
         "ansible-playbook",
@@ -61,13 +63,15 @@ def run_playbook(*extra_vars: dict) -> subprocess.CompletedProcess:
         os.environ["MOLECULE_INVENTORY_FILE"],
         str(PROJECT / "playbooks" / "asterisk.yml"),
     ]
+    if tags:
+        command += ["--tags", tags]
     for extra in extra_vars:
         command += ["-e", json.dumps(extra)]
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
 
 
-def carrier_answers(timeout_s: float = 40, calls: int = 1):
+def carrier_answers(timeout_s: float = 150, calls: int = 1):
     """The lab carrier: SIPp answering on 127.0.21.31:5060; wait for it with sipp.wait()."""
     return sipp.run(
         "answer.xml",
@@ -104,6 +108,7 @@ def dial_in(
         str(dialin.write(call)),
         PROXY,
         source,
+        local_port=next(_caller_ports),
         background=background,
         timeout_s=timeout,
         extra=["-mp", str(next(_media_ports)), "-recv_timeout", "20000"],
@@ -117,7 +122,7 @@ class Carrier:
         self.process, self.workdir = carrier_answers()
 
     def answered(self) -> sipp.SippResult:
-        return sipp.wait(self.process, self.workdir, timeout_s=60)
+        return sipp.wait(self.process, self.workdir, timeout_s=160)
 
     def stop(self) -> sipp.SippResult:
         return sipp.wait(self.process, self.workdir, timeout_s=1)
