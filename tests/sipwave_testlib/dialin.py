@@ -46,7 +46,7 @@ class DialinCall:
 
 
 def _message(lines: str) -> str:
-    return f"  <send retrans=\"500\">\n    <![CDATA[\n      {lines}\n    ]]>\n  </send>\n"
+    return f'  <send retrans="500">\n    <![CDATA[\n      {lines}\n    ]]>\n  </send>\n'
 
 
 def _headers(call: DialinCall, cseq: int, method: str, *, in_dialog: bool) -> str:
@@ -69,7 +69,9 @@ def _headers(call: DialinCall, cseq: int, method: str, *, in_dialog: bool) -> st
 def _invite(call: DialinCall, cseq: int, credentials: str | None) -> str:
     extra = "".join(f"\n      {h}" for h in call.extra_headers)
     auth = f"\n      {credentials}" if credentials else ""
-    return _message(_headers(call, cseq, "INVITE", in_dialog=False) + auth + extra + "\n      " + SDP)
+    return _message(
+        _headers(call, cseq, "INVITE", in_dialog=False) + auth + extra + "\n      " + SDP
+    )
 
 
 def _ack_for_error(call: DialinCall, cseq: int) -> str:
@@ -137,9 +139,7 @@ def scenario(call: DialinCall) -> str:
         parts.append(f'  <pause milliseconds="{call.hold_ms}"/>\n')
         cseq += 1
         parts.append(
-            _message(
-                _headers(call, cseq, "BYE", in_dialog=True) + "\n      Content-Length: 0\n"
-            )
+            _message(_headers(call, cseq, "BYE", in_dialog=True) + "\n      Content-Length: 0\n")
         )
         parts.append('  <recv response="200" crlf="true"/>\n')
     parts.append("</scenario>\n")

@@ -6,7 +6,6 @@ import time
 import pytest
 from conftest import (
     ACCOUNTS,
-    CARRIER,
     DIALIN,
     PBX,
     PBX_CONTAINER,
@@ -161,9 +160,7 @@ def test_spoofed_caller_header_from_a_subscriber_has_no_effect(carrier, header):
 
 
 def test_spoofed_caller_header_from_the_carrier_is_replaced(carrier):
-    call = dial_in(
-        "+48609999996", extra_headers=["X-Sipwave-Caller: +48601000003"], expect="403"
-    )
+    call = dial_in("+48609999996", extra_headers=["X-Sipwave-Caller: +48601000003"], expect="403")
     assert call.successful == 1, call.output
     assert "INVITE" not in carrier.stop().messages
 
@@ -186,16 +183,30 @@ def test_no_pin_in_any_log_cdr_or_rendered_file(account, container):
     # itself be logged to the journal.
     pin = pin_of(account)
     files = in_container(
-        container, "grep", "-rlaF", "-e", pin, "/etc", "/var/log", "/var/lib/asterisk",
-        "/var/lib/kamailio", "/tmp",
+        container,
+        "grep",
+        "-rlaF",
+        "-e",
+        pin,
+        "/etc",
+        "/var/log",
+        "/var/lib/asterisk",
+        "/var/lib/kamailio",
+        "/tmp",
     )
-    journal = in_container(container, "sh", "-c", 'journalctl -o cat --no-pager | grep -cF -e "$0"', pin)
+    journal = in_container(
+        container, "sh", "-c", 'journalctl -o cat --no-pager | grep -cF -e "$0"', pin
+    )
     assert files.stdout == "", f"PIN found in {files.stdout}"
     assert journal.stdout.strip() == "0"
 
 
 def test_pins_are_stored_as_salted_hashes_only():
-    hashes = pbx("sqlite3", "/var/lib/asterisk/sipwave/dialin.sqlite", "SELECT pin_hash FROM account WHERE pin_hash IS NOT NULL")
+    hashes = pbx(
+        "sqlite3",
+        "/var/lib/asterisk/sipwave/dialin.sqlite",
+        "SELECT pin_hash FROM account WHERE pin_hash IS NOT NULL",
+    )
     assert len(set(hashes.split())) == 3
     assert all(h.startswith("scrypt$") for h in hashes.split())
 

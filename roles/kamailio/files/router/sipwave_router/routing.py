@@ -188,10 +188,8 @@ class Router:
         the authenticated account's number otherwise; route_authenticate has already
         refused anything else.
         """
-        if source in self.settings.trusted_peers:
-            claimed = KSR.pv.get("$fU")
-        else:
-            claimed = KSR.pv.get("$au")
+        trusted = source in self.settings.trusted_peers
+        claimed = KSR.pv.get("$fU") if trusted else KSR.pv.get("$au")
         caller = normalise_or_none(claimed or "", self.settings.number_plan)
         if caller is None:
             KSR.sl.sl_send_reply(403, "Caller Number Unknown")

@@ -4,7 +4,7 @@
 
 DOCUMENTATION = r"""
 module: dialin_access
-short_description: Keep the dial-in authorisation database (callers, PIN hashes, limits) in one batch
+short_description: Keep the dial-in authorisation database (callers, PIN hashes) in one batch
 version_added: 0.1.0
 description:
   - Writes every account of the dial-in service (department, presented number, authorised

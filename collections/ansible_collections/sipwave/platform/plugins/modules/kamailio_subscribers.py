@@ -170,7 +170,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.summarised_module
 )
 
 
-
 class SubscriberModule(SummarisedModule):
     """Subscriber secrets are kept out of the result and the log by SummarisedModule."""
 
