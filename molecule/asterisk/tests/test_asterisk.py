@@ -241,3 +241,20 @@ def test_list_update_applies_without_restart_or_dropping_calls(carrier):
     assert carrier.answered().successful == 1
     assert "blocked prefix" in cdr_rows(f"caller = '{newcomer}'")[-1]["outcome"]
     assert restore.returncode == 0, restore.stdout[-3000:]
+
+
+def test_release_asterisk_does_not_take_is_rolled_back(carrier):
+    before = pbx("readlink", "/etc/asterisk/sipwave/current").strip()
+    pid = asterisk_pid()
+    # A new dial timeout in a dialplan Asterisk cannot parse: the reload keeps the old one.
+    broken = run_playbook(
+        {"asterisk_dialin_dial_timeout_s": 61, "asterisk_extensions_extra": "[unclosed"},
+        tags="asterisk_config,asterisk_service",
+    )
+    assert broken.returncode != 0, broken.stdout[-3000:]
+    assert "did not load release" in broken.stdout, broken.stdout[-3000:]
+    assert pbx("readlink", "/etc/asterisk/sipwave/current").strip() == before
+    assert asterisk_pid() == pid
+    still_served = dial_in("+48609999990", expect="403")
+    assert still_served.successful == 1, still_served.output
+    assert "INVITE" not in carrier.stop().messages
