@@ -34,6 +34,11 @@ ASSERTED_IDENTITY = "P-Asserted-Identity"
 USRLOC_TABLE = "location"
 SUBSCRIBER_TABLE = "subscriber"
 RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
+# Headers through which the proxy tells the PBX what it established (the dial-in caller).
+# Anything of this family that arrives from outside is a forgery. textops matches header
+# names case-insensitively, and the parser has already trimmed the whitespace around them.
+CLAIM_HEADERS_RE = "^X-Sipwave-"
+DIALIN_CALLER_HEADER = "X-Sipwave-Caller"
 
 
 class Router:
@@ -50,10 +55,12 @@ class Router:
         if method == "OPTIONS" and self.route_keepalive():
             return 1
         # The registrar answers statelessly and a REGISTER never belongs to a dialog: it skips
-        # the transaction and dialog checks (three calls into Kamailio fewer per REGISTER).
+        # the transaction and dialog checks (three calls into Kamailio fewer per REGISTER). It
+        # never reaches the PBX, so it need not be stripped of claims either.
         if method == "REGISTER":
             self.route_registrar(source)
             return 1
+        self.route_strip_claims(source)
         if self.route_cancel_and_retransmissions(method):
             return 1
         if self.route_within_dialog(method):
@@ -208,6 +215,8 @@ class Router:
         called = KSR.pv.get("$rU") or ""
         route = self.settings.route_for(called) if called else None
         if route is not None:
+            if called in self.settings.dialin_numbers and not self.route_dialin_caller(source):
+                return
             self.relay_to(route.destination)
             return
         domain = (KSR.pv.get("$rd") or "").lower()
@@ -245,8 +254,7 @@ class Router:
         return False
 
     def account_for_number(self, called: str) -> str | None:
-        plan = self.settings.number_plan
-        number = normalise_or_none(called, plan) if plan else called
+        number = normalise_or_none(called, self.settings.number_plan)
         if number is None:
             return None
         return KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + number.lstrip("+"))
@@ -262,6 +270,31 @@ class Router:
     def relay_to(self, destination: str) -> None:
         KSR.pv.sets("$du", destination)
         self.relay()
+
+    # -- dial-in --------------------------------------------------------------------------
+
+    def route_strip_claims(self, source: str) -> None:
+        """Only trusted peers may send the headers the PBX believes."""
+        if source not in self.settings.trusted_peers:
+            KSR.textops.remove_hf_re(CLAIM_HEADERS_RE)
+
+    def route_dialin_caller(self, source: str) -> bool:
+        """Tell the PBX who calls the dial-in number, in E.164; refuse when nobody can say.
+
+        The caller is the From number when a trusted peer (the carrier) sends the call, or
+        the authenticated account's number otherwise; route_authenticate has already
+        refused anything else.
+        """
+        trusted = source in self.settings.trusted_peers
+        claimed = KSR.pv.get("$fU") if trusted else KSR.pv.get("$au")
+        caller = normalise_or_none(claimed or "", self.settings.number_plan)
+        if caller is None:
+            KSR.sl.sl_send_reply(403, "Caller Number Unknown")
+            return False
+        # A trusted peer's own header of this name is replaced, never passed on.
+        KSR.textops.remove_hf(DIALIN_CALLER_HEADER)
+        KSR.hdr.append(f"{DIALIN_CALLER_HEADER}: {caller}\r\n")
+        return True
 
     def relay(self) -> None:
         if KSR.tm.t_relay() < 0:

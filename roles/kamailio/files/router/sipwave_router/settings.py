@@ -7,6 +7,10 @@ from pathlib import Path
 
 from sipwave_router.e164 import NumberPlan, plan_from_dict
 
+# Without a number_plan in settings.json (a proxy without dial-in), numbers without a
+# country code are not read as national ones of any particular country.
+NO_NATIONAL_NUMBERS = {"country_code": "1", "national_lengths": []}
+
 
 @dataclass(frozen=True)
 class PrefixRoute:
@@ -24,6 +28,9 @@ class Settings:
     auth_failure_limit: int
     max_forwards: int
     scanner_user_agents: tuple[str, ...]
+    number_plan: NumberPlan
+    # Called numbers of the dial-in service, exactly as they arrive in the request URI.
+    dialin_numbers: frozenset[str]
     # One case-insensitive search instead of a loop over the names: this runs per request.
     scanner_pattern: re.Pattern | None = None
     # Parallel run on the new proxy: identities of these domains without a subscriber row
@@ -38,7 +45,6 @@ class Settings:
     # where calls go for accounts not registered here (moved to the new platform).
     relaying_peers: frozenset[str] = frozenset()
     unregistered_destination: str = ""
-    number_plan: NumberPlan | None = None
 
     def is_scanner(self, user_agent: str) -> bool:
         return (
@@ -79,7 +85,6 @@ def settings_from_dict(data: dict) -> Settings:
         key=lambda r: len(r.prefix),
         reverse=True,
     )
-    number_plan = data.get("number_plan") or {}
     scanners = tuple(u.lower() for u in data.get("scanner_user_agents", []))
     return Settings(
         domains=frozenset(d.lower() for d in data["domains"]),
@@ -97,7 +102,8 @@ def settings_from_dict(data: dict) -> Settings:
         phase2_domain=data.get("phase2_domain", "").lower(),
         relaying_peers=frozenset(data.get("relaying_peers", [])),
         unregistered_destination=data.get("unregistered_destination", ""),
-        number_plan=plan_from_dict(number_plan) if number_plan else None,
+        number_plan=plan_from_dict(data.get("number_plan") or NO_NATIONAL_NUMBERS),
+        dialin_numbers=frozenset(str(n) for n in data.get("dialin_numbers", [])),
     )
 
 

@@ -1,0 +1,269 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The dial-in authorisation database: accounts, authorised caller numbers, PIN hashes.
+
+Written in bulk by the ``dialin_access`` module, read per call by the PBX's dial-in AGI
+script (which also records failed PIN attempts in the ``failure`` table). PINs are stored as
+salted scrypt hashes only; nothing in this file puts a PIN or a hash into a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+try:  # inside Ansible the collection path is importable; the AGI script has a flat copy
+    from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
+        NumberError,
+        NumberPlan,
+        normalise,
+    )
+except ImportError:  # pragma: no cover - exercised on the PBX by the AGI script
+    from e164 import NumberError, NumberPlan, normalise  # type: ignore[no-redef]
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+PIN_MIN_DIGITS = 4
+PIN_MAX_DIGITS = 12
+# scrypt cost: about 50 ms per check on one core, paid once per dial-in call.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+SALT_BYTES = 16
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS account (
+    id TEXT PRIMARY KEY,
+    department TEXT NOT NULL,
+    number TEXT NOT NULL,
+    pin_hash TEXT,
+    max_calls INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dialin_number (
+    number TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES account (id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS dialin_number_account ON dialin_number (account_id);
+CREATE TABLE IF NOT EXISTS failure (
+    caller TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failure_caller ON failure (caller, at);
+"""
+
+
+class DialinError(Exception):
+    """Invalid input or an unusable database; the message never contains a PIN."""
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else os.urandom(SALT_BYTES)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def pin_matches(pin: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        candidate = hashlib.scrypt(
+            pin.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    department: str
+    number: str
+    max_calls: int
+    dialin_numbers: frozenset[str]
+    # Only on desired accounts: the PIN to set (never stored as such), or None for no PIN.
+    pin: str | None = field(default=None, repr=False, compare=False)
+    # Only on stored accounts.
+    pin_hash: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_pin(self) -> bool:
+        return self.pin is not None or self.pin_hash is not None
+
+    def summary(self) -> str:
+        numbers = ",".join(sorted(self.dialin_numbers)) or "-"
+        return (
+            f"{self.id} department={self.department} number={self.number} "
+            f"max_calls={self.max_calls} pin={'set' if self.has_pin else 'none'} "
+            f"dialin={numbers}"
+        )
+
+
+def _number(value: object, plan: NumberPlan, where: str) -> str:
+    try:
+        return normalise(str(value), plan)
+    except NumberError as exc:
+        raise DialinError(f"{where}: {exc}") from None
+
+
+def desired_from_entries(entries: Sequence[Mapping], plan: NumberPlan) -> dict[str, Account]:
+    """Validate and normalise the module's ``accounts``; every problem names the entry."""
+    accounts: dict[str, Account] = {}
+    owner_of: dict[str, str] = {}
+    problems: list[str] = []
+    for index, entry in enumerate(entries):
+        account_id = str(entry.get("id") or "").strip()
+        where = f"accounts[{index}] ({account_id or 'no id'})"
+        try:
+            if not account_id:
+                raise DialinError(f"{where}: id is empty")
+            if account_id in accounts:
+                raise DialinError(f"{where}: id is listed twice")
+            department = str(entry.get("department") or "").strip()
+            if not department:
+                raise DialinError(f"{where}: department is empty")
+            max_calls = int(entry.get("max_calls", 1))
+            if max_calls < 1:
+                raise DialinError(f"{where}: max_calls must be at least 1")
+            pin = entry.get("pin")
+            if pin is not None:
+                pin = str(pin)
+                if not (pin.isascii() and pin.isdigit()) or not (
+                    PIN_MIN_DIGITS <= len(pin) <= PIN_MAX_DIGITS
+                ):
+                    raise DialinError(
+                        f"{where}: pin must be {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits"
+                    )
+            number = _number(entry.get("number", ""), plan, f"{where}: number")
+            dialin = set()
+            for raw in entry.get("dialin_numbers") or []:
+                caller = _number(raw, plan, f"{where}: dialin_numbers {raw!r}")
+                other = owner_of.get(caller)
+                if other is not None and other != account_id:
+                    raise DialinError(f"{where}: dialin number {caller} is already {other}'s")
+                owner_of[caller] = account_id
+                dialin.add(caller)
+        except (DialinError, ValueError, TypeError) as exc:
+            problems.append(str(exc) if isinstance(exc, DialinError) else f"{where}: {exc}")
+            continue
+        accounts[account_id] = Account(
+            id=account_id,
+            department=department,
+            number=number,
+            max_calls=max_calls,
+            dialin_numbers=frozenset(dialin),
+            pin=pin,
+        )
+    if problems:
+        raise DialinError("; ".join(problems))
+    return accounts
+
+
+def connect(path: str) -> sqlite3.Connection:
+    try:
+        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.executescript(SCHEMA)
+    except sqlite3.Error as exc:
+        raise DialinError(f"cannot open the dial-in database {path}: {exc}") from None
+    return connection
+
+
+def read_accounts(connection: sqlite3.Connection) -> dict[str, Account]:
+    numbers: dict[str, set[str]] = {}
+    for number, account_id in connection.execute("SELECT number, account_id FROM dialin_number"):
+        numbers.setdefault(account_id, set()).add(number)
+    return {
+        row[0]: Account(
+            id=row[0],
+            department=row[1],
+            number=row[2],
+            pin_hash=row[3],
+            max_calls=row[4],
+            dialin_numbers=frozenset(numbers.get(row[0], ())),
+        )
+        for row in connection.execute(
+            "SELECT id, department, number, pin_hash, max_calls FROM account"
+        )
+    }
+
+
+@dataclass
+class Plan:
+    add: list[str] = field(default_factory=list)
+    update: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    # Accounts whose PIN hash must be written (a new PIN, a changed PIN, or none any more).
+    pin_changes: set[str] = field(default_factory=set)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.add or self.update or self.remove)
+
+
+def _pin_unchanged(current: Account, wanted: Account) -> bool:
+    if wanted.pin is None:
+        return current.pin_hash is None
+    return current.pin_hash is not None and pin_matches(wanted.pin, current.pin_hash)
+
+
+def plan(current: Mapping[str, Account], desired: Mapping[str, Account], exclusive: bool) -> Plan:
+    todo = Plan()
+    for account_id, wanted in sorted(desired.items()):
+        existing = current.get(account_id)
+        if existing is None:
+            todo.add.append(account_id)
+            todo.pin_changes.add(account_id)
+            continue
+        same_pin = _pin_unchanged(existing, wanted)
+        if not same_pin:
+            todo.pin_changes.add(account_id)
+        if existing != wanted or not same_pin:
+            todo.update.append(account_id)
+    if exclusive:
+        todo.remove = sorted(set(current) - set(desired))
+    return todo
+
+
+def apply(
+    connection: sqlite3.Connection,
+    todo: Plan,
+    current: Mapping[str, Account],
+    desired: Mapping[str, Account],
+) -> None:
+    """Everything in one transaction: a reader sees the old or the new list, never a mix."""
+    rows = []
+    for account_id in todo.add + todo.update:
+        wanted = desired[account_id]
+        if account_id in todo.pin_changes:
+            pin_hash = hash_pin(wanted.pin) if wanted.pin is not None else None
+        else:
+            pin_hash = current[account_id].pin_hash
+        rows.append((account_id, wanted.department, wanted.number, pin_hash, wanted.max_calls))
+    touched = todo.add + todo.update + todo.remove
+    with connection:
+        connection.executemany(
+            "DELETE FROM dialin_number WHERE account_id = ?", [(a,) for a in touched]
+        )
+        connection.executemany("DELETE FROM account WHERE id = ?", [(a,) for a in todo.remove])
+        connection.executemany(
+            "INSERT INTO account (id, department, number, pin_hash, max_calls)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " department = excluded.department, number = excluded.number,"
+            " pin_hash = excluded.pin_hash, max_calls = excluded.max_calls",
+            rows,
+        )
+        connection.executemany(
+            # A number moved from an account this run does not list is taken over.
+            "INSERT INTO dialin_number (number, account_id) VALUES (?, ?)"
+            " ON CONFLICT (number) DO UPDATE SET account_id = excluded.account_id",
+            [
+                (number, account_id)
+                for account_id in todo.add + todo.update
+                for number in sorted(desired[account_id].dialin_numbers)
+            ],
+        )

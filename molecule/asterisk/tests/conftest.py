@@ -1,0 +1,136 @@
+"""Fixtures for the asterisk scenario: addresses, accounts (read from molecule.yml) and calls."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from sipwave_testlib import dialin, sipp
+
+PROJECT = Path(__file__).resolve().parents[3]
+SCENARIO = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())
+GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]
+PROXY_CONTAINER = "sipwave-molecule-asterisk-proxy"
+PBX_CONTAINER = "sipwave-molecule-asterisk-pbx"
+PROXY = "127.0.21.11:5060"
+PBX = "127.0.21.21:5060"
+CARRIER = GROUP_VARS["all"]["sipwave_carrier_address"]
+DIALIN = GROUP_VARS["all"]["sipwave_dialin_number"]
+LEGACY_DOMAIN = "ip.tanifon.pl"
+ACCOUNTS = {a["id"]: a for a in GROUP_VARS["pbx"]["asterisk_dialin_accounts"]}
+SUBSCRIBERS = {s["username"]: s["password"] for s in GROUP_VARS["proxies"]["kamailio_subscribers"]}
+CDR_DATABASE = "/var/log/asterisk/master.db"
+DIALIN_DATABASE = "/var/lib/asterisk/sipwave/dialin.sqlite"
+# Every SIPp process binds RTP ports: give each one its own range on the shared addresses.
+_media_ports = iter(range(22000, 23000, 10))
+# SIPp without -p takes 5060 when it is free: callers sharing the carrier's address must not.
+_caller_ports = iter(range(5100, 5999))
+
+
+def in_container(container: str, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", "exec", container, *command], capture_output=True, text=True)
+
+
+def pbx(*command: str) -> str:
+    return in_container(PBX_CONTAINER, *command).stdout
+
+
+def asterisk_pid() -> int:
+    return int(pbx("systemctl", "show", "asterisk", "-p", "MainPID", "--value"))
+
+
+def forget_failures(caller: str) -> None:
+    """A fresh lockout counter for a test's caller (re-runs against the same containers)."""
+    pbx("sqlite3", DIALIN_DATABASE, f"DELETE FROM failure WHERE caller = '{caller}'")
+
+
+def cdr_rows(where: str) -> list[dict]:
+    query = (
+        "SELECT account, department, caller, destination, disposition, outcome, dst "
+        f"FROM cdr WHERE {where} ORDER BY rowid"
+    )
+    output = pbx("sqlite3", "-json", CDR_DATABASE, query).strip()
+    return json.loads(output) if output else []
+
+
+def run_playbook(*extra_vars: dict, tags: str = "") -> subprocess.CompletedProcess:
+    """Run the asterisk playbook against the scenario's inventory."""
+    command = [
+        "ansible-playbook",
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(PROJECT / "playbooks" / "asterisk.yml"),
+    ]
+    if tags:
+        command += ["--tags", tags]
+    for extra in extra_vars:
+        command += ["-e", json.dumps(extra)]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
+
+
+def carrier_answers(timeout_s: float = 150, calls: int = 1):
+    """The lab carrier: SIPp answering on 127.0.21.31:5060; wait for it with sipp.wait()."""
+    return sipp.run(
+        "answer.xml",
+        PBX,
+        CARRIER,
+        local_port=5060,
+        calls=calls,
+        background=True,
+        timeout_s=timeout_s,
+        # Calls are held for up to a minute before the BYE the carrier waits for.
+        extra=["-mp", str(next(_media_ports)), "-recv_timeout", "90000"],
+    )
+
+
+def dial_in(
+    caller: str,
+    *,
+    source: str = CARRIER,
+    subscriber: str | None = None,
+    background: bool = False,
+    **call_options,
+):
+    """One dial-in call through the proxy, from the carrier or as an authenticated subscriber."""
+    credentials = sipp.credentials(subscriber, SUBSCRIBERS[subscriber]) if subscriber else None
+    call = dialin.DialinCall(
+        caller=subscriber or caller,
+        dialin=DIALIN,
+        domain=LEGACY_DOMAIN,
+        credentials=credentials,
+        **call_options,
+    )
+    timeout = 20 + call.hold_ms / 1000 + len(call.entries) * 8
+    return sipp.run(
+        str(dialin.write(call)),
+        PROXY,
+        source,
+        local_port=next(_caller_ports),
+        background=background,
+        timeout_s=timeout,
+        extra=["-mp", str(next(_media_ports)), "-recv_timeout", "20000"],
+    )
+
+
+class Carrier:
+    """The lab carrier for one test: ``answered()`` waits for its call, ``stop()`` does not."""
+
+    def __init__(self) -> None:
+        self.process, self.workdir = carrier_answers()
+
+    def answered(self) -> sipp.SippResult:
+        return sipp.wait(self.process, self.workdir, timeout_s=160)
+
+    def stop(self) -> sipp.SippResult:
+        return sipp.wait(self.process, self.workdir, timeout_s=1)
+
+
+@pytest.fixture
+def carrier():
+    started = Carrier()
+    yield started
+    if started.process.poll() is None:
+        started.process.kill()

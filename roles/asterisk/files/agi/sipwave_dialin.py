@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""Dial-in authorisation, run by Asterisk as an AGI script for every dial-in call.
+
+Why an AGI script and not dialplan + func_odbc: PINs are checked against salted scrypt
+hashes, the lockout counts failures in a sliding window, and dialled destinations are
+normalised by the shared E.164 module; all three are code, not SQL. The script reads the
+authorisation database on every call, so a changed list applies to the next call without a
+reload, and calls already in progress are never touched.
+
+``lookup`` (before the call is answered) finds the account of the caller number the proxy
+established (channel variable SIPWAVE_CALLER) and refuses unknown or locked-out callers.
+``authorise`` (after answer) asks for the PIN when the account has one, then for the
+destination, and refuses blocked prefixes. Results go back in channel variables
+(SIPWAVE_RESULT ok/refused, SIPWAVE_REASON, SIPWAVE_ACCOUNT...). The PIN is read with
+GET DATA and compared here: it never enters a channel variable, the dialplan, a CDR or a
+log line.
+"""
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from dialin_db import SQLITE_BUSY_TIMEOUT_MS, pin_matches
+from e164 import normalise_or_none, plan_from_dict
+
+SETTINGS_FILE = Path(__file__).with_name("settings.json")
+
+
+class Agi:
+    """The AGI protocol on stdin/stdout: environment first, then one command per line."""
+
+    def __init__(self) -> None:
+        self.env = {}
+        for line in iter(sys.stdin.readline, ""):
+            line = line.strip()
+            if not line:
+                break
+            key, _, value = line.partition(":")
+            self.env[key.strip()] = value.strip()
+
+    def command(self, text: str) -> str:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        reply = sys.stdin.readline().strip()
+        if not reply.startswith("200"):
+            raise ConnectionError(f"AGI command failed: {reply or 'channel gone'}")
+        return reply
+
+    @staticmethod
+    def _result(reply: str) -> str:
+        return reply.split("result=", 1)[1].split(" ", 1)[0] if "result=" in reply else ""
+
+    def get(self, name: str) -> str:
+        reply = self.command(f"GET VARIABLE {name}")
+        return reply.split("(", 1)[1].rsplit(")", 1)[0] if "(" in reply else ""
+
+    def set(self, name: str, value: object) -> None:
+        self.command(f'SET VARIABLE {name} "{value}"')
+
+    def digits(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
+        """Digits pressed (ended by #, max_digits or the timeout); empty on timeout."""
+        result = self._result(self.command(f"GET DATA {prompt} {timeout_ms} {max_digits}"))
+        return result if result.isdigit() else ""
+
+    def play(self, prompt: str) -> None:
+        self.command(f'STREAM FILE {prompt} ""')
+
+    def log(self, message: str) -> None:
+        self.command(f'VERBOSE "sipwave dial-in: {message}" 1')
+
+
+class Dialin:
+    def __init__(self, agi: Agi, settings: dict) -> None:
+        self.agi = agi
+        self.settings = settings
+        self.plan = plan_from_dict(settings["number_plan"])
+        self.db = sqlite3.connect(settings["database"], timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+    def refuse(self, caller: str, reason: str) -> None:
+        self.agi.set("SIPWAVE_RESULT", "refused")
+        self.agi.set("SIPWAVE_REASON", reason)
+        self.agi.log(f"caller {caller or '?'} refused: {reason}")
+
+    def failures(self, caller: str) -> int:
+        since = time.time() - self.settings["lockout_window_s"]
+        (count,) = self.db.execute(
+            "SELECT count(*) FROM failure WHERE caller = ? AND at > ?", (caller, since)
+        ).fetchone()
+        return count
+
+    def record_failure(self, caller: str) -> int:
+        with self.db:
+            self.db.execute("INSERT INTO failure (caller, at) VALUES (?, ?)", (caller, time.time()))
+            # Old rows are never counted again: keep the table small.
+            self.db.execute(
+                "DELETE FROM failure WHERE at < ?",
+                (time.time() - 2 * self.settings["lockout_window_s"],),
+            )
+        return self.failures(caller)
+
+    def locked(self, caller: str) -> bool:
+        return self.failures(caller) >= self.settings["lockout_failures"]
+
+    def account_of(self, caller: str):
+        return self.db.execute(
+            "SELECT a.id, a.department, a.number, a.max_calls, a.pin_hash"
+            " FROM dialin_number d JOIN account a ON a.id = d.account_id WHERE d.number = ?",
+            (caller,),
+        ).fetchone()
+
+    def lookup(self) -> None:
+        caller = self.agi.get("SIPWAVE_CALLER")
+        if not caller:
+            return self.refuse(caller, "no caller number")
+        if self.locked(caller):
+            return self.refuse(caller, "locked out")
+        row = self.account_of(caller)
+        if row is None:
+            return self.refuse(caller, "not authorised")
+        account, department, number, max_calls, _pin_hash = row
+        for name, value in (
+            ("SIPWAVE_ACCOUNT", account),
+            ("SIPWAVE_DEPARTMENT", department),
+            ("SIPWAVE_NUMBER", number),
+            ("SIPWAVE_MAX_CALLS", max_calls),
+            ("SIPWAVE_RESULT", "ok"),
+        ):
+            self.agi.set(name, value)
+        self.agi.log(f"caller {caller} is account {account}")
+        return None
+
+    def authorise(self) -> None:
+        caller = self.agi.get("SIPWAVE_CALLER")
+        # Read again: the list may have changed while the caller was waiting.
+        row = self.account_of(caller) if caller else None
+        if row is None:
+            return self.refuse(caller, "not authorised")
+        if row[4] is not None and not self.pin_accepted(caller, row[4]):
+            return None
+        destination = self.destination(caller)
+        if destination is None:
+            return None
+        self.agi.set("SIPWAVE_DESTINATION", destination)
+        self.agi.set("SIPWAVE_RESULT", "ok")
+        self.agi.log(f"caller {caller} (account {row[0]}) calls {destination}")
+        return None
+
+    def pin_accepted(self, caller: str, pin_hash: str) -> bool:
+        tries = self.settings["pin_tries"]
+        for attempt in range(1, tries + 1):
+            entered = self.agi.digits(
+                self.settings["prompt_pin"], self.settings["digit_timeout_ms"], 12
+            )
+            if entered and pin_matches(entered, pin_hash):
+                return True
+            if self.record_failure(caller) >= self.settings["lockout_failures"]:
+                self.refuse(caller, "wrong PIN, now locked out")
+                return False
+            if attempt < tries:
+                self.agi.play(self.settings["prompt_wrong_pin"])
+        self.refuse(caller, f"wrong PIN {self.settings['pin_tries']} times")
+        return False
+
+    def destination(self, caller: str) -> str | None:
+        dialled = self.agi.digits(
+            self.settings["prompt_destination"], self.settings["digit_timeout_ms"], 16
+        )
+        destination = normalise_or_none(dialled, self.plan)
+        if destination is None:
+            # The dialled digits are not logged: a caller may have typed the PIN here.
+            self.refuse(caller, "the destination is not a number")
+            return None
+        if any(destination.startswith(p) for p in self.settings["blocked_prefixes"]):
+            self.agi.play(self.settings["prompt_blocked"])
+            self.refuse(caller, f"destination {destination} has a blocked prefix")
+            return None
+        return destination
+
+
+def main() -> int:
+    agi = Agi()
+    mode = sys.argv[1] if len(sys.argv) > 1 else ""
+    settings = json.loads(SETTINGS_FILE.read_text())
+    dialin = Dialin(agi, settings)
+    agi.set("SIPWAVE_RESULT", "refused")
+    try:
+        if mode == "lookup":
+            dialin.lookup()
+        elif mode == "authorise":
+            dialin.authorise()
+        else:
+            dialin.refuse("", f"unknown mode {mode!r}")
+    except ConnectionError:
+        return 0  # the caller hung up
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The dial-in AGI script, run as Asterisk runs it, against a scripted AGI peer."""
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils import dialin_db
+
+AGI_DIR = Path(__file__).resolve().parents[2] / "roles/asterisk/files/agi"
+PIN = "47259381"
+SETTINGS = {
+    "number_plan": {"country_code": "48", "national_lengths": [9]},
+    "pin_tries": 3,
+    "lockout_failures": 4,
+    "lockout_window_s": 3600,
+    "digit_timeout_ms": 1000,
+    "blocked_prefixes": ["+48700", "+881"],
+    "prompt_pin": "agent-pass",
+    "prompt_wrong_pin": "auth-incorrect",
+    "prompt_destination": "vm-enter-num-to-call",
+    "prompt_blocked": "ss-noservice",
+}
+
+
+@pytest.fixture
+def agi(tmp_path):
+    for name in ("sipwave_dialin.py", "e164.py", "dialin_db.py"):
+        shutil.copy(AGI_DIR / name, tmp_path / name)
+    database = tmp_path / "dialin.sqlite"
+    (tmp_path / "settings.json").write_text(json.dumps({**SETTINGS, "database": str(database)}))
+    connection = dialin_db.connect(str(database))
+    with connection:
+        connection.execute(
+            "INSERT INTO account VALUES ('acme', 'sales', '+48221110001', ?, 2)",
+            (dialin_db.hash_pin(PIN),),
+        )
+        connection.execute(
+            "INSERT INTO account VALUES ('beta', 'finance', '+48221110002', NULL, 1)"
+        )
+        connection.execute("INSERT INTO dialin_number VALUES ('+48601000001', 'acme')")
+        connection.execute("INSERT INTO dialin_number VALUES ('+48601000003', 'beta')")
+    connection.close()
+    return tmp_path
+
+
+class Session:
+    """What the script asked for and what it set, from one run."""
+
+    def __init__(self, directory: Path, mode: str, caller: str, digits: list[str]):
+        process = subprocess.Popen(
+            [sys.executable, str(directory / "sipwave_dialin.py"), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        process.stdin.write("agi_channel: PJSIP/sipwave-proxy-00000001\nagi_arg_1: x\n\n")
+        process.stdin.flush()
+        self.variables: dict[str, str] = {}
+        self.commands: list[str] = []
+        pending = list(digits)
+        for line in process.stdout:
+            command = line.strip()
+            self.commands.append(command)
+            if command.startswith("GET VARIABLE"):
+                reply = f"200 result=1 ({caller})"
+            elif command.startswith("SET VARIABLE"):
+                _, _, name, value = command.split(" ", 3)
+                self.variables[name] = value.strip('"')
+                reply = "200 result=1"
+            elif command.startswith("GET DATA"):
+                reply = f"200 result={pending.pop(0)}" if pending else "200 result= (timeout)"
+            else:
+                reply = "200 result=0"
+            process.stdin.write(reply + "\n")
+            process.stdin.flush()
+        process.wait(timeout=10)
+
+    @property
+    def result(self) -> str:
+        return self.variables.get("SIPWAVE_RESULT", "")
+
+
+def failures(directory: Path) -> int:
+    with sqlite3.connect(directory / "dialin.sqlite") as connection:
+        return connection.execute("SELECT count(*) FROM failure").fetchone()[0]
+
+
+def test_lookup_gives_the_account_of_an_authorised_caller(agi):
+    session = Session(agi, "lookup", "+48601000001", [])
+    assert session.result == "ok"
+    assert session.variables["SIPWAVE_ACCOUNT"] == "acme"
+    assert session.variables["SIPWAVE_DEPARTMENT"] == "sales"
+    assert session.variables["SIPWAVE_NUMBER"] == "+48221110001"
+    assert session.variables["SIPWAVE_MAX_CALLS"] == "2"
+
+
+@pytest.mark.parametrize("caller", ["+48609999999", ""])
+def test_lookup_refuses_unknown_callers(agi, caller):
+    assert Session(agi, "lookup", caller, []).result == "refused"
+
+
+def test_right_pin_then_national_destination(agi):
+    session = Session(agi, "authorise", "+48601000001", [PIN, "123456789"])
+    assert session.result == "ok"
+    assert session.variables["SIPWAVE_DESTINATION"] == "+48123456789"
+    assert failures(agi) == 0
+
+
+def test_account_without_pin_is_asked_only_for_the_destination(agi):
+    session = Session(agi, "authorise", "+48601000003", ["00441234567890"])
+    assert session.variables["SIPWAVE_DESTINATION"] == "+441234567890"
+    assert sum(c.startswith("GET DATA") for c in session.commands) == 1
+
+
+def test_three_wrong_pins_refuse_and_count(agi):
+    session = Session(agi, "authorise", "+48601000001", ["1111", "2222", "3333", "123456789"])
+    assert session.result == "refused"
+    assert "SIPWAVE_DESTINATION" not in session.variables
+    assert failures(agi) == 3
+
+
+def test_lockout_after_the_limit_even_with_the_right_pin(agi):
+    Session(agi, "authorise", "+48601000001", ["1111", "2222", "3333"])
+    Session(agi, "authorise", "+48601000001", ["4444"])
+    assert Session(agi, "lookup", "+48601000001", []).variables["SIPWAVE_REASON"] == "locked out"
+
+
+@pytest.mark.parametrize("dialled", ["700123456", "0088123456789"])
+def test_blocked_prefixes_are_refused(agi, dialled):
+    session = Session(agi, "authorise", "+48601000001", [PIN, dialled])
+    assert session.result == "refused"
+    assert "blocked prefix" in session.variables["SIPWAVE_REASON"]
+
+
+def test_the_pin_is_never_sent_back_to_asterisk(agi):
+    session = Session(agi, "authorise", "+48601000001", [PIN, "123456789"])
+    wrong = Session(agi, "authorise", "+48601000001", ["98765432", PIN, "123"])
+    for command in session.commands + wrong.commands:
+        assert PIN not in command and "98765432" not in command

@@ -1,0 +1,100 @@
+"""Dial-in routing of the KEMI router (caller number to the PBX), driven through the KSR stub."""
+
+import importlib
+
+import pytest
+from conftest import ROUTER_SETTINGS
+from test_router import request
+
+CARRIER = "127.0.21.31"
+DIALIN = "+48225550100"
+SETTINGS = {
+    **ROUTER_SETTINGS,
+    "trusted_peers": ["127.0.20.21", CARRIER],
+    "prefix_routes": [
+        *ROUTER_SETTINGS["prefix_routes"],
+        {"name": "dial-in", "prefix": DIALIN, "destination": "sip:127.0.20.21:5060"},
+    ],
+    "number_plan": {"country_code": "48", "national_lengths": [9], "trunk_prefix": ""},
+    "dialin_numbers": [DIALIN],
+}
+
+
+@pytest.fixture
+def router(ksr):
+    package = importlib.import_module("sipwave_router")
+    from sipwave_router.settings import settings_from_dict
+
+    return package.Router(settings_from_dict(SETTINGS))
+
+
+def appended(ksr) -> list[str]:
+    return [args[0] for args in ksr.called("hdr.append")]
+
+
+@pytest.mark.parametrize("from_user", ["+48221110001", "0048221110001", "221110001"])
+def test_carrier_caller_is_passed_on_in_e164(ksr, router, from_user):
+    request(ksr, "INVITE", source=CARRIER, ruser=DIALIN)
+    ksr.pvars["$fU"] = from_user
+    router.request_route()
+    assert appended(ksr) == ["X-Sipwave-Caller: +48221110001\r\n"]
+    assert ksr.pvars["$du"] == "sip:127.0.20.21:5060"
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_carrier_header_of_the_same_name_is_replaced(ksr, router):
+    request(ksr, "INVITE", source=CARRIER, ruser=DIALIN)
+    ksr.pvars["$fU"] = "+48221110001"
+    router.request_route()
+    assert ksr.called("textops.remove_hf") == [("X-Sipwave-Caller",)]
+
+
+def test_subscriber_caller_is_the_authenticated_account(ksr, router):
+    request(ksr, "INVITE", ruser=DIALIN)
+    ksr.returns["auth_db.auth_check"] = 1
+    ksr.pvars.update({"$au": "48221110003", "$fU": "+48221110001"})
+    router.request_route()
+    assert appended(ksr) == ["X-Sipwave-Caller: +48221110003\r\n"]
+
+
+def test_claim_headers_from_untrusted_sources_are_removed_before_anything_else(ksr, router):
+    request(ksr, "INVITE", ruser=DIALIN)
+    ksr.returns["auth_db.auth_check"] = -5  # not authenticated yet: challenged
+    router.request_route()
+    assert ksr.called("textops.remove_hf_re") == [("^X-Sipwave-",)]
+    assert appended(ksr) == []
+    assert ksr.called("auth.auth_challenge") == [("ip.tanifon.pl", 0)]
+
+
+def test_trusted_peers_keep_their_headers_outside_dialin(ksr, router):
+    request(ksr, "INVITE", source=CARRIER, ruser="800100")
+    router.request_route()
+    assert ksr.called("textops.remove_hf_re") == []
+    assert appended(ksr) == []
+
+
+@pytest.mark.parametrize("login", ["tnf481234003", "", None])
+def test_caller_without_a_number_is_refused(ksr, router, login):
+    request(ksr, "INVITE", ruser=DIALIN)
+    ksr.returns["auth_db.auth_check"] = 1
+    ksr.pvars["$au"] = login
+    router.request_route()
+    assert ksr.replies() == [(403, "Caller Number Unknown")]
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_other_numbers_on_the_route_get_no_caller_header(ksr, router):
+    request(ksr, "INVITE", source=CARRIER, ruser=DIALIN + "9")
+    ksr.pvars["$fU"] = "+48221110001"
+    router.request_route()
+    assert appended(ksr) == []
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_settings_without_dialin_read_international_numbers_only(ksr):
+    from sipwave_router.e164 import normalise_or_none
+    from sipwave_router.settings import settings_from_dict
+
+    plan = settings_from_dict(ROUTER_SETTINGS).number_plan
+    assert normalise_or_none("+48221110001", plan) == "+48221110001"
+    assert normalise_or_none("221110001", plan) is None
