@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 LAB_ENV := . lab/env.sh && export PATH="$(CURDIR)/$(BIN):$$PATH"
 BENCH ?=
+MOLECULE_JOBS ?= 2
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv
 
@@ -55,8 +56,13 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-molecule: venv image lab-clean-molecule
-	$(LAB_ENV) && for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
+# Scenarios run MOLECULE_JOBS at a time (each on its own 127.0.2x.0/24, so they never meet);
+# each one's output goes to .cache/molecule/<scenario>.log and is shown when it fails. A lock
+# per scenario keeps two checkouts from running the same scenario (same container names and
+# addresses) at once; a scenario's leftovers from a crashed run are removed by name first.
+molecule: venv image
+	@$(LAB_ENV) && mkdir -p .cache/molecule && \
+	printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} bash tools/run_scenario.sh {}
 
 test: host-deps venv lint unit molecule
 
