@@ -50,7 +50,13 @@ def test_second_run_changes_nothing(tmp_path):
     run(tmp_path, [ACME, BETA])
     result, _ = run(tmp_path, [ACME, BETA])
     assert not result["changed"]
-    assert result["counts"] == {"added": 0, "updated": 0, "removed": 0, "unchanged": 2}
+    assert result["counts"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 2,
+        "conflicting": 0,
+    }
 
 
 def test_changed_pin_and_list_are_updated(tmp_path):

@@ -35,11 +35,13 @@ def agi(tmp_path):
     connection = dialin_db.connect(str(database))
     with connection:
         connection.execute(
-            "INSERT INTO account VALUES ('acme', 'sales', '+48221110001', ?, 2)",
+            "INSERT INTO account (id, department, number, pin_hash, max_calls)"
+            " VALUES ('acme', 'sales', '+48221110001', ?, 2)",
             (dialin_db.hash_pin(PIN),),
         )
         connection.execute(
-            "INSERT INTO account VALUES ('beta', 'finance', '+48221110002', NULL, 1)"
+            "INSERT INTO account (id, department, number, pin_hash, max_calls)"
+            " VALUES ('beta', 'finance', '+48221110002', NULL, 1)"
         )
         connection.execute("INSERT INTO dialin_number VALUES ('+48601000001', 'acme')")
         connection.execute("INSERT INTO dialin_number VALUES ('+48601000003', 'beta')")

@@ -5,6 +5,11 @@
 Written in bulk by the ``dialin_access`` module, read per call by the PBX's dial-in AGI
 script (which also records failed PIN attempts in the ``failure`` table). PINs are stored as
 salted scrypt hashes only; nothing in this file puts a PIN or a hash into a message.
+
+Every account has a source: ``inventory`` (the asterisk role's list) or ``wave:<name>`` (the
+live accounts of a migration wave). A run manages one source only: it never removes, changes
+or takes a caller number from an account of another source, and reports such a clash as a
+conflict instead.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import sqlite3
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 try:  # inside Ansible the collection path is importable; the AGI script has a flat copy
     from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
@@ -33,14 +39,19 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 SALT_BYTES = 16
+INVENTORY_SOURCE = "inventory"
+WAVE_SOURCE_PREFIX = "wave:"
+_SOURCE = re.compile(r"inventory|wave:[A-Za-z0-9._-]{1,64}")
 
+# Schema 2 added account.source; a schema-1 database is upgraded in place (upgrade()).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (
     id TEXT PRIMARY KEY,
     department TEXT NOT NULL,
     number TEXT NOT NULL,
     pin_hash TEXT,
-    max_calls INTEGER NOT NULL
+    max_calls INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT 'inventory'
 );
 CREATE TABLE IF NOT EXISTS dialin_number (
     number TEXT PRIMARY KEY,
@@ -57,6 +68,18 @@ CREATE INDEX IF NOT EXISTS failure_caller ON failure (caller, at);
 
 class DialinError(Exception):
     """Invalid input or an unusable database; the message never contains a PIN."""
+
+
+def check_source(source: str) -> str:
+    if not _SOURCE.fullmatch(source or ""):
+        raise DialinError(
+            f"source {source!r} must be {INVENTORY_SOURCE!r} or '{WAVE_SOURCE_PREFIX}<wave name>'"
+        )
+    return source
+
+
+def wave_source(wave: str) -> str:
+    return check_source(f"{WAVE_SOURCE_PREFIX}{wave}")
 
 
 def hash_pin(pin: str, salt: bytes | None = None) -> str:
@@ -85,6 +108,7 @@ class Account:
     number: str
     max_calls: int
     dialin_numbers: frozenset[str]
+    source: str = INVENTORY_SOURCE
     # Only on desired accounts: the PIN to set (never stored as such), or None for no PIN.
     pin: str | None = field(default=None, repr=False, compare=False)
     # Only on stored accounts.
@@ -99,7 +123,7 @@ class Account:
         return (
             f"{self.id} department={self.department} number={self.number} "
             f"max_calls={self.max_calls} pin={'set' if self.has_pin else 'none'} "
-            f"dialin={numbers}"
+            f"dialin={numbers} source={self.source}"
         )
 
 
@@ -110,7 +134,9 @@ def _number(value: object, plan: NumberPlan, where: str) -> str:
         raise DialinError(f"{where}: {exc}") from None
 
 
-def desired_from_entries(entries: Sequence[Mapping], plan: NumberPlan) -> dict[str, Account]:
+def desired_from_entries(
+    entries: Sequence[Mapping], plan: NumberPlan, source: str = INVENTORY_SOURCE
+) -> dict[str, Account]:
     """Validate and normalise the module's ``accounts``; every problem names the entry."""
     accounts: dict[str, Account] = {}
     owner_of: dict[str, str] = {}
@@ -156,6 +182,7 @@ def desired_from_entries(entries: Sequence[Mapping], plan: NumberPlan) -> dict[s
             number=number,
             max_calls=max_calls,
             dialin_numbers=frozenset(dialin),
+            source=source,
             pin=pin,
         )
     if problems:
@@ -173,7 +200,38 @@ def connect(path: str) -> sqlite3.Connection:
     return connection
 
 
+def lock_for_writing(connection: sqlite3.Connection) -> None:
+    """Take the write lock before reading: two runs (the inventory's and a wave's) then
+    serialise, and neither plans from rows the other is about to change. The AGI script's
+    reads carry on meanwhile."""
+    if connection.in_transaction:
+        connection.commit()
+    connection.execute("BEGIN IMMEDIATE")
+
+
+def _has_source_column(connection: sqlite3.Connection) -> bool:
+    return any(row[1] == "source" for row in connection.execute("PRAGMA table_info(account)"))
+
+
+def needs_upgrade(connection: sqlite3.Connection) -> bool:
+    return not _has_source_column(connection)
+
+
+def upgrade(connection: sqlite3.Connection) -> bool:
+    """Schema 1 to 2 in place, inside the caller's transaction: every account that exists
+    already came from the inventory. Returns whether anything changed."""
+    changed = needs_upgrade(connection)
+    if changed:
+        connection.execute(
+            "ALTER TABLE account ADD COLUMN source TEXT NOT NULL DEFAULT 'inventory'"
+        )
+    connection.execute("CREATE INDEX IF NOT EXISTS account_source ON account (source)")
+    return changed
+
+
 def read_accounts(connection: sqlite3.Connection) -> dict[str, Account]:
+    """Every account of every source (a schema-1 database reads as all inventory)."""
+    source = "source" if _has_source_column(connection) else f"'{INVENTORY_SOURCE}'"
     numbers: dict[str, set[str]] = {}
     for number, account_id in connection.execute("SELECT number, account_id FROM dialin_number"):
         numbers.setdefault(account_id, set()).add(number)
@@ -185,11 +243,65 @@ def read_accounts(connection: sqlite3.Connection) -> dict[str, Account]:
             pin_hash=row[3],
             max_calls=row[4],
             dialin_numbers=frozenset(numbers.get(row[0], ())),
+            source=row[5],
         )
         for row in connection.execute(
-            "SELECT id, department, number, pin_hash, max_calls FROM account"
+            f"SELECT id, department, number, pin_hash, max_calls, {source} FROM account"
         )
     }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A caller number (or an account id) this run wants that another source holds."""
+
+    account: str
+    number: str | None  # None: the account id itself belongs to another source
+    held_by: str
+    held_by_source: str
+
+    def __str__(self) -> str:
+        if self.number is None:
+            return f"account {self.account} belongs to source {self.held_by_source}"
+        return (
+            f"caller number {self.number} of account {self.account} is authorised for "
+            f"account {self.held_by} of source {self.held_by_source}"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "account": self.account,
+            "number": self.number,
+            "held_by": self.held_by,
+            "held_by_source": self.held_by_source,
+        }
+
+
+def without_conflicts(
+    current: Mapping[str, Account], desired: Mapping[str, Account], source: str
+) -> tuple[dict[str, Account], list[Conflict]]:
+    """``desired`` minus whatever another source holds: accounts whose id another source
+    owns are left out, and numbers another source's account has are dropped from the
+    account that wants them. The clashes are returned; nothing is taken over."""
+    owner = {
+        number: account
+        for account in current.values()
+        if account.source != source
+        for number in account.dialin_numbers
+    }
+    accepted: dict[str, Account] = {}
+    conflicts: list[Conflict] = []
+    for account_id, wanted in sorted(desired.items()):
+        existing = current.get(account_id)
+        if existing is not None and existing.source != source:
+            conflicts.append(Conflict(account_id, None, account_id, existing.source))
+            continue
+        taken = sorted(number for number in wanted.dialin_numbers if number in owner)
+        conflicts.extend(Conflict(account_id, n, owner[n].id, owner[n].source) for n in taken)
+        if taken:
+            wanted = replace(wanted, dialin_numbers=wanted.dialin_numbers - set(taken))
+        accepted[account_id] = wanted
+    return accepted, conflicts
 
 
 @dataclass
@@ -211,7 +323,16 @@ def _pin_unchanged(current: Account, wanted: Account) -> bool:
     return current.pin_hash is not None and pin_matches(wanted.pin, current.pin_hash)
 
 
-def plan(current: Mapping[str, Account], desired: Mapping[str, Account], exclusive: bool) -> Plan:
+def plan(
+    current: Mapping[str, Account],
+    desired: Mapping[str, Account],
+    exclusive: bool,
+    source: str = INVENTORY_SOURCE,
+    keep: Collection[str] = (),
+) -> Plan:
+    """What turns ``current`` into ``desired`` for one source. Exclusive removes only that
+    source's unlisted accounts, except those in ``keep``. ``desired`` must be free of
+    conflicts (without_conflicts)."""
     todo = Plan()
     for account_id, wanted in sorted(desired.items()):
         existing = current.get(account_id)
@@ -225,7 +346,11 @@ def plan(current: Mapping[str, Account], desired: Mapping[str, Account], exclusi
         if existing != wanted or not same_pin:
             todo.update.append(account_id)
     if exclusive:
-        todo.remove = sorted(set(current) - set(desired))
+        todo.remove = sorted(
+            account_id
+            for account_id, account in current.items()
+            if account.source == source and account_id not in desired and account_id not in keep
+        )
     return todo
 
 
@@ -243,7 +368,10 @@ def apply(
             pin_hash = hash_pin(wanted.pin) if wanted.pin is not None else None
         else:
             pin_hash = current[account_id].pin_hash
-        rows.append((account_id, wanted.department, wanted.number, pin_hash, wanted.max_calls))
+        rows.append(
+            (account_id, wanted.department, wanted.number, pin_hash, wanted.max_calls,
+             wanted.source)
+        )  # fmt: skip
     touched = todo.add + todo.update + todo.remove
     with connection:
         connection.executemany(
@@ -251,14 +379,15 @@ def apply(
         )
         connection.executemany("DELETE FROM account WHERE id = ?", [(a,) for a in todo.remove])
         connection.executemany(
-            "INSERT INTO account (id, department, number, pin_hash, max_calls)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            "INSERT INTO account (id, department, number, pin_hash, max_calls, source)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
             " department = excluded.department, number = excluded.number,"
             " pin_hash = excluded.pin_hash, max_calls = excluded.max_calls",
             rows,
         )
         connection.executemany(
-            # A number moved from an account this run does not list is taken over.
+            # A number moved from another account of the same source is taken over (other
+            # sources' numbers were left out as conflicts before).
             "INSERT INTO dialin_number (number, account_id) VALUES (?, ?)"
             " ON CONFLICT (number) DO UPDATE SET account_id = excluded.account_id",
             [

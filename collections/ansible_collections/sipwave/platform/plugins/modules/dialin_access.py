@@ -15,6 +15,14 @@ description:
     the diff, error messages or the target's log, even without C(no_log) on the task.
   - A PIN that still matches its stored hash is left alone, so a second run changes nothing.
   - The table of failed PIN attempts (lockout counter) belongs to the PBX and is never touched.
+  - Every account carries a O(source), C(inventory) or C(wave:<name>). A run manages only the
+    accounts of its source; O(exclusive) removes only that source's unlisted accounts. A
+    caller number or account id that another source already holds is never taken over: it
+    is a conflict (see O(on_conflict)).
+  - A database written before sources existed is upgraded in place (its accounts become
+    C(inventory)); nothing in it is lost and the next run changes nothing.
+  - After the run the module reads the database back and returns how many of the listed
+    accounts and caller numbers are present (O(source) rows in total, too).
 author:
   - sipwave developers
 extends_documentation_fragment:
@@ -82,9 +90,31 @@ options:
         type: int
         default: 1
   exclusive:
-    description: Remove accounts that are not listed.
+    description: Remove the accounts of O(source) that are not listed.
     type: bool
     default: false
+  source:
+    description:
+      - Where the listed accounts come from. C(inventory) for the inventory's list,
+        C(wave:<name>) for the live accounts of a migration wave.
+    type: str
+    default: inventory
+  keep_accounts:
+    description:
+      - Account ids of O(source) that O(exclusive) leaves as they are although they are not
+        listed (a wave keeps serving an account whose export row has turned bad).
+    type: list
+    elements: str
+    default: []
+  on_conflict:
+    description:
+      - What to do when a listed caller number or account id belongs to another source.
+      - C(fail) writes nothing and names every conflict.
+      - C(keep) leaves the other source's rows as they are, applies everything else, and
+        returns the conflicts (and a warning for each).
+    type: str
+    choices: [fail, keep]
+    default: fail
 """
 
 EXAMPLES = r"""
@@ -100,6 +130,17 @@ EXAMPLES = r"""
         dialin_numbers: ["0048601000001", "601000002"]
         pin: "{{ vault_dialin_pins.acme }}"
         max_calls: 2
+
+- name: The live accounts of wave1 (playbooks/wave_dialin.yml computes them)
+  sipwave.platform.dialin_access:
+    database: /var/lib/asterisk/sipwave/dialin.sqlite
+    number_plan: {country_code: "48"}
+    source: wave:wave1
+    exclusive: true
+    on_conflict: keep
+    accounts:
+      - {id: "481200000", department: sales, number: "+48220000000",
+         dialin_numbers: ["+48600000000"]}
 """
 
 RETURN = r"""
@@ -125,22 +166,54 @@ counts:
   description: Number of accounts per outcome.
   returned: always
   type: dict
-  sample: {"added": 1, "updated": 0, "removed": 0, "unchanged": 3}
+  sample: {"added": 1, "updated": 0, "removed": 0, "unchanged": 3, "conflicting": 0}
+conflicts:
+  description:
+    - Listed caller numbers (C(number)) or account ids (C(number) null) held by an account
+      (C(held_by)) of another source (C(held_by_source)); they were not taken over.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"account": "481200000", "number": "+48600000000", "held_by": "acme",
+            "held_by_source": "inventory"}]
+present:
+  description:
+    - How many of the listed accounts and caller numbers the database holds for them after
+      the run (read back from the database; in check mode, as planned).
+  returned: always
+  type: dict
+  sample: {"accounts": 3, "numbers": 4}
+source_rows:
+  description: Accounts and caller numbers of O(source) in the database after the run.
+  returned: always
+  type: dict
+  sample: {"accounts": 3, "numbers": 4}
+schema_upgraded:
+  description: Whether the database was (or would be) upgraded to the schema with sources.
+  returned: always
+  type: bool
 """
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
 import os  # noqa: E402
 import sqlite3  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 from ansible_collections.sipwave.platform.plugins.module_utils.dialin_db import (  # noqa: E402
     Account,
+    Conflict,
     DialinError,
     Plan,
     apply,
+    check_source,
     connect,
     desired_from_entries,
+    lock_for_writing,
+    needs_upgrade,
     plan,
     read_accounts,
+    upgrade,
+    without_conflicts,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (  # noqa: E402
     NumberError,
@@ -150,19 +223,54 @@ from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module impo
     QuietBulkModule,
 )
 
+MAX_WARNED_CONFLICTS = 20
 
-def _diff(current: dict[str, Account], desired: dict[str, Account], todo: Plan) -> dict:
-    after = {**current, **{a: desired[a] for a in todo.add + todo.update}}
-    for account_id in todo.remove:
-        after.pop(account_id)
+
+def _after(current: dict[str, Account], desired: dict[str, Account], todo: Plan) -> dict:
+    """The accounts as the plan leaves them (what check mode reports as present)."""
+    moved = {n for a in todo.add + todo.update for n in desired[a].dialin_numbers}
+    after = {
+        account_id: replace(account, dialin_numbers=account.dialin_numbers - moved)
+        for account_id, account in current.items()
+        if account_id not in todo.remove
+    }
+    after.update({a: desired[a] for a in todo.add + todo.update})
+    return after
+
+
+def _presence(listed: dict[str, Account], after: dict[str, Account], source: str) -> dict:
+    present = {"accounts": 0, "numbers": 0}
+    for account_id, wanted in listed.items():
+        stored = after.get(account_id)
+        if stored is not None and stored.source == source:
+            present["accounts"] += 1
+            present["numbers"] += len(wanted.dialin_numbers & stored.dialin_numbers)
+    held = [a for a in after.values() if a.source == source]
+    rows = {"accounts": len(held), "numbers": sum(len(a.dialin_numbers) for a in held)}
+    return {"present": present, "source_rows": rows}
+
+
+def _conflict_message(conflicts: list[Conflict]) -> str:
+    return f"{len(conflicts)} conflict(s) with other sources, nothing written: " + "; ".join(
+        str(c) for c in conflicts
+    )
+
+
+def _diff(current: dict[str, Account], after: dict[str, Account], todo: Plan, source: str) -> dict:
+    """One line per account of the run's source (other sources are not its business)."""
 
     def line(account: Account) -> str:
         note = " (PIN changed)" if account.id in todo.pin_changes - set(todo.add) else ""
         return account.summary() + note + "\n"
 
+    def lines(accounts: dict[str, Account], render) -> str:
+        return "".join(
+            render(accounts[a]) for a in sorted(accounts) if accounts[a].source == source
+        )
+
     return {
-        "before": "".join(current[a].summary() + "\n" for a in sorted(current)),
-        "after": "".join(line(after[a]) for a in sorted(after)),
+        "before": lines(current, lambda account: account.summary() + "\n"),
+        "after": lines(after, line),
     }
 
 
@@ -195,36 +303,65 @@ def main() -> None:
                 },
             },
             "exclusive": {"type": "bool", "default": False},
+            "source": {"type": "str", "default": "inventory"},
+            "keep_accounts": {"type": "list", "elements": "str", "default": []},
+            "on_conflict": {"type": "str", "default": "fail", "choices": ["fail", "keep"]},
         },
         supports_check_mode=True,
     )
     params = module.params
     try:
+        source = check_source(params["source"])
         number_plan = plan_from_dict(params["number_plan"])
-        desired = desired_from_entries(params["accounts"], number_plan)
+        desired = desired_from_entries(params["accounts"], number_plan, source)
     except (DialinError, NumberError) as exc:
         module.fail_json(msg=str(exc))
+    keep = set(params["keep_accounts"])
 
-    if module.check_mode and not os.path.exists(params["database"]):
-        current: dict[str, Account] = {}
-        todo = plan(current, desired, params["exclusive"])
-    else:
-        try:
+    def planned(current: dict[str, Account]) -> tuple[dict[str, Account], list[Conflict], Plan]:
+        accepted, conflicts = without_conflicts(current, desired, source)
+        if conflicts and params["on_conflict"] == "fail":
+            raise DialinError(_conflict_message(conflicts))
+        return accepted, conflicts, plan(current, accepted, params["exclusive"], source, keep)
+
+    upgraded = False
+    try:
+        if module.check_mode and not os.path.exists(params["database"]):
+            current: dict[str, Account] = {}
+            accepted, conflicts, todo = planned(current)
+            after = _after(current, accepted, todo)
+        else:
             connection = connect(params["database"])
-        except DialinError as exc:
-            module.fail_json(msg=str(exc))
-        try:
-            current = read_accounts(connection)
-            todo = plan(current, desired, params["exclusive"])
-            if todo.changed and not module.check_mode:
-                apply(connection, todo, current, desired)
-        except sqlite3.Error as exc:
-            module.fail_json(msg=f"dial-in database {params['database']}: {exc}")
-        finally:
-            connection.close()
+            try:
+                if not module.check_mode:
+                    lock_for_writing(connection)
+                upgraded = needs_upgrade(connection)
+                current = read_accounts(connection)
+                accepted, conflicts, todo = planned(current)
+                if module.check_mode:
+                    after = _after(current, accepted, todo)
+                else:
+                    upgrade(connection)
+                    if todo.changed:
+                        apply(connection, todo, current, accepted)
+                    connection.commit()
+                    after = read_accounts(connection)
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()
+    except DialinError as exc:
+        module.fail_json(msg=str(exc))
+    except sqlite3.Error as exc:
+        module.fail_json(msg=f"dial-in database {params['database']}: {exc}")
 
+    for conflict in conflicts[:MAX_WARNED_CONFLICTS]:
+        module.warn(f"dial-in conflict, left as it is: {conflict}")
+    if len(conflicts) > MAX_WARNED_CONFLICTS:
+        module.warn(f"... and {len(conflicts) - MAX_WARNED_CONFLICTS} more dial-in conflicts")
     result = {
-        "changed": todo.changed,
+        "changed": todo.changed or upgraded,
         "added": todo.add,
         "updated": todo.update,
         "removed": todo.remove,
@@ -232,11 +369,15 @@ def main() -> None:
             "added": len(todo.add),
             "updated": len(todo.update),
             "removed": len(todo.remove),
-            "unchanged": len(desired) - len(todo.add) - len(todo.update),
+            "unchanged": len(accepted) - len(todo.add) - len(todo.update),
+            "conflicting": len({c.account for c in conflicts}),
         },
+        "conflicts": [c.as_dict() for c in conflicts],
+        "schema_upgraded": upgraded,
+        **_presence(desired, after, source),
     }
     if module._diff:
-        result["diff"] = _diff(current, desired, todo)
+        result["diff"] = _diff(current, _after(current, accepted, todo), todo, source)
     module.exit_json(**result)
 
 
