@@ -55,13 +55,15 @@ def cdr_rows(where: str) -> list[dict]:
     return json.loads(output) if output else []
 
 
-def run_playbook(*extra_vars: dict, tags: str = "") -> subprocess.CompletedProcess:
-    """Run the asterisk playbook against the scenario's inventory."""
+def run_playbook(
+    *extra_vars: dict, tags: str = "", playbook: str = "asterisk.yml"
+) -> subprocess.CompletedProcess:
+    """Run a playbook (the asterisk one unless named) against the scenario's inventory."""
     command = [
         "ansible-playbook",
         "-i",
         os.environ["MOLECULE_INVENTORY_FILE"],
-        str(PROJECT / "playbooks" / "asterisk.yml"),
+        str(PROJECT / "playbooks" / playbook),
     ]
     if tags:
         command += ["--tags", tags]

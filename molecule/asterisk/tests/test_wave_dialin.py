@@ -1,0 +1,172 @@
+"""A wave's dial-in numbers on the PBX: a caller authorised only in the legacy export dials in
+and out after the wave, keeps working through an inventory run, and is refused once the
+account is closed or the wave rolled back. Real Kamailio, Asterisk and SIPp."""
+
+import csv
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import (
+    CARRIER,
+    DIALIN_DATABASE,
+    PBX_CONTAINER,
+    PROXY_CONTAINER,
+    asterisk_pid,
+    cdr_rows,
+    dial_in,
+    in_container,
+    pbx,
+    run_playbook,
+)
+
+EXPORT = Path(__file__).resolve().parents[1] / "files" / "legacy_export.csv"
+ROWS = {row["login"]: row for row in csv.DictReader(EXPORT.open(encoding="utf-8"))}
+WAVE = "dialwave"
+SOURCE = f"wave:{WAVE}"
+TODAY = "2026-11-20"
+DESTINATION = "123456789"  # national: +48123456789
+# Closes in phase 2; the other one stays (consent pending) until the rollback.
+CLOSING = {"login": "48331000001", "caller": "+48603000001", "number": "+48331000001",
+           "department": "wave-sales"}  # fmt: skip
+STAYING = {"login": "48331000002", "caller": "+48603000002", "number": "+48331000002",
+           "department": "unassigned"}  # fmt: skip
+OUTPUTS: list[str] = []
+
+
+def wave_playbook(name: str, *extra_vars: dict):
+    run = run_playbook({"wave": WAVE, "sipwave_today": TODAY}, *extra_vars, playbook=name)
+    OUTPUTS.append(run.stdout + run.stderr)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return run
+
+
+def newest_report() -> dict:
+    reports = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
+    return json.loads(sorted(reports.glob(f"{WAVE}-*.json"))[-1].read_text())
+
+
+def recap_changed(output: str, host: str) -> int:
+    found = re.search(rf"^{re.escape(host)}\s*:.*changed=(\d+)", output, re.M)
+    assert found, output[-3000:]
+    return int(found.group(1))
+
+
+def callers_of(source: str) -> dict[str, str]:
+    """caller number -> account, for the accounts of one source in the PBX's database."""
+    output = pbx(
+        "sqlite3",
+        DIALIN_DATABASE,
+        "SELECT d.number, a.id FROM dialin_number d JOIN account a ON a.id = d.account_id"
+        f" WHERE a.source = '{source}'",
+    )
+    return dict(line.split("|") for line in output.split())
+
+
+def test_a_caller_known_only_to_the_export_is_refused_before_the_wave(carrier):
+    call = dial_in(CLOSING["caller"], expect="403")
+    assert call.successful == 1, call.output
+    assert "INVITE" not in carrier.stop().messages
+
+
+def test_the_wave_hands_its_dial_in_numbers_to_the_pbx_without_a_restart():
+    pid = asterisk_pid()
+    wave_playbook("migrate_wave.yml")
+    assert asterisk_pid() == pid
+    assert callers_of(SOURCE) == {
+        "+48603000001": CLOSING["login"],
+        "+48603000011": CLOSING["login"],
+        "+48603000002": STAYING["login"],
+    }
+    report = newest_report()
+    dialin = report["dialin"]
+    assert dialin["ok"] and report["reconciliation"]["ok"], dialin
+    assert dialin["expected"] == dialin["handed_to_pbx"] == {"accounts": 2, "numbers": 3}
+    assert dialin["hosts"][PBX_CONTAINER]["present"] == {"accounts": 2, "numbers": 3}
+
+
+@pytest.mark.parametrize(
+    ("account", "caller"),
+    [(CLOSING, "0048603000011"), (STAYING, "603000002")],
+    ids=["first-number-of-two", "no-department-in-the-export"],
+)
+def test_a_caller_authorised_only_in_the_export_dials_out_with_the_account_number(
+    carrier, account, caller
+):
+    start = pbx("date", "+%F %T").strip()
+    call = dial_in(caller, entries=[DESTINATION])
+    carrier_side = carrier.answered()
+    assert call.successful == 1, call.output
+    assert carrier_side.successful == 1, carrier_side.output
+    assert f"INVITE sip:+48123456789@{CARRIER}" in carrier_side.messages
+    assert f"From: <sip:{account['number']}@" in carrier_side.messages
+    rows = cdr_rows(f"calldate >= '{start}' AND account = '{account['login']}'")
+    assert rows and rows[-1]["department"] == account["department"], rows
+    assert rows[-1]["disposition"] == "ANSWERED", rows
+
+
+def test_an_inventory_run_leaves_the_waves_numbers_alone():
+    inventory_before = callers_of("inventory")
+    run = run_playbook(tags="asterisk_dialin")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap_changed(run.stdout, PBX_CONTAINER) == 0
+    assert len(callers_of(SOURCE)) == 3
+    assert callers_of("inventory") == inventory_before
+
+
+def test_a_second_wave_run_changes_nothing():
+    run = wave_playbook("migrate_wave.yml")
+    assert recap_changed(run.stdout, PBX_CONTAINER) == 0
+    assert recap_changed(run.stdout, PROXY_CONTAINER) == 0
+    assert newest_report()["dialin"]["ok"]
+
+
+def test_the_closed_account_is_refused_after_phase_2(carrier):
+    consent = run_playbook(
+        {"login": CLOSING["login"], "decision": "close"}, playbook="record_consent.yml"
+    )
+    assert consent.returncode == 0, consent.stdout[-3000:]
+    wave_playbook("migrate_wave.yml", {"wave_phase": 2})
+    refused = dial_in(CLOSING["caller"], expect="403")
+    assert refused.successful == 1, refused.output
+    assert "INVITE" not in carrier.stop().messages
+    assert callers_of(SOURCE) == {"+48603000002": STAYING["login"]}
+    dialin = newest_report()["dialin"]
+    assert dialin["ok"] and dialin["expected"] == {"accounts": 1, "numbers": 1}, dialin
+
+
+def test_after_the_rollback_the_waves_callers_are_refused(carrier):
+    inventory_before = callers_of("inventory")
+    wave_playbook("rollback_wave.yml")
+    refused = dial_in(STAYING["caller"], expect="403")
+    assert refused.successful == 1, refused.output
+    assert "INVITE" not in carrier.stop().messages
+    assert callers_of(SOURCE) == {}
+    assert callers_of("inventory") == inventory_before
+    report = newest_report()
+    assert report["operation"] == "rollback" and report["reconciliation"]["ok"]
+    assert report["dialin"]["hosts"][PBX_CONTAINER]["held_by_source"] == {
+        "accounts": 0,
+        "numbers": 0,
+    }
+
+
+@pytest.mark.parametrize("container", [PBX_CONTAINER, PROXY_CONTAINER])
+def test_no_export_password_on_the_hosts_in_reports_or_in_the_output(container):
+    passwords = [row["password"] for row in ROWS.values()]
+    reports = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
+    written = "".join(path.read_text() for path in reports.glob(f"{WAVE}-*.json"))
+    assert OUTPUTS and written
+    for password in passwords:
+        files = in_container(
+            container, "grep", "-rlaF", "-e", password, "/etc", "/var/log", "/var/lib", "/tmp"
+        )
+        journal = in_container(
+            container, "sh", "-c", 'journalctl -o cat --no-pager | grep -cF -e "$0"', password
+        )
+        assert files.stdout == "", f"{password} found in {files.stdout}"
+        assert journal.stdout.strip() == "0"
+        assert password not in written
+        assert not any(password in output for output in OUTPUTS)
