@@ -92,6 +92,26 @@ def test_dial_in_numbers_without_an_own_number_are_a_problem_not_dropped(export)
     ]
 
 
+def test_a_caller_number_of_two_accounts_goes_to_neither(tmp_path):
+    path = tmp_path / "shared.csv"
+    rows = [
+        f"4812000{i},{PASSWORD},,ip.tanifon.pl,N,n@example.test,22000000{i},600000009;60000000{i},"
+        "sales,0,,wave1"
+        for i in (1, 2)
+    ]
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    export = legacy_export.read_export(str(path), POLAND)
+    mapping = wave_dialin(
+        "wave1", "apply", outcomes(**dict.fromkeys(export.accounts, "phase1")), export
+    )
+    assert [a["dialin_numbers"] for a in mapping.accounts] == [["+48600000001"], ["+48600000002"]]
+    assert mapping.expected_numbers == 4
+    assert mapping.problems == [
+        "dial-in number +48600000009 is authorised for several accounts: 48120001 (line 2), "
+        "48120002 (line 3)"
+    ]
+
+
 def test_a_kept_account_keeps_its_rows(export):
     kept = [{"login": "481200009", "action": "kept", "state": None, "reason": "bad row"}]
     mapping = wave_dialin("wave1", "apply", kept, export)

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible_collections.sipwave.platform.plugins.module_utils import legacy_export, migration_db
+from ansible_collections.sipwave.platform.plugins.module_utils import (
+    dialin_db,
+    legacy_export,
+    migration_db,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
 from module_runner import COLLECTIONS, run_module_file
 from wave_helpers import NEW, PROJECT, create_database, dump, secrets_of, wave_accounts
@@ -147,9 +151,13 @@ def sample_secrets() -> list[str]:
 
 
 def playbook(name: str, database: Path, reports: Path, *extra: str) -> str:
+    # The PBX of these runs is localhost too, with a dial-in database next to Kamailio's.
+    dialin = database.with_name("dialin.sqlite")
+    dialin_db.connect(str(dialin)).close()
     completed = subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), f"playbooks/{name}", "-vvv",
          "-e", "sipwave_migration_hosts=localhost", "-e", f"kamailio_db_sqlite_path={database}",
+         "-e", "sipwave_dialin_hosts=localhost", "-e", f"asterisk_dialin_database={dialin}",
          "-e", f"sipwave_report_dir={reports}", *extra],
         cwd=PROJECT, capture_output=True, text=True, check=False,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
@@ -194,6 +202,7 @@ def test_second_playbook_run_reports_changed_0(tmp_path, database):
     assert report["counts"]["outcomes"] == {"unchanged": report["counts"]["accounts"]}
     assert report["reconciliation"]["ok"]
     assert report["export"]["bad"] == 15
+    assert report["dialin"]["ok"] and report["dialin"]["expected"]["numbers"] > 100
 
 
 def test_a_wave_not_yet_due_is_refused(tmp_path, database):

@@ -15,7 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.sipwave.platform.plugins.module_utils.dialin_db import wave_source
-from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import Export
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
+    Account,
+    Export,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import LIVE_STATES
 
 # Cost centre of a wave account whose export row leaves the department empty.
@@ -74,37 +77,53 @@ def wave_dialin(
         return result
     if export is None:
         raise ValueError("the export is needed to map an applied wave")
+    live: list[Account] = []
     for outcome in outcomes:
         login = str(outcome["login"])
         if outcome.get("action") == KEPT_ACTION:
             result.keep.append(login)
-            continue
-        if outcome.get("state") not in LIVE_STATES:
-            continue
-        account = export.accounts.get(login)
-        if account is None:
-            result.problems.append(f"{login}: live in the wave but not a good row of the export")
-            continue
-        if not account.dialin_numbers:
-            continue
+        elif outcome.get("state") in LIVE_STATES:
+            account = export.accounts.get(login)
+            if account is None:
+                result.problems.append(
+                    f"{login}: live in the wave but not a good row of the export"
+                )
+            elif account.dialin_numbers:
+                live.append(account)
+    shared = _shared_numbers(live, result.problems)
+    for account in live:
         result.expected_accounts += 1
         result.expected_numbers += len(account.dialin_numbers)
         if not account.numbers:
             result.problems.append(
-                f"{login} (line {account.line}): has dial-in numbers but no number of its own "
-                "to present on calls out"
+                f"{account.login} (line {account.line}): has dial-in numbers but no number of "
+                "its own to present on calls out"
             )
             continue
         result.accounts.append(
             {
-                "id": login,
+                "id": account.login,
                 "department": account.department or default_department,
                 "number": account.numbers[0],
-                "dialin_numbers": list(account.dialin_numbers),
+                "dialin_numbers": [n for n in account.dialin_numbers if n not in shared],
                 "max_calls": max_calls,
             }
         )
     return result
+
+
+def _shared_numbers(accounts: Iterable[Account], problems: list[str]) -> set[str]:
+    """Caller numbers several accounts authorise: a call from one could not be charged to an
+    account, so none of them gets it and each clash is a problem (never a guess)."""
+    owners: dict[str, list[Account]] = {}
+    for account in accounts:
+        for number in account.dialin_numbers:
+            owners.setdefault(number, []).append(account)
+    shared = {number for number, holders in owners.items() if len(holders) > 1}
+    for number in sorted(shared):
+        holders = ", ".join(f"{a.login} (line {a.line})" for a in owners[number])
+        problems.append(f"dial-in number {number} is authorised for several accounts: {holders}")
+    return shared
 
 
 def _host_entry(mapping: Mapping, result: Mapping) -> dict:
