@@ -91,6 +91,13 @@ def print_wave_report() -> None:
         print(f"   {name}: {shown}")
     reconciliation = report.get("reconciliation") or {}
     print(f"   reconciliation: {'ok' if reconciliation.get('ok') else 'FAILED'}")
+    dialin = report.get("dialin")
+    if dialin:
+        expected = dialin["expected"]["numbers"]
+        for host, entry in sorted(dialin["hosts"].items()):
+            status = "ok" if entry["ok"] else "FAILED"
+            print(f"   dial-in on {host}: {entry['present']['numbers']} of {expected} "
+                  f"authorised numbers ({status})")  # fmt: skip
     refunds = report.get("refunds") or {}
     if refunds:
         print(f"   refunds: {refunds.get('total')} for {len(refunds.get('accounts', []))} accounts")
