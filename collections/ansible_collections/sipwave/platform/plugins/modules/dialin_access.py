@@ -17,7 +17,7 @@ description:
   - The table of failed PIN attempts (lockout counter) belongs to the PBX and is never touched.
   - Every account carries a O(source), C(inventory) or C(wave:<name>). A run manages only the
     accounts of its source; O(exclusive) removes only that source's unlisted accounts. A
-    caller number or account id that another source already holds is never taken over: it
+    caller number or account id that another source already holds is never taken over; it
     is a conflict (see O(on_conflict)).
   - A database written before sources existed is upgraded in place (its accounts become
     C(inventory)); nothing in it is lost and the next run changes nothing.
