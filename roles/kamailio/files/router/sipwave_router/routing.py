@@ -261,16 +261,17 @@ class Router:
         if KSR.htable.sht_get(HTABLE_ROUTING, IDENTITY_KEY + identity) is not None:
             return True
         number = normalise_or_none(called, self.settings.number_plan)
-        digits = number.lstrip("+") if number is not None else None
-        account = KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + digits) if digits else None
-        if account is not None:
-            if account != identity:
-                KSR.pv.sets("$ru", "sip:" + account)
-            return True
-        closed = KSR.htable.sht_get(HTABLE_ROUTING, CLOSED_NUMBER_KEY + digits) if digits else None
-        if closed in CLOSED_NUMBER_REPLIES:
-            KSR.sl.sl_send_reply(*CLOSED_NUMBER_REPLIES[closed])
-            return False
+        if number is not None:
+            digits = number.lstrip("+")
+            account = KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + digits)
+            if account is not None:
+                if account != identity:
+                    KSR.pv.sets("$ru", "sip:" + account)
+                return True
+            closed = KSR.htable.sht_get(HTABLE_ROUTING, CLOSED_NUMBER_KEY + digits)
+            if closed in CLOSED_NUMBER_REPLIES:
+                KSR.sl.sl_send_reply(*CLOSED_NUMBER_REPLIES[closed])
+                return False
         if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
             return True
         if source == self.settings.legacy_platform_address:
