@@ -10,6 +10,7 @@ a dial-in number did not arrive. Nothing here connects to a host.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -35,6 +36,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave_dialin impor
 )
 
 OPERATIONS = ("plan", "record")
+# Every option is the controller's; the module file of the same name documents them all in
+# its argument_spec, so none is documented on top of it.
+CONTROLLER_ARGS: tuple[str, ...] = ()
 
 
 def _wave_name(wave) -> str:
@@ -66,19 +70,27 @@ def _read_report(path: str) -> dict:
         raise AnsibleActionFail(f"cannot read the wave report {path}: {exc}") from exc
 
 
-def _write_report(path: str, report: dict) -> None:
-    """Replace the report in one step: a crash leaves the old or the new one, never half."""
+def _update_report(path: str, section: dict) -> None:
+    """Put the section into the report, under the lock the wave's hosts write it with
+    (wave_report); written aside and renamed, so a reader never sees half a report."""
     directory = os.path.dirname(path) or "."
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".report-", suffix=".json")
+    lock = os.open(directory, os.O_RDONLY)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = with_dialin(_read_report(path), section)
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".report-", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(report, handle, indent=1, sort_keys=True)
+                handle.write("\n")
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
 
 
 class ActionModule(ActionBase):
@@ -108,7 +120,8 @@ class ActionModule(ActionBase):
         runs = [r for r in args.get("runs") or [] if r.get("wave") == wave]
         if runs:
             run = runs[0]
-            reports = [r["report"] for r in runs if r.get("report")]
+            # Every host of a run names the same report (one per run), or each its own.
+            reports = list(dict.fromkeys(r["report"] for r in runs if r.get("report")))
         else:
             if not args.get("report_dir"):
                 raise AnsibleActionFail("give runs (wave results) or report_dir")
@@ -144,7 +157,7 @@ class ActionModule(ActionBase):
         written = []
         if not self._task.check_mode:
             for path in mapping.get("reports") or []:
-                _write_report(path, with_dialin(_read_report(path), section))
+                _update_report(path, section)
                 written.append(path)
         # Like the wave's own report, writing it is not a change of the platform.
         outcome = {"changed": False, "dialin": section, "reports": written}
