@@ -83,10 +83,8 @@ def carrier_answers(timeout_s: float = 150, calls: int = 1):
         calls=calls,
         background=True,
         timeout_s=timeout_s,
-        # Calls are held for up to a minute before the BYE the carrier waits for, and the
-        # carrier's receive timeout ran out 90 s after its start (seen here), so it also has to
-        # cover the call's setup, which takes over 30 s on a busy machine.
-        extra=["-mp", str(next(_media_ports)), "-recv_timeout", "140000"],
+        # Calls are held for up to a minute before the BYE the carrier waits for.
+        extra=["-mp", str(next(_media_ports)), "-recv_timeout", "90000"],
     )
 
 
