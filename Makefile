@@ -11,7 +11,7 @@ LAB_ENV := . lab/env.sh && export PATH="$(CURDIR)/$(BIN):$$PATH"
 BENCH ?=
 MOLECULE_JOBS ?= 2
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv
+HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv apache2-utils
 
 .PHONY: help host-deps venv image lint unit molecule test lab-up lab-down demo bench ksr-api
 

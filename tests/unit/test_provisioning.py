@@ -271,3 +271,36 @@ def test_the_module_in_check_mode_changes_nothing(tmp_path):
     run = run_module_file(MODULE, tmp_path, module_args(tmp_path, "pw"), check=True)
     assert json.loads(run.stdout)["changed"] is True
     assert not (tmp_path / "out").exists()
+
+
+# -- check_sync: the registered contacts of kamcmd's ul.lookup ---------------------------------
+
+UL_LOOKUP = """{
+	AoR: 481200000@ip.tanifon.pl
+	Contacts: {
+		Contact: {
+			Address: sip:481200000@127.0.22.101:5099
+			Expires: 3597
+			Received: [not set]
+			Path: [not set]
+			Socket: udp:127.0.22.11:5060
+		}
+		Contact: {
+			Address: sip:481200000@10.0.0.5:5060
+			Received: sip:127.0.22.105:40000
+			Socket: udp:127.0.22.11:5060
+		}
+	}
+}
+"""
+
+
+def test_check_sync_reads_every_contact_with_its_nat_address_and_socket():
+    from ansible_collections.sipwave.platform.plugins.modules.check_sync import parse_contacts
+
+    assert parse_contacts(UL_LOOKUP) == [
+        {"address": "sip:481200000@127.0.22.101:5099", "received": None,
+         "socket": "udp:127.0.22.11:5060"},
+        {"address": "sip:481200000@10.0.0.5:5060", "received": "sip:127.0.22.105:40000",
+         "socket": "udp:127.0.22.11:5060"},
+    ]  # fmt: skip
