@@ -8,10 +8,11 @@ short_description: Tell registered phones to fetch their configuration again (SI
 version_added: 0.3.0
 description:
   - For each device, looks up the contacts its SIP identities have registered on this
-    Kamailio proxy (C(ul.lookup) over the control socket) and has Kamailio send each contact
-    a NOTIFY with C(Event: check-sync) (or the vendor's own event) through its transaction
-    layer (C(tm.t_uac_wait_block)), to the received address and socket of the registration
-    when the phone is behind NAT. The phone then re-fetches its provisioning files.
+    Kamailio proxy (C(ul.lookup) over the control socket) and has Kamailio send each
+    contact a NOTIFY with an C(Event) header of C(check-sync) (or the vendor's own event)
+    through its transaction layer (C(tm.t_uac_wait_block)), to the received address and
+    socket of the registration when the phone is behind NAT. The phone then re-fetches its
+    provisioning files.
   - Devices without a registered contact are counted and left alone; they fetch the new
     files at their next scheduled check or boot.
 author:

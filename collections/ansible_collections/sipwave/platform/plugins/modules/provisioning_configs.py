@@ -133,7 +133,7 @@ overridden_templates:
   elements: str
   returned: always
 problems:
-  description: Devices left out, as C(file:line: reason) (set by the action plugin).
+  description: Devices left out, each with the export's file, line and reason (action plugin).
   type: list
   elements: str
   returned: always
