@@ -87,7 +87,7 @@ import subprocess  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 _FIELD = re.compile(r"^\s*(Address|Received|Socket):\s*(.*?)\s*$")
-_STATUS = re.compile(r"\b([1-6][0-9][0-9])\b")
+_STATUS = re.compile(r"^\s*code:\s*([1-6][0-9][0-9])\s*$", re.M)
 NOT_SET = "[not set]"
 
 
@@ -125,10 +125,12 @@ def _kamcmd(module: AnsibleModule, *args: str) -> subprocess.CompletedProcess:
 
 def lookup(module: AnsibleModule, identity: str) -> list[dict]:
     run = _kamcmd(module, "ul.lookup", module.params["usrloc_table"], "s:" + identity)
-    if run.returncode != 0:
-        if "404" in run.stdout + run.stderr:
+    # kamcmd exits 0 also when the RPC failed; the answer then starts with "error:".
+    answer = (run.stdout + run.stderr).strip()
+    if run.returncode != 0 or answer.startswith("error:"):
+        if "not found" in answer:
             return []  # not registered
-        module.fail_json(msg=f"ul.lookup {identity} failed: {(run.stderr or run.stdout)[:200]}")
+        module.fail_json(msg=f"ul.lookup {identity} failed: {answer[:200]}")
     return parse_contacts(run.stdout)
 
 
@@ -139,7 +141,6 @@ def _headers(from_uri: str, identity: str, event: str) -> str:
         f"Event: {event}\r\n"
         "Subscription-State: terminated\r\n"
         "Max-Forwards: 70\r\n"
-        "Content-Length: 0\r\n"
     )
 
 
@@ -155,6 +156,7 @@ def notify(module: AnsibleModule, contact: dict, identity: str, event: str) -> s
         "s:" + next_hop,
         "s:" + (contact["socket"] or "."),
         "s:" + _headers(module.params["from_uri"], identity, event),
+        "s:",  # no body (kamcmd sends a filler text when the argument is left out)
     )
     status = _STATUS.search(run.stdout)
     if run.returncode != 0 or status is None:
