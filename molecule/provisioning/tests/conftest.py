@@ -68,16 +68,21 @@ def sample_phones() -> list[Phone]:
 
 
 PHONES = sample_phones()
+# Moved in phase 1 by converge: wave 1 (by the export's column) and the wave "vendors".
+VENDOR_WAVE = ("481200003", "481200007", "481200021")
 WAVE1 = [p for p in PHONES if p.wave == "wave1"]
+MIGRATED = WAVE1 + [p for p in PHONES if p.login in VENDOR_WAVE]
 # The account that moves to phase 2 and whose phone (SIPp) is told to re-sync: a Yealink.
 RESYNCED = next(p for p in WAVE1 if p.vendor == "yealink" and p.password)
 HA1_ONLY = next(p for p in WAVE1 if not p.password)
-NOT_MIGRATED = next(p for p in PHONES if p.wave == "wave2" and p.password)
+NOT_MIGRATED = next(
+    p for p in PHONES if p.wave == "wave2" and p.password and p.login not in VENDOR_WAVE
+)
 
 
 def one_per_vendor() -> list[Phone]:
     chosen: dict[str, Phone] = {}
-    for phone in WAVE1:
+    for phone in MIGRATED:
         if phone.password and phone.login != RESYNCED.login:
             chosen.setdefault(phone.vendor, phone)
     return [chosen[v] for v in sorted(chosen)]
