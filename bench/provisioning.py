@@ -169,7 +169,8 @@ def ab(url: str, keepalive: bool, ca_file: Path) -> dict:
     del ca_file  # ab does not verify certificates; the URL is loopback only
     if not url.startswith(f"https://{PROV_ADDRESS}/"):
         raise BenchError("the load generator only targets the bench container on loopback")
-    command = ["ab", "-q", "-n", str(AB_REQUESTS), "-c", str(AB_CONCURRENCY), "-t", "60",
+    # -t before -n: a time limit alone makes ab send 50,000 requests
+    command = ["ab", "-q", "-t", "60", "-n", str(AB_REQUESTS), "-c", str(AB_CONCURRENCY),
                "-s", "10", "-B", "127.0.30.100"]  # fmt: skip
     if keepalive:
         command.append("-k")
