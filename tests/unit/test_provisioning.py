@@ -304,3 +304,34 @@ def test_check_sync_reads_every_contact_with_its_nat_address_and_socket():
         {"address": "sip:481200000@10.0.0.5:5060", "received": "sip:127.0.22.105:40000",
          "socket": "udp:127.0.22.11:5060"},
     ]  # fmt: skip
+
+
+# -- account_states: what the wave database says, no secret ------------------------------------
+
+STATES_MODULE = MODULE.with_name("account_states.py")
+
+
+def test_account_states_reads_every_accounts_state_and_identity(tmp_path):
+    import sqlite3
+
+    database = tmp_path / "sipwave.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "CREATE TABLE sipwave_account (login TEXT, state TEXT, wave TEXT, legacy_domain TEXT,"
+            " current_username TEXT, current_domain TEXT)"
+        )
+        connection.executemany(
+            "INSERT INTO sipwave_account VALUES (?, ?, 'w', 'ip.tanifon.pl', ?, ?)",
+            [("1001", "phase2", "tnf1001", "sip.sipwave.test"), ("1002", "closed", None, None)],
+        )
+    run = run_module_file(STATES_MODULE, tmp_path, {"database": str(database)})
+    result = json.loads(run.stdout)
+    assert result["changed"] is False
+    assert result["counts"] == {"closed": 1, "phase2": 1}
+    states = parse_states(result["states"])
+    assert states["1001"] == AccountState("1001", "phase2", "tnf1001", "sip.sipwave.test")
+
+
+def test_account_states_of_a_host_without_a_wave_yet_is_empty(tmp_path):
+    run = run_module_file(STATES_MODULE, tmp_path, {"database": str(tmp_path / "none.sqlite")})
+    assert parse_states(json.loads(run.stdout)["states"]) == {}
