@@ -9,20 +9,26 @@ from datetime import timedelta
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
 from wave_helpers import (
+    CLOSING,
     LEGACY,
+    MOVING,
     NEW,
     PROJECT,
     SITE_SECRET,
     TODAY,
+    VIEW_ACCOUNTS,
+    VIEW_AFTER_PHASE1,
     account,
     consent,
     count,
     create_database,
     dump,
     rollback,
+    routing_view,
     run,
     secrets_of,
     settings,
+    view_after_closure,
     wave_accounts,
 )
 
@@ -459,3 +465,67 @@ def test_two_runs_at_once_wait_for_each_other_and_write_the_wave_once(tmp_path):
     assert [process.wait(timeout=120) for process in runs] == [0, 0]
     assert dump(database) == dump(clean)
     assert count(database, "sipwave_snapshot") == 1
+
+
+# -- the routing view Kamailio's cache loads ----------------------------------------------------
+
+
+def view_of(database) -> dict:
+    with sqlite3.connect(database) as connection:
+        return routing_view(connection.cursor())
+
+
+def test_the_routing_view_of_an_empty_database_holds_only_its_generation(database):
+    assert view_of(database) == {"g:generation": (1, "0")}
+
+
+def test_the_routing_view_after_phase1_serves_identities_and_numbers(database):
+    run(database, VIEW_ACCOUNTS)
+
+    assert view_of(database) == VIEW_AFTER_PHASE1
+
+
+@pytest.mark.parametrize("closure", ["kept_for_porting", "released"])
+def test_the_routing_view_after_a_closure_marks_the_account_and_its_numbers(database, closure):
+    run(database, VIEW_ACCOUNTS)
+    consent(database, **{MOVING.login: "migrate", CLOSING.login: "close"})
+
+    run(database, VIEW_ACCOUNTS, phase=2, closure_numbers=closure)
+
+    assert view_of(database) == view_after_closure(closure)
+
+
+def test_the_generation_counts_changing_runs_only(database):
+    generations = [run(database, VIEW_ACCOUNTS).routing_generation]
+    generations.append(run(database, VIEW_ACCOUNTS).routing_generation)
+    generations.append(run(database, VIEW_ACCOUNTS, check=True, phase=2).routing_generation)
+    consent(database, **{CLOSING.login: "close"})
+    generations.append(run(database, VIEW_ACCOUNTS, phase=2).routing_generation)
+    generations.append(rollback(database).routing_generation)
+
+    assert generations == [1, 1, 1, 2, 3]
+    assert view_of(database)["g:generation"] == (1, "3")
+
+
+def test_a_run_failing_at_its_last_statement_leaves_routing_and_generation_as_they_were(
+    database, monkeypatch
+):
+    run(database, VIEW_ACCOUNTS)
+    # The generation is counted up last in the transaction: fail there.
+    monkeypatch.setattr(migration_db, "_BUMP_GENERATION", "UPDATE no_such_table SET x = 1")
+
+    with pytest.raises(sqlite3.OperationalError):
+        run(database, [*VIEW_ACCOUNTS, account("481234104", ("+48221234104",))])
+
+    assert view_of(database) == VIEW_AFTER_PHASE1
+
+
+@pytest.mark.parametrize("table", ["dbaliases", "sipwave_account", "sipwave_number",
+                                   "sipwave_routing_generation"])  # fmt: skip
+def test_the_role_schema_and_the_engine_define_shared_tables_alike(tmp_path, database, table):
+    engine_only = sqlite3.connect(tmp_path / "engine.sqlite")
+    conn = subscriber_db.Database("sqlite", engine_only, sqlite3.Error)
+    migration_db.ensure_tables(conn, engine_only.cursor())
+    with sqlite3.connect(database) as role:
+        from_role = role.execute(f"PRAGMA table_info({table})").fetchall()
+    assert engine_only.execute(f"PRAGMA table_info({table})").fetchall() == from_role

@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
-from wave_helpers import PROJECT, TODAY, settings, wave_accounts
+from wave_helpers import (
+    CLOSING,
+    MOVING,
+    PROJECT,
+    TODAY,
+    VIEW_ACCOUNTS,
+    VIEW_AFTER_PHASE1,
+    routing_view,
+    settings,
+    view_after_closure,
+    wave_accounts,
+)
 
 psycopg2 = pytest.importorskip("psycopg2")
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
@@ -69,7 +80,7 @@ def connect(database):
     return subscriber_db.connect("postgres", **database)
 
 
-def run(database, accounts, phase=1, **overrides):
+def run(database, accounts, phase=1, **overrides) -> migration_db.RunResult:
     conn = connect(database)
     try:
         return migration_db.run_wave(conn, accounts, {}, settings(phase, **overrides), False)
@@ -119,3 +130,51 @@ def test_wave_phase2_grace_and_rollback_on_postgres(database):
     assert not again.changed
     assert rolled_back.changed and rolled_back.reconciliation["ok"]
     assert dump(database) == before
+
+
+def view_of(database) -> dict:
+    conn = connect(database)
+    try:
+        return routing_view(conn.connection.cursor())
+    finally:
+        conn.close()
+
+
+def record(database, **decisions):
+    conn = connect(database)
+    try:
+        migration_db.record_consent(
+            conn, [migration_db.Consent(login, d) for login, d in decisions.items()], "t", False
+        )
+    finally:
+        conn.close()
+
+
+def test_the_routing_view_on_postgres_after_phase1(database):
+    assert view_of(database) == {"g:generation": (1, "0")}
+
+    run(database, VIEW_ACCOUNTS)
+
+    assert view_of(database) == VIEW_AFTER_PHASE1
+
+
+@pytest.mark.parametrize("closure", ["kept_for_porting", "released"])
+def test_the_routing_view_on_postgres_after_a_closure(database, closure):
+    run(database, VIEW_ACCOUNTS)
+    record(database, **{MOVING.login: "migrate", CLOSING.login: "close"})
+
+    result = run(database, VIEW_ACCOUNTS, phase=2, closure_numbers=closure)
+
+    assert view_of(database) == view_after_closure(closure)
+    assert result.routing_generation == 2
+
+
+def test_the_generation_on_postgres_counts_changing_runs_and_rollback(database):
+    generations = [run(database, VIEW_ACCOUNTS).routing_generation]
+    generations.append(run(database, VIEW_ACCOUNTS).routing_generation)
+    conn = connect(database)
+    generations.append(migration_db.rollback_wave(conn, settings(), False).routing_generation)
+    conn.close()
+
+    assert generations == [1, 1, 2]
+    assert view_of(database)["g:generation"] == (1, "2")

@@ -19,6 +19,9 @@ MIGRATED = "481234001"
 NOT_MIGRATED = "481234002"
 MIGRATED_NUMBER = "48221234567"
 MOVED = "481234005"  # phase 2, grace period over: only tnf481234005@NEW has a row
+CLOSED = "481234007"  # closed: no subscriber row left, its numbers kept or released
+KEPT_NUMBER = "48221234577"
+RELEASED_NUMBER = "48221234588"
 
 NEW_PROXY_SETTINGS = dict(
     ROUTER_SETTINGS,
@@ -54,6 +57,10 @@ def proxy(ksr):
         f"i:tnf{MIGRATED}@{NEW}": 1,
         f"i:tnf{MOVED}@{NEW}": 1,
         f"n:{MIGRATED_NUMBER}": f"{MIGRATED}@{LEGACY}",
+        f"c:{CLOSED}": 1,
+        f"p:{KEPT_NUMBER}": "kept_for_porting",
+        f"p:{RELEASED_NUMBER}": "released",
+        "g:generation": 7,
     }
     return make_router(NEW_PROXY_SETTINGS)
 
@@ -200,7 +207,77 @@ def test_without_a_legacy_platform_nothing_is_relayed(ksr):
     ksr.returns["auth_db.auth_check"] = -5
     router.request_route()
     assert ksr.called("auth.auth_challenge") == [(LEGACY, 0)]
-    assert ksr.called("htable.sht_get") == [("ipban", PHONE)]
+    assert ksr.called("tm.t_relay") == []
+    assert "$du" not in ksr.pvars
+
+
+# -- closed accounts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["REGISTER", "INVITE"])
+@pytest.mark.parametrize(
+    ("user", "domain"), [(CLOSED, LEGACY), (f"tnf{CLOSED}", NEW)], ids=["legacy", "phase2"]
+)
+def test_requests_of_a_closed_account_are_refused_unchallenged(ksr, proxy, method, user, domain):
+    request(ksr, method, fuser=user, fdomain=domain, ruser=user if method == "REGISTER" else
+            NOT_MIGRATED, rdomain=domain)  # fmt: skip
+    proxy.request_route()
+    assert ksr.replies() == [(403, "Account Closed")]
+    assert ksr.called("auth_db.auth_check") == []
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_a_closed_account_is_refused_also_without_a_legacy_platform(ksr):
+    ksr.htables["routing"] = {f"c:{CLOSED}": 1}
+    router = make_router(dict(NEW_PROXY_SETTINGS, legacy_platform=""))
+    request(ksr, "REGISTER", fuser=CLOSED, ruser=CLOSED)
+    router.request_route()
+    assert ksr.replies() == [(403, "Account Closed")]
+
+
+@pytest.mark.parametrize(
+    ("called", "reply"),
+    [
+        (KEPT_NUMBER, (480, "Number Kept For Porting")),
+        ("+" + KEPT_NUMBER, (480, "Number Kept For Porting")),
+        (KEPT_NUMBER[2:], (480, "Number Kept For Porting")),
+        (RELEASED_NUMBER, (410, "Number Released")),
+        ("00" + RELEASED_NUMBER, (410, "Number Released")),
+    ],
+)
+def test_a_call_to_a_closed_account_s_number_is_answered_by_what_closure_did(
+    ksr, proxy, called, reply
+):
+    request(ksr, "INVITE", fuser=f"tnf{MIGRATED}", fdomain=NEW, ruser=called)
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    assert ksr.replies() == [reply]
+    assert ksr.called("registrar.lookup") == []
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_a_carrier_call_to_a_number_kept_for_porting_gets_480(ksr, proxy):
+    request(ksr, "INVITE", source="127.0.20.21", fuser="48601000000", ruser=KEPT_NUMBER)
+    proxy.request_route()
+    assert ksr.replies() == [(480, "Number Kept For Porting")]
+
+
+def test_a_number_served_again_goes_to_its_account_not_to_the_closure_answer(ksr, proxy):
+    ksr.htables["routing"][f"n:{KEPT_NUMBER}"] = f"{MIGRATED}@{LEGACY}"
+    request(ksr, "INVITE", fuser=f"tnf{MIGRATED}", fdomain=NEW, ruser=KEPT_NUMBER)
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    assert ksr.replies() == []
+    assert ksr.pvars["$ru"] == f"sip:{MIGRATED}@{LEGACY}"
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_a_served_phase2_identity_is_not_taken_for_a_closed_one(ksr, proxy):
+    request(ksr, "REGISTER", fuser=f"tnf{MIGRATED}", ruser=f"tnf{MIGRATED}", rdomain=NEW)
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    assert ("routing", f"c:{MIGRATED}") not in ksr.called("htable.sht_get")
+    assert ksr.called("registrar.save") == [("location", 0)]
 
 
 # -- the legacy platform --------------------------------------------------------------------

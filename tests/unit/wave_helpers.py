@@ -147,3 +147,53 @@ def dump(database: Path, *, with_times: bool = False) -> dict[str, list[tuple]]:
 def count(database: Path, table: str) -> int:
     with sqlite3.connect(database) as connection:
         return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+# -- the routing view, the same expectations on every backend ----------------------------------
+
+# Three accounts: one stays in phase 1, one moves to phase 2 (grace running), one closes.
+STAYING = account("481234101", ("+48221234101",), ("+48600100101",))
+MOVING = account("481234102", ("+48221234102",))
+CLOSING = account("481234103", ("+48221234103", "+48581234103"), ("+48600100103",))
+VIEW_ACCOUNTS = [STAYING, MOVING, CLOSING]
+
+
+def routing_view(cursor) -> dict[str, tuple[int, str]]:
+    """The sipwave_routing view as Kamailio's htable loads it: key -> (value type, value)."""
+    cursor.execute("SELECT key_name, key_type, value_type, key_value, expires FROM sipwave_routing")
+    view = {}
+    for key_name, key_type, value_type, key_value, expires in cursor.fetchall():
+        assert (key_type, expires) == (0, 0), key_name
+        assert key_name not in view, f"{key_name} twice"
+        view[key_name] = (int(value_type), str(key_value))
+    return view
+
+
+SERVED = (1, "1")
+
+# After phase 1: every account's legacy identity and numbers are served here.
+VIEW_AFTER_PHASE1 = {
+    f"i:481234101@{LEGACY}": SERVED,
+    f"i:481234102@{LEGACY}": SERVED,
+    f"i:481234103@{LEGACY}": SERVED,
+    "n:48221234101": (0, f"481234101@{LEGACY}"),
+    "n:48221234102": (0, f"481234102@{LEGACY}"),
+    "n:48221234103": (0, f"481234103@{LEGACY}"),
+    "n:48581234103": (0, f"481234103@{LEGACY}"),
+    "g:generation": (1, "1"),
+}
+
+
+def view_after_closure(closure_numbers: str) -> dict[str, tuple[int, str]]:
+    """Phase 2 with MOVING consented and CLOSING closed (numbers kept or released)."""
+    return {
+        f"i:481234101@{LEGACY}": SERVED,
+        f"i:481234102@{LEGACY}": SERVED,  # grace period: the legacy identity still works
+        f"i:tnf481234102@{NEW}": SERVED,
+        "n:48221234101": (0, f"481234101@{LEGACY}"),
+        "n:48221234102": (0, f"tnf481234102@{NEW}"),
+        "c:481234103": SERVED,
+        "p:48221234103": (0, closure_numbers),
+        "p:48581234103": (0, closure_numbers),
+        "g:generation": (1, "2"),
+    }

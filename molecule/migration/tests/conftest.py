@@ -17,9 +17,12 @@ from sipwave_testlib import sipp
 PROJECT = Path(__file__).resolve().parents[3]
 EXPORT = PROJECT / "inventories" / "lab" / "files" / "legacy_export.csv"
 PROXY_CONTAINER = "sipwave-molecule-migration-proxy"
+PROXY2_CONTAINER = "sipwave-molecule-migration-proxy2"
+PROXY_CONTAINERS = (PROXY_CONTAINER, PROXY2_CONTAINER)
 LEGACY_CONTAINER = "sipwave-molecule-migration-legacy"
 SMTP_CONTAINER = "sipwave-molecule-migration-smtp"
 PROXY = "127.0.23.11:5060"
+PROXY2 = "127.0.23.12:5060"
 LEGACY_ADDRESS = "127.0.23.41"
 LEGACY_DOMAIN = "ip.tanifon.pl"
 NEW_DOMAIN = "sip.sipwave.test"
@@ -63,8 +66,10 @@ ACCOUNTS = sample_accounts()
 # wave1: moves in phase 1, then the first one to phase 2, the second closes.
 MIGRATED = ACCOUNTS["481200000"]
 CLOSING = ACCOUNTS["481200002"]
-# wave2: not migrated while wave1 runs; one of its accounts only has an HA1 in the export.
+# wave2: not migrated while wave1 runs; one of its accounts only has an HA1 in the export,
+# another closes in a phase-2 run killed between the two proxies.
 NOT_MIGRATED = ACCOUNTS["481200001"]
+CLOSING_IN_WAVE2 = ACCOUNTS["481200007"]
 HA1_ONLY = next(
     a for a in ACCOUNTS.values() if a.wave == "wave2" and not a.password and len(a.ha1) == 32
 )
@@ -125,9 +130,26 @@ def registrations(container: str, identity: str) -> str:
     ).stdout  # fmt: skip
 
 
-def register(user: str, domain: str, password: str, phone: str, port: int = 5099):
+def register(
+    user: str, domain: str, password: str, phone: str, port: int = 5099, proxy: str = PROXY
+):
     row = [user, domain, sipp.credentials(user, password), f"{phone}:{port}"]
-    return sipp.run("register.xml", PROXY, phone, rows=[row])
+    return sipp.run("register.xml", proxy, phone, rows=[row])
+
+
+def register_not_served(user: str, domain: str, phone: str, proxy: str = PROXY):
+    """A REGISTER the proxy answers with 403 at once, without a challenge."""
+    row = [user, domain, "unused", f"{phone}:5099"]
+    return sipp.run("register_not_served.xml", proxy, phone, rows=[row])
+
+
+def call_refused(
+    caller: tuple[str, str, str], callee: tuple[str, str], phone: str, proxy: str = PROXY
+):
+    """A call the proxy refuses (403, 410 or 480), at once or after the digest challenge."""
+    user, domain, password = caller
+    row = [user, domain, sipp.credentials(user, password), *callee]
+    return sipp.run("call_refused.xml", proxy, phone, rows=[row])
 
 
 def register_refused(user: str, domain: str, password: str, phone: str):

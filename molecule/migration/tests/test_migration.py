@@ -2,16 +2,24 @@
 
 The tests run in file order and build on each other, like an operator's day: notices, wave 1
 in phase 1, calls across platforms, phase 2 with consent, the end of the grace period, a
-rollback and a migration forward again, then wave 2 killed half-way and run again.
+rollback and a migration forward again, closed accounts in routing, then wave 2 killed
+during its database write and run again, and its phase 2 killed between the two proxies and
+run again.
 """
 
+import json
+import os
 import re
+import signal
 import subprocess
+import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from conftest import (
     CLOSING,
+    CLOSING_IN_WAVE2,
     DATABASE,
     HA1_ONLY,
     LEGACY_CONTAINER,
@@ -21,16 +29,21 @@ from conftest import (
     NOT_MIGRATED,
     PROJECT,
     PROXY,
+    PROXY2,
+    PROXY2_CONTAINER,
     PROXY_CONTAINER,
+    PROXY_CONTAINERS,
     WAVE1_DATE,
     WAVE2_DATE,
     call,
+    call_refused,
     in_container,
     mails_for,
     migrate,
     playbook_command,
     playbook_env,
     register,
+    register_not_served,
     register_refused,
     registrations,
     run_playbook,
@@ -50,14 +63,16 @@ def recap_changed(output: str, host: str) -> int:
     return int(found.group(1))
 
 
-def table_digest(table: str) -> str:
+def table_digest(table: str, container: str = PROXY_CONTAINER) -> str:
     """A digest of a table's rows: compared across runs without printing any HA1."""
+    return query_digest(f"SELECT * FROM {table}", container, skip_first_column=True)
+
+
+def query_digest(query: str, container: str, skip_first_column: bool = False) -> str:
+    """A digest of a query's rows (compared across runs and proxies, never printed)."""
+    cut = "| cut -d'|' -f2- " if skip_first_column else ""
     rows = in_container(
-        PROXY_CONTAINER,
-        "sh",
-        "-c",
-        f'sqlite3 /var/lib/kamailio/sipwave.sqlite "SELECT * FROM {table}" '
-        "| cut -d'|' -f2- | sort | sha256sum",
+        container, "sh", "-c", f'sqlite3 {DATABASE} "{query}" {cut}| sort | sha256sum'
     )
     return rows.stdout.split()[0]
 
@@ -163,7 +178,14 @@ def test_no_sample_secret_appears_in_the_verbose_output(secrets):
 def test_a_second_wave_run_changes_nothing():
     run = migrate("wave1", WAVE1_DATE)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert recap_changed(run.stdout, PROXY_CONTAINER) == 0
+    assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
+
+
+def test_both_proxies_serve_the_wave():
+    result = register(MIGRATED.login, LEGACY_DOMAIN, MIGRATED.password, "127.0.23.120",
+                      proxy=PROXY2)  # fmt: skip
+    assert result.successful == 1, result.output
+    assert "127.0.23.120:5099" in contact_of(PROXY2_CONTAINER, MIGRATED.login, LEGACY_DOMAIN)
 
 
 def test_a_migrated_account_registers_on_the_new_proxy_with_its_old_credentials():
@@ -293,6 +315,46 @@ def test_migrating_forward_again_serves_the_account_on_the_new_proxy():
     assert "127.0.23.114:5099" in contact_of(PROXY_CONTAINER, MIGRATED.login, LEGACY_DOMAIN)
 
 
+# -- closed accounts in routing ------------------------------------------------------------------
+
+
+def test_phase2_closes_an_account_and_keeps_its_numbers_for_porting():
+    run = migrate("wave1", DAY_AFTER_WAVE1, wave_phase=2)
+    assert run.returncode == 0, run.stdout[-3000:]
+    for proxy in PROXY_CONTAINERS:
+        numbers = sql(proxy, f"SELECT state FROM sipwave_number WHERE login = '{CLOSING.login}' "
+                             "AND kind = 'number'")  # fmt: skip
+        assert numbers.split() == ["kept_for_porting"]
+
+
+@pytest.mark.parametrize(("proxy", "phone"), [(PROXY, "127.0.23.121"), (PROXY2, "127.0.23.122")])
+def test_a_closed_account_cannot_register(proxy, phone):
+    result = register_not_served(CLOSING.login, LEGACY_DOMAIN, phone, proxy)
+    assert result.successful == 1, result.output
+    assert "403 Account Closed" in result.messages
+
+
+def test_a_closed_account_cannot_call():
+    result = call_refused(
+        (CLOSING.login, LEGACY_DOMAIN, CLOSING.password),
+        (NOT_MIGRATED.login, LEGACY_DOMAIN),
+        "127.0.23.123",
+    )
+    assert result.successful == 1, result.output
+    assert "403 Account Closed" in result.messages
+    assert "407 Proxy Authentication Required" not in result.messages
+
+
+def test_a_call_to_a_number_kept_for_porting_is_answered_480():
+    result = call_refused(
+        (f"tnf{MIGRATED.login}", NEW_DOMAIN, MIGRATED.password),
+        ("+48220000002", LEGACY_DOMAIN),
+        "127.0.23.124",
+    )
+    assert result.successful == 1, result.output
+    assert "480 Number Kept For Porting" in result.messages
+
+
 # -- wave 2 killed during its database write -----------------------------------------------------
 
 
@@ -363,10 +425,21 @@ def test_the_rerun_after_the_kill_migrates_every_account_once(wave2_after_a_kill
     assert "127.0.23.115:5099" in contact_of(PROXY_CONTAINER, NOT_MIGRATED.login, LEGACY_DOMAIN)
 
 
+def test_the_proxy_that_finished_the_killed_run_reloads_its_routing_on_the_rerun(
+    wave2_after_a_kill,
+):
+    # proxy2 wrote wave 2 in the killed run, which stopped before any reload; the re-run has
+    # nothing to change there, and still has to load what proxy2's database holds.
+    result = register(NOT_MIGRATED.login, LEGACY_DOMAIN, NOT_MIGRATED.password, "127.0.23.125",
+                      proxy=PROXY2)  # fmt: skip
+    assert result.successful == 1, result.output
+    assert "127.0.23.125:5099" in contact_of(PROXY2_CONTAINER, NOT_MIGRATED.login, LEGACY_DOMAIN)
+
+
 def test_the_run_after_the_recovery_changes_nothing(wave2_after_a_kill):
     run = migrate("wave2", WAVE2_DATE)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert recap_changed(run.stdout, PROXY_CONTAINER) == 0
+    assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
 
 
 def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a_kill):
@@ -385,3 +458,207 @@ def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a
     assert password not in run.stdout + notified.stdout + notified.stderr
     result = register(f"tnf{HA1_ONLY.login}", NEW_DOMAIN, password, "127.0.23.116")
     assert result.successful == 1, result.output
+
+
+# -- wave 2, phase 2 killed between the two proxies -----------------------------------------------
+
+REPORTS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "reports"
+WAVE2_PHASE2 = {"wave": "wave2", "sipwave_today": WAVE2_DATE, "wave_phase": 2,
+                "sipwave_closure_numbers": "released"}  # fmt: skip
+# Inside proxy2 after the controller was killed: a wave module it had started there goes as
+# well, as it would with a dropped SSH session. An orphaned `podman exec` may start its
+# module seconds late on a busy machine, so this keeps looking (every python3 process in the
+# container is an Ansible module: Kamailio's Python runs inside the kamailio processes) until
+# 20 s have passed and none was seen for the last 10 s; the write lock is held meanwhile.
+KILL_ORPHANED_WAVE_MODULES = """
+start=$(date +%s); last_seen=$start
+while :; do
+  for p in /proc/[0-9]*; do
+    case "$(cat "$p/comm" 2>/dev/null)" in
+      python3*) kill -9 "${p#/proc/}" 2>/dev/null && echo "killed ${p#/proc/}" \\
+                && last_seen=$(date +%s) ;;
+    esac
+  done
+  now=$(date +%s)
+  [ $((now - start)) -ge 20 ] && [ $((now - last_seen)) -ge 10 ] && exit 0
+  [ $((now - start)) -ge 120 ] && exit 1
+  sleep 0.2
+done
+"""
+
+
+def hold_write_lock(container: str) -> subprocess.Popen:
+    """A sqlite3 shell in ``container`` holding the database's write lock until released."""
+    locker = subprocess.Popen(
+        ["podman", "exec", "-i", container, "sqlite3", DATABASE], stdin=subprocess.PIPE, text=True
+    )
+    locker.stdin.write("BEGIN IMMEDIATE;\n")
+    locker.stdin.flush()
+    return locker
+
+
+def release_write_lock(locker: subprocess.Popen) -> None:
+    locker.stdin.write("ROLLBACK;\n.quit\n")
+    locker.stdin.close()
+    locker.wait(timeout=30)
+
+
+def wait_for_report_section(host: str, known: set[Path], timeout_s: float = 300) -> Path:
+    """The new report of wave 2 as soon as ``host``'s section is in it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for path in set(REPORTS.glob("wave2-*.json")) - known:
+            if host in json.loads(path.read_text())["hosts"]:
+                return path
+        time.sleep(0.05)
+    raise AssertionError(f"no report section of {host} within {timeout_s} s")
+
+
+def state_of(container: str, login: str) -> str:
+    return sql(container, f"SELECT state FROM sipwave_account WHERE login = '{login}'").strip()
+
+
+@pytest.fixture(scope="module")
+def wave2_killed_between_hosts():
+    """Phase 2 of wave 2 (one account closes) with one fork, so the proxies take turns:
+    proxy2's write lock is held, and the controller is killed (SIGKILL, its whole process
+    group) as soon as proxy1's result is in the report. Returns the report and the state of
+    the closing account on both proxies right after the kill."""
+    consent = run_playbook("record_consent.yml", {"login": CLOSING_IN_WAVE2.login,
+                                                  "decision": "close"})  # fmt: skip
+    assert consent.returncode == 0, consent.stdout[-3000:]
+    known = set(REPORTS.glob("wave2-*.json"))
+    locker = hold_write_lock(PROXY2_CONTAINER)
+    try:
+        controller = subprocess.Popen(
+            [*playbook_command("migrate_wave.yml", WAVE2_PHASE2), "--forks", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT,
+            env=playbook_env(), start_new_session=True,
+        )  # fmt: skip
+        report = wait_for_report_section(PROXY_CONTAINER, known)
+        os.killpg(controller.pid, signal.SIGKILL)
+        controller.wait(timeout=30)
+        cleanup = in_container(PROXY2_CONTAINER, "sh", "-c", KILL_ORPHANED_WAVE_MODULES)
+        assert cleanup.returncode == 0, cleanup.stdout
+        # read while the lock is still held: what the killed run left behind
+        states = {proxy: state_of(proxy, CLOSING_IN_WAVE2.login) for proxy in PROXY_CONTAINERS}
+    finally:
+        release_write_lock(locker)
+    return json.loads(report.read_text()), states, cleanup.stdout
+
+
+@pytest.fixture(scope="module")
+def rerun_after_the_kill_between_hosts(wave2_killed_between_hosts):
+    known = set(REPORTS.glob("wave2-*.json"))
+    run = migrate("wave2", WAVE2_DATE, wave_phase=2, sipwave_closure_numbers="released")
+    assert run.returncode == 0, run.stdout[-3000:]
+    (report,) = set(REPORTS.glob("wave2-*.json")) - known
+    return run, json.loads(report.read_text())
+
+
+def test_the_run_killed_between_hosts_changed_proxy1_only(wave2_killed_between_hosts):
+    _, states, _ = wave2_killed_between_hosts
+    assert states == {PROXY_CONTAINER: "closed", PROXY2_CONTAINER: "consent_pending"}
+
+
+def test_the_report_of_the_killed_run_is_one_file_marked_incomplete(wave2_killed_between_hosts):
+    report, _, _ = wave2_killed_between_hosts
+    assert report["hosts_reported"] == [PROXY_CONTAINER]
+    assert report["hosts_expected"] == sorted(PROXY_CONTAINERS)
+    assert report["complete"] is False
+    assert f"no result from {PROXY2_CONTAINER}" in report["incomplete_because"]
+
+
+def test_notifications_refuse_the_incomplete_report(wave2_killed_between_hosts):
+    run = run_playbook("notify_wave.yml", {"wave": "wave2", "notification": "closure"})
+    assert run.returncode != 0
+    assert "is the report of an incomplete run" in " ".join(run.stdout.split())
+    assert mails_for(CLOSING_IN_WAVE2.login, "closure") == []
+
+
+def test_the_rerun_reloads_proxy1_and_applies_proxy2(
+    wave2_killed_between_hosts, rerun_after_the_kill_between_hosts
+):
+    run, report = rerun_after_the_kill_between_hosts
+    orphans_killed = wave2_killed_between_hosts[2]
+    assert report["complete"] is True
+    assert report["hosts"][PROXY_CONTAINER]["changed"] is False
+    assert report["hosts"][PROXY2_CONTAINER]["changed"] is True, orphans_killed
+    # proxy1's only change in the re-run is the reload of its routing cache
+    assert recap_changed(run.stdout, PROXY_CONTAINER) == 1
+
+
+def test_after_the_rerun_both_proxies_hold_the_same_state(rerun_after_the_kill_between_hosts):
+    queries = (
+        "SELECT login, state, wave, legacy_domain, current_username, current_domain, "
+        "grace_until FROM sipwave_account",
+        "SELECT number, login, kind, state FROM sipwave_number",
+        "SELECT username, domain, ha1, ha1b FROM subscriber",
+        "SELECT alias_username, alias_domain, username, domain FROM dbaliases",
+        "SELECT key_name, key_value FROM sipwave_routing WHERE key_name NOT LIKE 'g:%'",
+    )
+    for query in queries:
+        digests = {query_digest(query, proxy) for proxy in PROXY_CONTAINERS}
+        assert len(digests) == 1, query
+
+
+def test_after_the_rerun_no_account_is_lost_or_duplicated(rerun_after_the_kill_between_hosts):
+    _, report = rerun_after_the_kill_between_hosts
+    for proxy in PROXY_CONTAINERS:
+        reconciliation = report["hosts"][proxy]["reconciliation"]
+        assert reconciliation["ok"], reconciliation["problems"]
+        assert reconciliation["accounts_in_one_state"] == reconciliation["accounts"]
+        duplicates = sql(proxy, "SELECT username, domain FROM subscriber GROUP BY 1, 2 "
+                                "HAVING COUNT(*) > 1")  # fmt: skip
+        assert duplicates == ""
+    assert report["counts"]["states"]["closed"] == 1
+
+
+def test_after_the_rerun_each_change_has_one_audit_row(rerun_after_the_kill_between_hosts):
+    for proxy in PROXY_CONTAINERS:
+        repeated = sql(proxy, "SELECT login, action FROM sipwave_audit WHERE wave = 'wave2' "
+                              "GROUP BY login, action HAVING COUNT(*) > 1")  # fmt: skip
+        assert repeated == "", proxy
+        closures = sql(
+            proxy,
+            "SELECT COUNT(*) FROM sipwave_audit "
+            f"WHERE login = '{CLOSING_IN_WAVE2.login}' AND action = 'closed'",
+        )
+        assert closures.strip() == "1", proxy
+
+
+def test_the_run_after_the_rerun_changes_nothing(rerun_after_the_kill_between_hosts):
+    run = migrate("wave2", WAVE2_DATE, wave_phase=2, sipwave_closure_numbers="released")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
+
+
+@pytest.mark.parametrize(("proxy", "phone"), [(PROXY, "127.0.23.126"), (PROXY2, "127.0.23.127")])
+def test_the_account_closed_across_the_kill_is_refused_on_both_proxies(
+    rerun_after_the_kill_between_hosts, proxy, phone
+):
+    result = register_not_served(CLOSING_IN_WAVE2.login, LEGACY_DOMAIN, phone, proxy)
+    assert result.successful == 1, result.output
+    assert "403 Account Closed" in result.messages
+
+
+@pytest.mark.parametrize(("proxy", "phone"), [(PROXY, "127.0.23.128"), (PROXY2, "127.0.23.129")])
+def test_a_call_to_a_released_number_is_answered_410_on_both_proxies(
+    rerun_after_the_kill_between_hosts, proxy, phone
+):
+    result = call_refused(
+        (NOT_MIGRATED.login, LEGACY_DOMAIN, NOT_MIGRATED.password),
+        ("+48220000007", LEGACY_DOMAIN),
+        phone,
+        proxy,
+    )
+    assert result.successful == 1, result.output
+    assert "410 Number Released" in result.messages
+
+
+def test_the_closure_mail_follows_the_complete_report(rerun_after_the_kill_between_hosts):
+    run = run_playbook("notify_wave.yml", {"wave": "wave2", "notification": "closure"})
+    assert run.returncode == 0, run.stdout[-3000:]
+    mails = mails_for(CLOSING_IN_WAVE2.login, "closure")
+    assert len(mails) == 1
+    assert f"{CLOSING_IN_WAVE2.balance} PLN" in mails[0].body

@@ -74,8 +74,42 @@ CREATE INDEX IF NOT EXISTS alias_idx ON dbaliases (alias_username, alias_domain)
 CREATE INDEX IF NOT EXISTS alias_target_idx ON dbaliases (username, domain);
 INSERT OR IGNORE INTO version (table_name, table_version) VALUES ('dbaliases', 1);
 
--- What the router's routing cache (htable "routing") loads: identities served here
--- (i:user@domain) and numbers served here (n:digits -> user@domain), in the htable columns.
+-- Engine tables of sipwave.platform.wave that the routing view reads (the engine creates
+-- them too, with the same definitions, on a database made without this file).
+CREATE TABLE IF NOT EXISTS sipwave_account (
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    wave VARCHAR(64) NOT NULL,
+    legacy_domain VARCHAR(64) NOT NULL,
+    current_username VARCHAR(64),
+    current_domain VARCHAR(64),
+    grace_until VARCHAR(10),
+    department VARCHAR(128) DEFAULT '' NOT NULL,
+    balance VARCHAR(32) DEFAULT '0.00' NOT NULL,
+    updated_at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sipwave_number (
+    number VARCHAR(16) NOT NULL,
+    login VARCHAR(64) NOT NULL,
+    kind VARCHAR(8) NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    PRIMARY KEY (number, login, kind)
+);
+CREATE INDEX IF NOT EXISTS sipwave_number_login_idx ON sipwave_number (login);
+-- One row: counted up by every engine run that changes routing data.
+CREATE TABLE IF NOT EXISTS sipwave_routing_generation (
+    id INTEGER PRIMARY KEY NOT NULL,
+    generation INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO sipwave_routing_generation (id, generation) VALUES (1, 0);
+
+-- What the router's routing cache (htable "routing") loads, in the htable columns:
+--   i:user@domain      an identity served here (it has a subscriber row)
+--   n:digits           a number served here (dbaliases) -> user@domain
+--   c:login            a closed account (its requests are refused, 403 Account Closed)
+--   p:digits           a closed account's number -> kept_for_porting or released
+--   g:generation       the generation of this content (see sipwave_routing_generation)
 DROP VIEW IF EXISTS sipwave_routing;
 CREATE VIEW sipwave_routing AS
     SELECT 'i:' || username || '@' || lower(domain) AS key_name, 0 AS key_type,
@@ -83,4 +117,17 @@ CREATE VIEW sipwave_routing AS
     FROM subscriber
     UNION ALL
     SELECT 'n:' || alias_username, 0, 0, username || '@' || lower(domain), 0
-    FROM dbaliases;
+    FROM dbaliases
+    UNION ALL
+    SELECT 'c:' || login, 0, 1, '1', 0
+    FROM sipwave_account WHERE state = 'closed'
+    UNION ALL
+    -- kept_for_porting sorts first: a number kept by one closed account and released by
+    -- another is still kept.
+    SELECT 'p:' || ltrim(number, '+'), 0, 0, MIN(state), 0
+    FROM sipwave_number
+    WHERE kind = 'number' AND state IN ('kept_for_porting', 'released')
+    GROUP BY number
+    UNION ALL
+    SELECT 'g:generation', 0, 1, CAST(COALESCE(MAX(generation), 0) AS TEXT), 0
+    FROM sipwave_routing_generation;

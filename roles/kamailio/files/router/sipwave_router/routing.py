@@ -5,8 +5,10 @@ there, ``False`` when the next route should look at it.
 
 Parallel run: the ``routing`` htable caches, from the subscriber database, which identities
 (``i:user@domain``) and which numbers (``n:<E.164 digits>`` -> ``user@domain``, from
-dbaliases) are served here. One hash lookup per decision replaces a database query; the
-wave playbooks reload the table over RPC (``htable.reload routing``) after each run.
+dbaliases) are served here, which accounts are closed (``c:<legacy login>``) and what became
+of a closed account's numbers (``p:<E.164 digits>`` -> ``kept_for_porting`` or
+``released``). One hash lookup per decision replaces a database query; the wave playbooks
+reload the table over RPC (``htable.reload routing``) after each run.
 """
 
 import KSR
@@ -28,6 +30,14 @@ HTABLE_AUTH_FAILURES = "authfail"
 HTABLE_ROUTING = "routing"
 IDENTITY_KEY = "i:"
 NUMBER_KEY = "n:"
+CLOSED_ACCOUNT_KEY = "c:"
+CLOSED_NUMBER_KEY = "p:"
+# What a call to a closed account's number gets, by what the closure did with the number
+# (sipwave_closure_numbers): kept for porting it may come back elsewhere, released it is gone.
+CLOSED_NUMBER_REPLIES = {
+    "kept_for_porting": (480, "Number Kept For Porting"),
+    "released": (410, "Number Released"),
+}
 # Between the new proxy and the legacy platform: the proxy asserts the identity it has
 # authenticated, so the legacy side need not challenge a phone that registered elsewhere.
 ASSERTED_IDENTITY = "P-Asserted-Identity"
@@ -137,7 +147,7 @@ class Router:
         if realm not in self.settings.domains:
             KSR.sl.sl_send_reply(403, "Domain Not Served")
             return
-        if self.route_legacy_identity("$tU", realm, "REGISTER"):
+        if self.route_identity("$tU", realm, "REGISTER"):
             return
         if not self.check_credentials(source, realm):
             return
@@ -147,20 +157,30 @@ class Router:
 
     def route_legacy_caller(self, source: str, method: str) -> bool:
         """A request from an account not migrated yet goes to the legacy platform as is."""
-        if not self.settings.legacy_platform or source in self.settings.trusted_peers:
+        if source in self.settings.trusted_peers:
             return False
-        return self.route_legacy_identity("$fU", (KSR.pv.get("$fd") or "").lower(), method)
+        return self.route_identity("$fU", (KSR.pv.get("$fd") or "").lower(), method)
 
-    def route_legacy_identity(self, user_variable: str, domain: str, method: str) -> bool:
-        """Requests of a legacy-domain identity without a subscriber row never stay here.
+    def route_identity(self, user_variable: str, domain: str, method: str) -> bool:
+        """Requests of a migration identity without a subscriber row never stay here.
 
-        Not migrated yet: relayed to the legacy platform, which authenticates it. Moved to
-        its phase 2 identity (the grace period is over): refused.
+        Legacy or phase-2 identity of a closed account: refused. A legacy identity not
+        migrated yet: relayed to the legacy platform, which authenticates it. Moved to its
+        phase 2 identity (the grace period is over): refused.
         """
-        if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
+        legacy = domain in self.settings.legacy_domains
+        if not legacy and (
+            not self.settings.phase2_domain or domain != self.settings.phase2_domain
+        ):
             return False
-        user = KSR.pv.get(user_variable)
+        user = KSR.pv.get(user_variable) or ""
         if KSR.htable.sht_get(HTABLE_ROUTING, f"{IDENTITY_KEY}{user}@{domain}") is not None:
+            return False
+        login = user if legacy else self.phase2_login(user)
+        if login and KSR.htable.sht_get(HTABLE_ROUTING, CLOSED_ACCOUNT_KEY + login) is not None:
+            KSR.sl.sl_send_reply(403, "Account Closed")
+            return True
+        if not legacy or not self.settings.legacy_platform:
             return False
         if self.moved_to_phase2(user):
             KSR.sl.sl_send_reply(403, "Account Moved")
@@ -171,6 +191,11 @@ class Router:
             KSR.rr.record_route()
         self.relay_to(self.settings.legacy_platform)
         return True
+
+    def phase2_login(self, user: str) -> str | None:
+        """The legacy login behind a phase-2 user name (prefix + login)."""
+        prefix = self.settings.phase2_login_prefix
+        return user[len(prefix) :] if user.startswith(prefix) else None
 
     def moved_to_phase2(self, user: str | None) -> bool:
         prefix, domain = self.settings.phase2_login_prefix, self.settings.phase2_domain
@@ -235,11 +260,18 @@ class Router:
         identity = f"{called}@{domain}"
         if KSR.htable.sht_get(HTABLE_ROUTING, IDENTITY_KEY + identity) is not None:
             return True
-        account = self.account_for_number(called)
-        if account is not None:
-            if account != identity:
-                KSR.pv.sets("$ru", "sip:" + account)
-            return True
+        number = normalise_or_none(called, self.settings.number_plan)
+        if number is not None:
+            digits = number.lstrip("+")
+            account = KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + digits)
+            if account is not None:
+                if account != identity:
+                    KSR.pv.sets("$ru", "sip:" + account)
+                return True
+            closed = KSR.htable.sht_get(HTABLE_ROUTING, CLOSED_NUMBER_KEY + digits)
+            if closed in CLOSED_NUMBER_REPLIES:
+                KSR.sl.sl_send_reply(*CLOSED_NUMBER_REPLIES[closed])
+                return False
         if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
             return True
         if source == self.settings.legacy_platform_address:
@@ -252,12 +284,6 @@ class Router:
             KSR.hdr.append(f"{ASSERTED_IDENTITY}: <sip:{caller}>\r\n")
         self.relay_to(self.settings.legacy_platform)
         return False
-
-    def account_for_number(self, called: str) -> str | None:
-        number = normalise_or_none(called, self.settings.number_plan)
-        if number is None:
-            return None
-        return KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + number.lstrip("+"))
 
     def route_unregistered(self) -> None:
         # On the legacy platform: the account moved. The new proxy answers 404 itself when it

@@ -31,7 +31,9 @@ class Settings:
     number_plan: NumberPlan
     # Called numbers of the dial-in service, exactly as they arrive in the request URI.
     dialin_numbers: frozenset[str]
-    # One case-insensitive search instead of a loop over the names: this runs per request.
+    # One search of the lower-cased User-Agent instead of a loop over the names: this runs
+    # per request. (A case-insensitive pattern folds the case of every character it tries,
+    # which profiling showed as 1% of a worker's CPU; str.lower() is one pass.)
     scanner_pattern: re.Pattern | None = None
     # Parallel run on the new proxy: identities of these domains without a subscriber row
     # still live on the legacy platform (a SIP URI; empty when there is none).
@@ -48,7 +50,8 @@ class Settings:
 
     def is_scanner(self, user_agent: str) -> bool:
         return (
-            self.scanner_pattern is not None and self.scanner_pattern.search(user_agent) is not None
+            self.scanner_pattern is not None
+            and self.scanner_pattern.search(user_agent.lower()) is not None
         )
 
     def route_for(self, called: str) -> PrefixRoute | None:
@@ -93,9 +96,7 @@ def settings_from_dict(data: dict) -> Settings:
         auth_failure_limit=int(data.get("auth_failure_limit", 20)),
         max_forwards=int(data.get("max_forwards", 10)),
         scanner_user_agents=scanners,
-        scanner_pattern=re.compile("|".join(map(re.escape, scanners)), re.IGNORECASE)
-        if scanners
-        else None,
+        scanner_pattern=re.compile("|".join(map(re.escape, scanners))) if scanners else None,
         legacy_domains=frozenset(d.lower() for d in data.get("legacy_domains", [])),
         legacy_platform=data.get("legacy_platform", ""),
         phase2_login_prefix=data.get("phase2_login_prefix", ""),

@@ -10,7 +10,6 @@ and the module receives hashes only. The report and the task result never hold a
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 
 from ansible.errors import AnsibleActionFail
@@ -32,6 +31,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.migration_db impo
     new_run_id,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import ha1, ha1b
+from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import add_host_result
 
 SELECT_BY_COLUMN = "csv-wave-column"
 # Arguments only the controller side uses; the module never sees them.
@@ -116,6 +116,9 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         controller = {name: args.pop(name, None) for name in CONTROLLER_ARGS}
         operation = args.get("operation", "apply")
+        # One run id given to every host (the wave playbooks name the run once) makes one
+        # report for the run; without it each host's run is reported on its own.
+        self._shared_run_id = "run_id" in args
         args.setdefault("run_id", new_run_id() + "-" + str(task_vars.get("inventory_hostname")))
         args.setdefault("today", date.today().isoformat())
         export = None
@@ -156,7 +159,7 @@ class ActionModule(ActionBase):
         # A run that got as far as counting (also one whose reconciliation failed) is
         # reported; check mode writes nothing, not even a report.
         if "counts" in result and not self._task.check_mode and controller["report_dir"]:
-            result["report"] = self._write_report(result, controller["report_dir"])
+            result["report"] = self._write_report(result, controller["report_dir"], task_vars)
         return result
 
     def _prepare_wave(self, args: dict, wave: dict, controller: dict) -> Export:
@@ -199,20 +202,12 @@ class ActionModule(ActionBase):
                 outcome["display_name"] = account.display_name
         self._all_problems = problems
 
-    def _write_report(self, result: dict, report_dir: str) -> str:
-        report = {
-            name: result[name]
-            for name in (
-                "operation", "wave", "phase", "run_id", "today", "changed", "counts",
-                "reconciliation", "refunds", "export", "accounts", "snapshot_taken_for",
-            )
-            if name in result
-        }  # fmt: skip
+    def _write_report(self, result: dict, report_dir: str, task_vars: dict) -> str:
+        """Add this host's result to the run's one report (see wave_report)."""
         if hasattr(self, "_all_problems"):
-            report["bad_rows"] = self._all_problems
-        os.makedirs(report_dir, exist_ok=True)
-        path = os.path.join(report_dir, f"{result['wave']}-{result['run_id']}.json")
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-        return path
+            result = {**result, "bad_rows": self._all_problems}
+        host = str(task_vars.get("inventory_hostname"))
+        expected = [host]
+        if self._shared_run_id:
+            expected = [str(h) for h in task_vars.get("ansible_play_hosts_all") or expected]
+        return add_host_result(report_dir, host, result, expected)

@@ -101,9 +101,19 @@ _TABLES = (
     decision VARCHAR(16) NOT NULL,
     recorded_at VARCHAR(32) NOT NULL,
     source VARCHAR(255) DEFAULT '' NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sipwave_routing_generation (
+    id INTEGER PRIMARY KEY NOT NULL,
+    generation INTEGER NOT NULL)""",
+    "INSERT INTO sipwave_routing_generation (id, generation) SELECT 1, 0 "
+    "WHERE NOT EXISTS (SELECT 1 FROM sipwave_routing_generation)",
 )
 _ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_consent",
-                  "sipwave_snapshot")  # fmt: skip
+                  "sipwave_snapshot", "sipwave_routing_generation")  # fmt: skip
+# Every committed change of routing data counts up the generation, which the sipwave_routing
+# view hands to Kamailio's routing cache with the data (key g:generation): comparing the two
+# tells whether a proxy's cache is older than its database, also after a run that was killed
+# between its commit and the reload.
+_BUMP_GENERATION = "UPDATE sipwave_routing_generation SET generation = generation + 1 WHERE id = 1"
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY"}
 _ADVISORY_LOCK_KEY = 0x51C0A7E  # any constant: every wave run takes the same lock
 _ALIAS_TABLE_VERSION = 1  # alias_db's schema version, checked by Kamailio at start
@@ -249,6 +259,15 @@ def _table_exists(conn: Database, cursor: Any, name: str) -> bool:
     else:
         cursor.execute("SELECT 1 FROM information_schema.tables WHERE table_name = %s", (name,))
     return cursor.fetchone() is not None
+
+
+def routing_generation(conn: Database, cursor: Any) -> int:
+    """The generation of the routing data in the database (0 before the first change)."""
+    if not _table_exists(conn, cursor, "sipwave_routing_generation"):
+        return 0
+    cursor.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _in_chunks(cursor: Any, conn: Database, select: str, values: Sequence) -> list[tuple]:
@@ -697,6 +716,7 @@ class RunResult:
     reconciliation: dict
     snapshot_logins: int
     changed: bool
+    routing_generation: int = 0
 
 
 def run_wave(
@@ -737,11 +757,13 @@ def run_wave(
                     [(settings.wave, _now(), json.dumps(snapshot, sort_keys=True))],
                 ))  # fmt: skip
             statements.append((_AUDIT_INSERT, _audit_rows(plans, settings.wave, settings.run_id)))
+            statements.append((_BUMP_GENERATION, [()]))
             _execute(conn, cursor, statements)
             conn.connection.commit()
             state = read_state(conn, cursor, domains)
         elif not check_mode:
             conn.connection.commit()  # the CREATE TABLEs of a first run that found nothing to do
+        generation = routing_generation(conn, cursor)
     except BaseException:
         conn.connection.rollback()
         raise
@@ -752,6 +774,7 @@ def run_wave(
         reconciliation=reconcile(state, accounts, rejected, settings),
         snapshot_logins=len(snapshot["logins"]) if snapshot else 0,
         changed=bool(changed_plans),
+        routing_generation=generation,
     )
 
 
@@ -845,10 +868,13 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
         for plan in changed_plans:
             plan.after = view(state, plan.login, settings.new_identity(plan.login))
         if changed_plans and not check_mode:
+            ensure_tables(conn, cursor)  # a database of an engine without the generation table
             statements.append((_AUDIT_INSERT, _audit_rows(plans, settings.wave, settings.run_id)))
+            statements.append((_BUMP_GENERATION, [()]))
             _execute(conn, cursor, statements)
             conn.connection.commit()
             state = read_state(conn, cursor, domains)
+        generation = routing_generation(conn, cursor)
     except BaseException:
         conn.connection.rollback()
         raise
@@ -863,7 +889,8 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
         "problems": [f"{login}: differs from the snapshot" for login in differing[:_MAX_REPORTED]],
         "problem_count": len(differing),
     }
-    return RunResult(plans, reconciliation, len(snapshot["logins"]), bool(changed_plans))
+    return RunResult(plans, reconciliation, len(snapshot["logins"]), bool(changed_plans),
+                     generation)  # fmt: skip
 
 
 def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[AccountPlan]:

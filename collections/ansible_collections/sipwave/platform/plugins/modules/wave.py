@@ -199,6 +199,15 @@ refunds:
   returned: when operation is apply
   type: dict
   sample: {"total": "12.50", "accounts": [{"login": "481234001", "amount": "12.50"}]}
+routing_generation:
+  description:
+    - Generation of the routing data in the database after the run. Every run that changes
+      routing data counts it up in the same transaction; Kamailio's routing cache holds the
+      generation it loaded (key C(g:generation)), so a proxy whose cache is older than its
+      database is found and reloaded even after a run killed before its reload.
+  returned: when operation is apply or rollback
+  type: int
+  sample: 12
 consent:
   description: Decisions that changed, as C(login), C(before), C(after).
   returned: when operation is consent
@@ -449,6 +458,7 @@ def main() -> None:
         account_outcomes=json.dumps([OUTCOME_COLUMNS, outcomes]),
         reconciliation=run.reconciliation,
         snapshot_taken_for=run.snapshot_logins,
+        routing_generation=run.routing_generation,
     )
     if params["operation"] == "apply":
         result["refunds"] = {
