@@ -199,8 +199,8 @@ def _diff(result) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "devices_file": {"type": "path", "required": True},
-            "templates": {"type": "dict", "required": True},
+            "devices_file": {"type": "path"},
+            "templates": {"type": "dict"},
             "site": {"type": "dict", "default": {}},
             "output_dir": {"type": "path", "required": True},
             "owner": {"type": "str"},
@@ -211,6 +211,11 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
+    if not params["devices_file"] or params["templates"] is None:
+        module.fail_json(
+            msg="devices_file and templates are set by the action plugin: run the "
+            "module as a task (sipwave.platform.provisioning_configs)"
+        )
     owner = _ownership(module)
     try:
         devices = load_devices(params["devices_file"])
