@@ -13,7 +13,8 @@ MOLECULE_JOBS ?= 2
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # postgresql: the server binaries for the unit tests' throwaway cluster (engine and routing
 # view on PostgreSQL; the tests start their own cluster on a Unix socket, no TCP).
-HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv postgresql
+# apache2-utils: ab, the load generator of the provisioning benchmark (loopback only).
+HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv postgresql apache2-utils
 
 .PHONY: help host-deps venv image lint unit molecule test lab-up lab-down demo bench ksr-api
 

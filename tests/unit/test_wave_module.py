@@ -158,7 +158,9 @@ def playbook(name: str, database: Path, reports: Path, *extra: str) -> str:
         [str(Path(sys.executable).with_name("ansible-playbook")), f"playbooks/{name}", "-vvv",
          "-e", "sipwave_migration_hosts=localhost", "-e", f"kamailio_db_sqlite_path={database}",
          "-e", "sipwave_dialin_hosts=localhost", "-e", f"asterisk_dialin_database={dialin}",
-         "-e", f"sipwave_report_dir={reports}", *extra],
+         "-e", f"sipwave_report_dir={reports}",
+         # no provisioning host here: the wave playbook's re-provisioning has nothing to do
+         "-e", "sipwave_provisioning_hosts=no_provisioning_hosts", *extra],
         cwd=PROJECT, capture_output=True, text=True, check=False,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
     )  # fmt: skip

@@ -1,0 +1,206 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of sipwave.platform.provisioning_configs.
+
+Reads the legacy export and the accounts' migration states, decides every device's line
+(phase 1: legacy login, domain and password; phase 2: the prefixed login on the new domain,
+with the generated password where the export only had an HA1), derives the device tokens,
+loads the templates (site overrides first) and hands it all to the module in one file in
+the task's private temporary directory. The task result never holds a password or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
+    NumberError,
+    plan_from_dict,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
+    Export,
+    ExportError,
+    read_export,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
+    MigrationError,
+    generated_password,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
+    PROVISIONED_STATES,
+    VENDOR_FILES,
+    AccountState,
+    ProvisioningError,
+    device_token,
+    line_for,
+)
+
+CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "states", "template_dirs")
+TEMPLATE_SUFFIX = ".j2"
+MAX_SHOWN_PROBLEMS = 200
+
+
+def parse_states(states) -> dict[str, AccountState]:
+    """States as M(account_states) returns them: a JSON string [columns, rows], or a list of
+    dictionaries (login, state, current_username, current_domain)."""
+    if isinstance(states, str):
+        try:
+            columns, rows = json.loads(states)
+        except ValueError as exc:
+            raise AnsibleActionFail("states is not the value account_states returned") from exc
+        states = [dict(zip(columns, row, strict=True)) for row in rows]
+    if not isinstance(states, list):
+        raise AnsibleActionFail("states must be the states returned by account_states")
+    parsed = {}
+    for entry in states:
+        parsed[str(entry["login"])] = AccountState(
+            str(entry["login"]),
+            str(entry["state"]),
+            entry.get("current_username"),
+            entry.get("current_domain"),
+        )
+    return parsed
+
+
+def load_templates(template_dirs: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Template name -> source over the directories, the first directory having a name wins.
+    Also returns the names that an earlier directory overrides in a later one."""
+    templates: dict[str, str] = {}
+    origin: dict[str, int] = {}
+    overridden = []
+    for position, directory in enumerate(template_dirs):
+        if not os.path.isdir(directory):
+            if position == len(template_dirs) - 1:
+                raise AnsibleActionFail(f"template directory {directory} does not exist")
+            continue  # an override directory that a site does not use
+        for root, _dirs, files in os.walk(directory):
+            for file_name in files:
+                if not file_name.endswith(TEMPLATE_SUFFIX):
+                    continue
+                path = os.path.join(root, file_name)
+                name = os.path.relpath(path, directory).replace(os.sep, "/")
+                if name in templates:
+                    if origin[name] < position:
+                        overridden.append(name)
+                    continue
+                with open(path, encoding="utf-8") as handle:
+                    templates[name] = handle.read()
+                origin[name] = position
+    missing = sorted(
+        name for pairs in VENDOR_FILES.values() for name, _ in pairs if name not in templates
+    )
+    if missing:
+        raise AnsibleActionFail(f"no template {', '.join(missing)} in {', '.join(template_dirs)}")
+    return templates, sorted(set(overridden))
+
+
+def plan_devices(
+    export: Export, states: dict[str, AccountState], site_secret: str
+) -> tuple[list[dict], dict[str, list[str]], list[str]]:
+    """The module's device rows, the SIP identities of each MAC, and the devices left out."""
+    rows: list[dict] = []
+    identities: dict[str, list[str]] = {}
+    problems: list[str] = []
+    seen: dict[str, tuple[str, int]] = {}
+    duplicated: set[str] = set()
+    for account in export.accounts.values():
+        state = states.get(account.login)
+        if state is None or state.state not in PROVISIONED_STATES:
+            continue
+        generated = None
+        if not account.password and state.state == "phase2":
+            generated = generated_password(site_secret, account.login)
+        line = line_for(
+            account.login,
+            account.domain,
+            account.display_name,
+            account.password,
+            state,
+            generated,
+        )
+        for device in account.devices:
+            if device.mac in seen:
+                other_login, other_line = seen[device.mac]
+                problems.append(
+                    f"{export.path}:{account.line}: MAC {device.mac} is also a device of "
+                    f"login {other_login!r} (line {other_line}); neither is provisioned"
+                )
+                duplicated.add(device.mac)
+                continue
+            seen[device.mac] = (account.login, account.line)
+            rows.append(
+                {
+                    "mac": device.mac,
+                    "vendor": device.vendor,
+                    "model": device.model,
+                    "token": device_token(site_secret, device.mac),
+                    "line": [line.login, line.state, line.username, line.domain,
+                             line.display_name, line.password],
+                }
+            )  # fmt: skip
+            names = [f"{line.username}@{line.domain}"]
+            legacy = f"{account.login}@{account.domain}"
+            if legacy not in names:
+                names.append(legacy)
+            identities[device.mac] = names
+    if duplicated:
+        rows = [row for row in rows if row["mac"] not in duplicated]
+    return rows, identities, problems
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+
+    def _transfer_devices(self, rows: list[dict]) -> str:
+        """The devices (with passwords) go to a file in the task's private temporary
+        directory, removed right after the module ran: never a module argument, which
+        Ansible would log and echo."""
+        if self._connection._shell.tmpdir is None:
+            self._make_tmp_path()
+        path = self._connection._shell.join_path(self._connection._shell.tmpdir, "devices.json")
+        self._transfer_data(path, json.dumps(rows))
+        self._fixup_perms2((self._connection._shell.tmpdir, path))
+        return path
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        controller = {name: args.pop(name, None) for name in CONTROLLER_ARGS}
+        for name in CONTROLLER_ARGS:
+            if controller[name] in (None, ""):
+                raise AnsibleActionFail(f"{name} is required")
+        try:
+            export = read_export(controller["export"], plan_from_dict(controller["number_plan"]))
+            states = parse_states(controller["states"])
+            rows, identities, problems = plan_devices(
+                export, states, str(controller["site_secret"])
+            )
+            templates, overridden = load_templates(list(controller["template_dirs"]))
+        except (ExportError, NumberError, MigrationError, ProvisioningError) as exc:
+            raise AnsibleActionFail(str(exc)) from exc
+        args["templates"] = templates
+        try:
+            args["devices_file"] = self._transfer_devices(rows)
+            module_result = self._execute_module(
+                module_name="sipwave.platform.provisioning_configs",
+                module_args=args,
+                task_vars=task_vars,
+            )
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        module_result.pop("invocation", None)  # the templates, long and of no use here
+        result.update(module_result)
+        vendors = {row["mac"]: row["vendor"] for row in rows}
+        result["resync"] = [
+            {"mac": mac, "vendor": vendors[mac], "identities": identities[mac]}
+            for mac in module_result.get("updated_macs", [])
+            if mac in identities
+        ]
+        result["overridden_templates"] = overridden
+        result["problems"] = problems[:MAX_SHOWN_PROBLEMS]
+        result["export"] = export.summary()
+        return result

@@ -1,0 +1,135 @@
+#!/usr/bin/python
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: account_states
+short_description: Read every account's migration state (no secret) from the wave database
+version_added: 0.3.0
+description:
+  - Reads the C(sipwave_account) table that M(sipwave.platform.wave) keeps (login, state and
+    the identity the account registers as), for example for
+    M(sipwave.platform.provisioning_configs). Reads only; never changes anything.
+  - The states come back as one JSON string so that 100,000 accounts cost one value.
+author:
+  - sipwave developers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  backend:
+    description: Database engine holding Kamailio's tables.
+    type: str
+    choices: [sqlite, postgres]
+    default: sqlite
+  database:
+    description: Path of the SQLite database file (when O(backend=sqlite)).
+    type: path
+  db_host:
+    description: PostgreSQL host name or socket directory.
+    type: str
+  db_port:
+    description: PostgreSQL port.
+    type: int
+    default: 5432
+  db_name:
+    description: PostgreSQL database name.
+    type: str
+  db_user:
+    description: PostgreSQL user.
+    type: str
+  db_password:
+    description: PostgreSQL password.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Read the accounts' states
+  sipwave.platform.account_states:
+    database: /var/lib/kamailio/sipwave.sqlite
+  register: account_states
+"""
+
+RETURN = r"""
+states:
+  description: JSON of [columns, rows]; columns login, state, current_username, current_domain.
+  type: str
+  returned: always
+counts:
+  description: Accounts per state.
+  type: dict
+  returned: always
+"""
+
+import json  # noqa: E402
+import os  # noqa: E402
+from collections import Counter  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
+    SubscriberError,
+    connect,
+)
+
+COLUMNS = ("login", "state", "current_username", "current_domain")
+
+
+def read_states(conn) -> list[tuple]:
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM sipwave_account ORDER BY login")
+    except conn.Error:
+        # No wave has run yet: the engine creates its tables on the first one.
+        return []
+    return [tuple(row) for row in cursor.fetchall()]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "backend": {"type": "str", "default": "sqlite", "choices": ["sqlite", "postgres"]},
+            "database": {"type": "path"},
+            "db_host": {"type": "str"},
+            "db_port": {"type": "int", "default": 5432},
+            "db_name": {"type": "str"},
+            "db_user": {"type": "str"},
+            "db_password": {"type": "str", "no_log": True},
+        },
+        required_if=[("backend", "sqlite", ("database",)), ("backend", "postgres", ("db_name",))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    rows: list[tuple] = []
+    if params["backend"] != "sqlite" or os.path.exists(params["database"]):
+        try:
+            conn = connect(
+                params["backend"],
+                database=params["database"],
+                host=params["db_host"],
+                port=params["db_port"],
+                name=params["db_name"],
+                user=params["db_user"],
+                password=params["db_password"],
+            )
+        except SubscriberError as exc:
+            module.fail_json(msg=str(exc))
+        try:
+            rows = read_states(conn)
+        finally:
+            conn.close()
+    counts = Counter(row[1] for row in rows)
+    module.exit_json(
+        changed=False,
+        states=json.dumps([COLUMNS, rows]),
+        counts=dict(sorted(counts.items())),
+    )
+
+
+if __name__ == "__main__":
+    main()
