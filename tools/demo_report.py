@@ -6,9 +6,12 @@ Reads the lab inventory, asks the running containers (podman exec), registers th
 demonstration accounts with SIPp over loopback and reads reports/<wave>-<run>.json.
 """
 
+import http.client
 import json
+import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -17,8 +20,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from sipwave_testlib import sipp  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "collections"))
+from ansible_collections.sipwave.platform.plugins.module_utils import (  # noqa: E402
+    e164,
+    legacy_export,
+    provisioning,
+)
+
 INVENTORY = ROOT / "inventories" / "lab"
 REPORTS = ROOT / "reports"
+# The address the report's own requests come from (loopback, like every lab client).
+CLIENT_ADDRESS = "127.0.10.200"
+DIALIN_DATABASE = "/var/lib/asterisk/sipwave/dialin.sqlite"
+PROVISIONING_ROOT = "/srv/sipwave-provisioning"
+PROVISIONING_CA = "/etc/sipwave-provisioning/tls/ca.crt"
 
 
 def container_output(container: str, *command: str) -> str:
@@ -65,9 +80,98 @@ def main() -> int:
             status = "registered (digest auth)" if result.successful == 1 else "FAILED"
             failures += result.successful != 1
             print(f"   REGISTER {account['username']}@{domain}: {status}")
+    failures += print_pbx(lab_group(hosts, "pbx"))
+    failures += print_provisioning(lab_group(hosts, "provisioning"))
     print_wave_report()
     print("\nThe lab stays up: `make lab-down` removes it.")
     return 1 if failures else 0
+
+
+def lab_group(hosts: dict, group: str) -> dict:
+    return hosts["all"]["children"]["lab"]["children"].get(group, {}).get("hosts") or {}
+
+
+def print_pbx(pbx_hosts: dict) -> int:
+    """Asterisk's version, its PJSIP endpoints and the dial-in accounts per source."""
+    for name, host_vars in pbx_hosts.items():
+        container = f"sipwave-lab-{name}"
+        version = container_output(container, "asterisk", "-rx", "core show version")
+        endpoints = container_output(container, "asterisk", "-rx", "pjsip show endpoints")
+        named = [
+            line.split()[1]
+            for line in endpoints.splitlines()
+            if line.strip().startswith("Endpoint:") and "<" not in line
+        ]
+        sources = container_output(
+            container,
+            "sqlite3",
+            DIALIN_DATABASE,
+            "SELECT a.source, COUNT(DISTINCT a.id), COUNT(n.number) FROM account a "
+            "LEFT JOIN dialin_number n ON n.account_id = a.id GROUP BY a.source",
+        )
+        print(f"\n== {name} ({container}) on {host_vars['lab_address']}")
+        print(f"   {version.split(' built ')[0]}")
+        print(f"   PJSIP endpoints (by address, no anonymous): {', '.join(named) or 'none'}")
+        for line in sources.splitlines():
+            source, accounts, numbers = line.split("|")
+            print(f"   dial-in accounts from {source}: {accounts}, authorised numbers {numbers}")
+    return 0
+
+
+def first_device(export: Path, number_plan: dict) -> tuple[str, str]:
+    """(vendor, MAC) of the first device of a good row, read as the role reads the export."""
+    accounts = legacy_export.read_export(str(export), e164.plan_from_dict(number_plan)).accounts
+    for account in accounts.values():
+        for device in account.devices:
+            return device.vendor, device.mac
+    raise SystemExit(f"{export}: no device in the export")
+
+
+def https_status(address: str, path: str, ca_file: str) -> tuple[int, int]:
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False  # the lab has no DNS: the CA is what is checked
+    connection = http.client.HTTPSConnection(
+        address, 443, context=context, timeout=10, source_address=(CLIENT_ADDRESS, 0)
+    )
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, len(response.read())
+    finally:
+        connection.close()
+
+
+def print_provisioning(provisioning_hosts: dict) -> int:
+    """What the phones find: rendered files, one fetch with a token, one without.
+
+    The token is derived here as the role derives it; neither it nor the file is printed.
+    """
+    if not provisioning_hosts:
+        return 0
+    migration = yaml.safe_load((INVENTORY / "group_vars/all/migration.yml").read_text())
+    export = INVENTORY / "files" / "legacy_export.csv"
+    vendor, mac = first_device(export, migration["sipwave_number_plan"])
+    file_name = provisioning.file_names(vendor, mac)[0][1]
+    token = provisioning.device_token(migration["sipwave_site_secret"], mac)
+    failures = 0
+    for name, host_vars in provisioning_hosts.items():
+        container, address = f"sipwave-lab-{name}", host_vars["lab_address"]
+        devices = container_output(
+            container, "find", f"{PROVISIONING_ROOT}/devices", "-mindepth", "1", "-type", "d"
+        )
+        files = container_output(container, "find", f"{PROVISIONING_ROOT}/devices", "-type", "f")
+        with tempfile.NamedTemporaryFile("w", suffix=".crt") as ca_file:
+            ca_file.write(container_output(container, "cat", PROVISIONING_CA) + "\n")
+            ca_file.flush()
+            with_token = https_status(address, f"/p/{token}/{file_name}", ca_file.name)
+            without = https_status(address, f"/p/{file_name}", ca_file.name)
+        print(f"\n== {name} ({container}) on https://{address} (lab CA) and tftp")
+        print(f"   phones: {len(devices.splitlines())}, files: {len(files.splitlines())}")
+        print(f"   {vendor} {mac} fetches {file_name} with its token: HTTP {with_token[0]}, "
+              f"{with_token[1]} bytes (not shown: it holds the credentials)")  # fmt: skip
+        print(f"   the same file name without the token: HTTP {without[0]}")
+        failures += with_token[0] != 200 or without[0] == 200
+    return failures
 
 
 def print_wave_report() -> None:
