@@ -441,10 +441,12 @@ def report(measurements: list[Measurement], instances: list[Instance], cpus: Cpu
     print()
     print(TABLE_ROW.format(*TABLE_HEADER))
     waited = False
+    native_waited = False
     for m in measurements:
         mark = ""
         if cpus.proxy_cpu is not None and m.proxy_core_percent < PROXY_BOUND_PERCENT:
             mark, waited = " *", True
+            native_waited = native_waited or m.instance == "native"
         print(
             TABLE_ROW.format(
                 m.instance,
@@ -462,7 +464,7 @@ def report(measurements: list[Measurement], instances: list[Instance], cpus: Cpu
     if waited:
         print(
             f"* the proxy used less than {PROXY_BOUND_PERCENT}% of its core: it waited for "
-            "SIPp, so the machine was busy with other work; rerun on a quiet machine"
+            "SIPp (other work on the machine, or the most one SIPp process sends here)"
         )
     if cpus.proxy_cpu is None:
         print("one CPU only: SIPp and the proxy share it, the rates are not the proxy's alone")
@@ -492,12 +494,24 @@ def report(measurements: list[Measurement], instances: list[Instance], cpus: Cpu
         f"native cfg {native['median_per_second']:.0f}/s, ratio {ratio:.2f}x "
         f"(goal >= {GOAL_RATIO:.2f}x)"
     )
+    # Below its core's capacity the native instance's rate is SIPp's, not its own: the rates
+    # then compare the load generator with itself, and the CPU each registration costs is
+    # what predicts the two instances' rates at saturation.
+    judged = min(ratio, cpu_ratio) if native_waited else ratio
+    if native_waited:
+        print(
+            "the native instance was not saturated: its rate is SIPp's, so the verdict uses "
+            f"the lower of the two ratios, {judged:.2f}x"
+        )
+    print(f"verdict: {'goal met' if judged >= GOAL_RATIO else 'goal NOT met'} ({judged:.2f}x)")
     return {
         "benchmark": "REGISTER with digest auth",
         "ratio": round(ratio, 3),
         "cpu_cost_ratio": round(cpu_ratio, 3),
         "goal_ratio": GOAL_RATIO,
-        "goal_met": ratio >= GOAL_RATIO,
+        "native_saturated": not native_waited,
+        "judged_ratio": round(judged, 3),
+        "goal_met": judged >= GOAL_RATIO,
         "summary": summary,
         "measurements": [asdict(m) for m in measurements],
     }
