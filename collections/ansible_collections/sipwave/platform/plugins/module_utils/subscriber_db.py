@@ -79,6 +79,36 @@ class Database:
         self.connection.close()
 
 
+def database_argument_spec() -> dict:
+    """The database options of every module that opens this database (fresh dicts)."""
+    return {
+        "backend": {"type": "str", "default": "sqlite", "choices": ["sqlite", "postgres"]},
+        "database": {"type": "path"},
+        "db_host": {"type": "str"},
+        "db_port": {"type": "int", "default": 5432},
+        "db_name": {"type": "str"},
+        "db_user": {"type": "str"},
+        "db_password": {"type": "str", "no_log": True},
+    }
+
+
+# required_if entries that go with database_argument_spec().
+DATABASE_REQUIRED_IF = (("backend", "sqlite", ("database",)), ("backend", "postgres", ("db_name",)))
+
+
+def connect_with(params: dict) -> Database:
+    """connect() with a module's database options (database_argument_spec())."""
+    return connect(
+        params["backend"],
+        database=params["database"],
+        host=params["db_host"],
+        port=params["db_port"],
+        name=params["db_name"],
+        user=params["db_user"],
+        password=params["db_password"],
+    )
+
+
 def connect(
     backend: str,
     database: str | None = None,

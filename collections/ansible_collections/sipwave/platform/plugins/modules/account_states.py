@@ -73,8 +73,10 @@ from collections import Counter  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
+    DATABASE_REQUIRED_IF,
     SubscriberError,
-    connect,
+    connect_with,
+    database_argument_spec,
 )
 
 COLUMNS = ("login", "state", "current_username", "current_domain")
@@ -93,30 +95,16 @@ def read_states(conn) -> list[tuple]:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "backend": {"type": "str", "default": "sqlite", "choices": ["sqlite", "postgres"]},
-            "database": {"type": "path"},
-            "db_host": {"type": "str"},
-            "db_port": {"type": "int", "default": 5432},
-            "db_name": {"type": "str"},
-            "db_user": {"type": "str"},
-            "db_password": {"type": "str", "no_log": True},
+            **database_argument_spec(),
         },
-        required_if=[("backend", "sqlite", ("database",)), ("backend", "postgres", ("db_name",))],
+        required_if=list(DATABASE_REQUIRED_IF),
         supports_check_mode=True,
     )
     params = module.params
     rows: list[tuple] = []
     if params["backend"] != "sqlite" or os.path.exists(params["database"]):
         try:
-            conn = connect(
-                params["backend"],
-                database=params["database"],
-                host=params["db_host"],
-                port=params["db_port"],
-                name=params["db_name"],
-                user=params["db_user"],
-                password=params["db_password"],
-            )
+            conn = connect_with(params)
         except SubscriberError as exc:
             module.fail_json(msg=str(exc))
         try:

@@ -159,10 +159,12 @@ from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module impo
     QuietBulkModule,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
+    DATABASE_REQUIRED_IF,
     Plan,
     SubscriberError,
     apply,
-    connect,
+    connect_with,
+    database_argument_spec,
     desired_from_entries,
     label,
     plan,
@@ -186,13 +188,7 @@ def _diff(current: dict, todo: Plan) -> dict:
 def main() -> None:
     module = QuietBulkModule(
         argument_spec={
-            "backend": {"type": "str", "default": "sqlite", "choices": ["sqlite", "postgres"]},
-            "database": {"type": "path"},
-            "db_host": {"type": "str"},
-            "db_port": {"type": "int", "default": 5432},
-            "db_name": {"type": "str"},
-            "db_user": {"type": "str"},
-            "db_password": {"type": "str", "no_log": True},
+            **database_argument_spec(),
             "subscribers": {
                 "type": "list",
                 "elements": "dict",
@@ -209,7 +205,7 @@ def main() -> None:
             "exclusive": {"type": "bool", "default": False},
             "exclusive_domains": {"type": "list", "elements": "str", "default": []},
         },
-        required_if=[("backend", "sqlite", ("database",)), ("backend", "postgres", ("db_name",))],
+        required_if=list(DATABASE_REQUIRED_IF),
         supports_check_mode=True,
         summarised=("subscribers",),
     )
@@ -231,15 +227,7 @@ def main() -> None:
         todo = plan(current, desired, exclusive_domains)
     else:
         try:
-            conn = connect(
-                params["backend"],
-                database=params["database"],
-                host=params["db_host"],
-                port=params["db_port"],
-                name=params["db_name"],
-                user=params["db_user"],
-                password=params["db_password"],
-            )
+            conn = connect_with(params)
         except SubscriberError as exc:
             module.fail_json(msg=str(exc))
         try:

@@ -237,8 +237,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module impo
     QuietBulkModule,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
+    DATABASE_REQUIRED_IF,
     SubscriberError,
-    connect,
+    connect_with,
+    database_argument_spec,
 )
 
 ACCOUNT_FIELDS = ("login", "domain", "legacy_ha1", "new_ha1")
@@ -367,17 +369,10 @@ def main() -> None:
             },
             "today": {"type": "str"},
             "run_id": {"type": "str"},
-            "backend": {"type": "str", "default": "sqlite", "choices": ["sqlite", "postgres"]},
-            "database": {"type": "path"},
-            "db_host": {"type": "str"},
-            "db_port": {"type": "int", "default": 5432},
-            "db_name": {"type": "str"},
-            "db_user": {"type": "str"},
-            "db_password": {"type": "str", "no_log": True},
+            **database_argument_spec(),
         },
         required_if=[
-            ("backend", "sqlite", ("database",)),
-            ("backend", "postgres", ("db_name",)),
+            *DATABASE_REQUIRED_IF,
             ("operation", "apply", ("wave",)),
             ("operation", "rollback", ("wave",)),
         ],
@@ -404,19 +399,8 @@ def main() -> None:
     )
     missing_sqlite = params["backend"] == "sqlite" and not os.path.exists(params["database"])
     try:
-        if module.check_mode and missing_sqlite:
-            # The play that creates the database did not run in check mode either.
-            conn = empty_database()
-        else:
-            conn = connect(
-                params["backend"],
-                database=params["database"],
-                host=params["db_host"],
-                port=params["db_port"],
-                name=params["db_name"],
-                user=params["db_user"],
-                password=params["db_password"],
-            )
+        # In check mode the play that creates the database did not run either.
+        conn = empty_database() if module.check_mode and missing_sqlite else connect_with(params)
     except SubscriberError as exc:
         module.fail_json(msg=str(exc))
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}
