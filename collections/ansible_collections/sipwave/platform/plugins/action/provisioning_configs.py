@@ -37,6 +37,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.provisioning impo
     device_token,
     line_for,
 )
+from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file import transfer_json
 
 CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "states", "template_dirs")
 TEMPLATE_SUFFIX = ".j2"
@@ -154,17 +155,6 @@ def plan_devices(
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
 
-    def _transfer_devices(self, rows: list[dict]) -> str:
-        """The devices (with passwords) go to a file in the task's private temporary
-        directory, removed right after the module ran: never a module argument, which
-        Ansible would log and echo."""
-        if self._connection._shell.tmpdir is None:
-            self._make_tmp_path()
-        path = self._connection._shell.join_path(self._connection._shell.tmpdir, "devices.json")
-        self._transfer_data(path, json.dumps(rows))
-        self._fixup_perms2((self._connection._shell.tmpdir, path))
-        return path
-
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
@@ -184,7 +174,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc)) from exc
         args["templates"] = templates
         try:
-            args["devices_file"] = self._transfer_devices(rows)
+            args["devices_file"] = transfer_json(self, "devices.json", rows)
             module_result = self._execute_module(
                 module_name="sipwave.platform.provisioning_configs",
                 module_args=args,

@@ -32,6 +32,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.migration_db impo
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import ha1, ha1b
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import add_host_result
+from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file import transfer_json
 
 SELECT_BY_COLUMN = "csv-wave-column"
 # Arguments only the controller side uses; the module never sees them.
@@ -96,20 +97,6 @@ def module_account(account: Account, new_login: str, new_domain: str, site_secre
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
 
-    def _transfer_accounts(self, accounts: list[dict]) -> str:
-        """Put the accounts (HA1s) into a file in the remote temporary directory.
-
-        As a module argument, 100,000 accounts cost AnsibleModule minutes of deep copies and
-        validation; a file costs one JSON parse. The directory is private to the connection
-        user and removed right after the module ran.
-        """
-        if self._connection._shell.tmpdir is None:
-            self._make_tmp_path()
-        path = self._connection._shell.join_path(self._connection._shell.tmpdir, "accounts.json")
-        self._transfer_data(path, json.dumps(accounts))
-        self._fixup_perms2((self._connection._shell.tmpdir, path))
-        return path
-
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
@@ -140,7 +127,7 @@ class ActionModule(ActionBase):
         accounts = args.pop("accounts", None)
         try:
             if accounts is not None:
-                args["accounts_file"] = self._transfer_accounts(accounts)
+                args["accounts_file"] = transfer_json(self, "accounts.json", accounts)
             module_result = self._execute_module(
                 module_name="sipwave.platform.wave", module_args=args, task_vars=task_vars
             )
