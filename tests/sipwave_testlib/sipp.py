@@ -6,6 +6,7 @@ its own 127.x address, and SIPp binds to an address of the caller's choosing.
 
 import csv
 import ipaddress
+import shutil
 import subprocess
 import tempfile
 import time
@@ -132,7 +133,7 @@ def wait(
             failed = int(last["FailedCall(C)"])
     messages = workdir / "messages.log"
     errors = workdir / "errors.log"
-    return SippResult(
+    result = SippResult(
         returncode=process.returncode,
         successful=successful,
         failed=failed,
@@ -140,3 +141,7 @@ def wait(
         output=output + (errors.read_text() if errors.exists() else ""),
         messages=messages.read_text() if messages.exists() else "",
     )
+    # Everything worth keeping is in the result. The injection file holds the test accounts'
+    # passwords, and a full test run starts hundreds of SIPp processes.
+    shutil.rmtree(workdir, ignore_errors=True)
+    return result
