@@ -7,12 +7,16 @@ pseudo-variables for ``KSR.pv`` come from ``pvars``.
 """
 
 import json
+import re
 import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 API_FILE = Path(__file__).with_name("ksr_api.json")
+# In a pv format string: $sht(table=>$key) or a plain $name.
+PV_REFERENCE = re.compile(r"\$sht\((?P<table>\w+)=>(?P<key>\$\w+)\)|(?P<pv>\$\w+)")
+PV_NULL = "<null>"
 DEFAULT_BY_RET = {"int": 1, "bool": 1, "none": None, "str": None, "xval": None, "long": 1}
 
 
@@ -54,6 +58,8 @@ class KsrStub(types.ModuleType):
     def _wire_pv(self) -> None:
         def get(name):
             self.calls.append(("pv.get", (name,)))
+            if name.startswith("$_s(") and name.endswith(")"):
+                return self._format(name[4:-1])
             return self.pvars.get(name)
 
         def sets(name, value):
@@ -62,6 +68,19 @@ class KsrStub(types.ModuleType):
 
         self._replace("pv", "get", get)
         self._replace("pv", "sets", sets)
+
+    def _format(self, text: str) -> str:
+        """What pv's ``$_s(format)`` gives: variables and ``$sht(table=>$var)`` substituted,
+        an absent value printed as ``<null>``, everything else kept as written."""
+
+        def value(match: re.Match) -> str:
+            if match["table"]:
+                found = self.htables.get(match["table"], {}).get(self.pvars.get(match["key"]))
+            else:
+                found = self.pvars.get(match["pv"])
+            return PV_NULL if found is None else str(found)
+
+        return PV_REFERENCE.sub(value, text)
 
     def _wire_htable(self) -> None:
         def table(name):

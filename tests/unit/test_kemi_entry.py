@@ -1,6 +1,7 @@
 """The entry module Kamailio loads: a reload follows the ``current`` release symlink."""
 
 import importlib
+import inspect
 import json
 import shutil
 import sys
@@ -51,6 +52,6 @@ def test_reload_picks_up_the_release_current_points_at(entry):
     assert "releases/r2" in str(Path(sys.modules["sipwave_router"].__file__).resolve())
 
 
-def test_request_route_is_a_module_function_without_arguments(entry):
+def test_request_route_is_callable_without_arguments(entry):
     module, _ = entry
-    assert module.ksr_request_route.__code__.co_argcount == 0
+    assert inspect.signature(module.ksr_request_route).parameters == {}

@@ -131,6 +131,27 @@ def test_scanner_user_agents_are_dropped_and_banned(ksr, router, agent):
     assert ksr.htables["ipban"] == {SUBSCRIBER: 1}
 
 
+def test_request_without_user_agent_is_served(ksr, router):
+    request(ksr, "REGISTER", ua=None)
+    ksr.returns["auth_db.auth_check"] = 1
+    router.request_route()
+    assert ksr.called("registrar.save") == [("location", 0)]
+    assert "ipban" not in ksr.htables or ksr.htables["ipban"] == {}
+
+
+@pytest.mark.parametrize(
+    ("agent", "banned"), [("Yealink|SIP-T46U|1", False), ("x|sipvicious|y", True)]
+)
+def test_user_agent_with_separator_is_read_whole(ksr, router, agent, banned):
+    """The request's first facts come in one pv read separated by "|"; a User-Agent may
+    contain that character too."""
+    request(ksr, "REGISTER", ua=agent)
+    ksr.returns["auth_db.auth_check"] = 1
+    router.request_route()
+    assert (ksr.htables.get("ipban", {}) == {SUBSCRIBER: 1}) is banned
+    assert ksr.called("registrar.save") == ([] if banned else [("location", 0)])
+
+
 def test_too_many_hops_is_answered_483(ksr, router):
     request(ksr, "INVITE")
     ksr.returns["maxfwd.process_maxfwd"] = -1

@@ -26,8 +26,9 @@ _package = _import_fresh_router_package()
 ROUTER = _package.Router(_package.load_settings(SETTINGS_FILE))
 
 
-def ksr_request_route():
-    return ROUTER.request_route()
+# Called by app_python3s without arguments for every request: the bound method itself, so
+# that no wrapper frame sits between Kamailio and the router.
+ksr_request_route = ROUTER.request_route
 
 
 def ksr_reply_route():

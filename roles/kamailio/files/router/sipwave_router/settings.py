@@ -48,12 +48,6 @@ class Settings:
     relaying_peers: frozenset[str] = frozenset()
     unregistered_destination: str = ""
 
-    def is_scanner(self, user_agent: str) -> bool:
-        return (
-            self.scanner_pattern is not None
-            and self.scanner_pattern.search(user_agent.lower()) is not None
-        )
-
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
             if called.startswith(route.prefix):
