@@ -45,6 +45,11 @@ NATIVE_CFG = "/etc/kamailio/bench-native.cfg"
 NATIVE_UNIT = "kamailio-native"
 NATIVE_RUN_DIR = "/run/kamailio-native"
 NATIVE_ADDRESS = "127.0.30.12"
+# The floor: bench/kemi_floor.py swapped in for the deployed router's entry point.
+FLOOR_ROUTER = BENCH / "kemi_floor.py"
+ROUTER_ENTRY = "/etc/kamailio/sipwave/current/router/sipwave_kemi.py"
+ROUTER_ENTRY_SAVED = "/root/sipwave_kemi.py.deployed"
+FLOOR_LOADED = "sipwave bench: KEMI floor router loaded"
 SIPP_ADDRESS = "127.0.30.100"
 
 ACCOUNTS = 2000
@@ -367,6 +372,35 @@ def cpu_usage_ns(instance: Instance) -> int:
     return int(value.strip())
 
 
+# -- the KEMI floor -----------------------------------------------------------------------------
+
+
+def reload_router(kemi: Instance) -> None:
+    in_container("kamcmd", "-s", kemi.ctl_socket, "app_python3s.reload")
+
+
+def use_floor_router(kemi: Instance, floor: bool) -> None:
+    """Swap the KEMI instance's entry point between the deployed router and the floor.
+
+    Only in the throwaway bench container: the release directory is changed in place, and
+    each worker re-imports the entry point at its next request after the reload.
+    """
+    if floor:
+        in_container("cp", "-p", ROUTER_ENTRY, ROUTER_ENTRY_SAVED)
+        run(["podman", "cp", str(FLOOR_ROUTER), f"{CONTAINER}:{ROUTER_ENTRY}"])
+        in_container("chmod", "0644", ROUTER_ENTRY)
+    else:
+        in_container("cp", "-p", ROUTER_ENTRY_SAVED, ROUTER_ENTRY)
+    reload_router(kemi)
+
+
+def floor_router_ran(kemi: Instance, since: float) -> bool:
+    journal = in_container(
+        "journalctl", "-u", kemi.unit, "-o", "cat", "--no-pager", f"--since=@{since:.0f}"
+    )
+    return FLOOR_LOADED in journal
+
+
 # -- measuring ----------------------------------------------------------------------------------
 
 
@@ -489,6 +523,17 @@ def report(measurements: list[Measurement], instances: list[Instance], cpus: Cpu
             f"{values['failed']} failed"
         )
     print(f"CPU cost ratio native/KEMI: {cpu_ratio:.2f}x")
+    floor = summary.get("floor")
+    if floor is not None:
+        floor_cpu = floor["median_cpu_us_per_registration"]
+        bridge_us = floor_cpu - native["median_cpu_us_per_registration"]
+        router_us = kemi["median_cpu_us_per_registration"] - floor_cpu
+        print(
+            f"KEMI floor (the router's KSR calls, no Python logic): CPU cost ratio "
+            f"native/floor {native['median_cpu_us_per_registration'] / floor_cpu:.2f}x; "
+            f"per registration the app_python3s bridge adds {bridge_us:.0f} us, the router's "
+            f"own Python {router_us:.0f} us"
+        )
     print(
         f"REGISTER with digest auth: python KEMI {kemi['median_per_second']:.0f}/s, "
         f"native cfg {native['median_per_second']:.0f}/s, ratio {ratio:.2f}x "
@@ -508,6 +553,14 @@ def report(measurements: list[Measurement], instances: list[Instance], cpus: Cpu
         "benchmark": "REGISTER with digest auth",
         "ratio": round(ratio, 3),
         "cpu_cost_ratio": round(cpu_ratio, 3),
+        "floor_cpu_cost_ratio": (
+            round(
+                native["median_cpu_us_per_registration"] / floor["median_cpu_us_per_registration"],
+                3,
+            )
+            if floor is not None
+            else None
+        ),
         "goal_ratio": GOAL_RATIO,
         "native_saturated": not native_waited,
         "judged_ratio": round(judged, 3),
@@ -550,6 +603,8 @@ def benchmark(workdir: Path, cgroup_source: str) -> dict:
         unit=NATIVE_UNIT,
         ctl_socket=f"unix:{NATIVE_RUN_DIR}/kamailio_ctl",
     )
+    # The KEMI instance again, with bench/kemi_floor.py as its router (see use_floor_router).
+    floor = Instance(name="floor", address=kemi.address, unit=kemi.unit, ctl_socket=kemi.ctl_socket)
     for address in (kemi.address, native.address, SIPP_ADDRESS):
         sipp.require_loopback(address)
 
@@ -583,11 +638,20 @@ def benchmark(workdir: Path, cgroup_source: str) -> dict:
 
     measurements = []
     for round_ in range(1, ROUNDS + 1):
-        for instance in (kemi, native):
+        for instance in (kemi, native, floor):
             log(f"round {round_}: {SIPP_CALLS} registrations against {instance.name}")
-            measurements.append(register(instance, rows, SIPP_CALLS, round_))
+            if instance is floor:
+                swapped_at = time.time()
+                use_floor_router(kemi, floor=True)
+            try:
+                measurements.append(register(instance, rows, SIPP_CALLS, round_))
+            finally:
+                if instance is floor:
+                    use_floor_router(kemi, floor=False)
+            if instance is floor and not floor_router_ran(kemi, swapped_at - 1):
+                raise BenchError("the floor router was not loaded by the KEMI instance")
 
-    results = report(measurements, [kemi, native], cpus)
+    results = report(measurements, [kemi, native, floor], cpus)
     results["sipp"] = {
         "scenario": "tests/sipp/register.xml",
         "calls": SIPP_CALLS,

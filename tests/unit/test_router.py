@@ -152,6 +152,35 @@ def test_user_agent_with_separator_is_read_whole(ksr, router, agent, banned):
     assert ksr.called("registrar.save") == ([] if banned else [("location", 0)])
 
 
+def test_scanner_verdict_holds_for_the_next_request_with_that_user_agent(ksr, router):
+    request(ksr, "OPTIONS", ua="friendly-scanner", source="10.0.0.7")
+    router.request_route()
+    request(ksr, "OPTIONS", ua="friendly-scanner", source="10.0.0.8")
+    router.request_route()
+    assert ksr.htables["ipban"] == {"10.0.0.7": 1, "10.0.0.8": 1}
+    request(ksr, "REGISTER", ua="Yealink SIP-T46U", source="10.0.0.9")
+    ksr.returns["auth_db.auth_check"] = 1
+    router.request_route()
+    router.request_route()
+    assert ksr.called("registrar.save") == [("location", 0)] * 2
+    assert "10.0.0.9" not in ksr.htables["ipban"]
+
+
+def test_remembered_user_agents_are_bounded(ksr, router):
+    from sipwave_router.routing import SCANNER_VERDICT_LENGTH_MAX, SCANNER_VERDICTS_MAX
+
+    ksr.returns["auth_db.auth_check"] = 1
+    for n in range(SCANNER_VERDICTS_MAX + 10):
+        request(ksr, "REGISTER", ua=f"random-agent-{n}")
+        router.request_route()
+    assert len(router._scanner_verdicts) <= SCANNER_VERDICTS_MAX
+    long_scanner = "x" * SCANNER_VERDICT_LENGTH_MAX + " sipvicious"
+    request(ksr, "OPTIONS", ua=long_scanner)
+    router.request_route()
+    assert long_scanner not in router._scanner_verdicts
+    assert ksr.htables["ipban"] == {SUBSCRIBER: 1}
+
+
 def test_too_many_hops_is_answered_483(ksr, router):
     request(ksr, "INVITE")
     ksr.returns["maxfwd.process_maxfwd"] = -1

@@ -25,6 +25,9 @@ _sanity_check = KSR.sanity.sanity_check_defaults
 _sl_send_reply = KSR.sl.sl_send_reply
 _sht_get = KSR.htable.sht_get
 _auth_check = KSR.auth_db.auth_check
+_auth_challenge = KSR.auth.auth_challenge
+_consume_credentials = KSR.auth.consume_credentials
+_save = KSR.registrar.save
 
 # auth_check() results that mean wrong credentials (auth_db module): invalid password,
 # unknown user, authentication user differs from the From/To user.
@@ -41,6 +44,12 @@ HTABLE_BANNED = "ipban"
 # pv prints an absent value as "<null>". Only the User-Agent can contain "|", so it is last.
 REQUEST_FACTS = f"$_s($si|$rm|$sht({HTABLE_BANNED}=>$si)|$ua)"
 PV_NULL = "<null>"
+# Phones repeat their User-Agent in every request: the scanner pattern's verdict on each one
+# is remembered, for at most this many distinct values (the memory is emptied when full, so
+# random User-Agents from an attacker cost a pattern search each, never unbounded memory),
+# and only for values up to this long.
+SCANNER_VERDICTS_MAX = 1024
+SCANNER_VERDICT_LENGTH_MAX = 256
 HTABLE_AUTH_FAILURES = "authfail"
 HTABLE_ROUTING = "routing"
 IDENTITY_KEY = "i:"
@@ -75,6 +84,7 @@ class Router:
             settings.scanner_pattern.search if settings.scanner_pattern is not None else None
         )
         self._max_forwards = settings.max_forwards
+        self._scanner_verdicts: dict[str, bool] = {}
         self._migration_domains = settings.legacy_domains | (
             {settings.phase2_domain} if settings.phase2_domain else set()
         )
@@ -120,11 +130,10 @@ class Router:
         if source not in self._flood_exempt and _pike_check_req() < 0:
             self.ban(source, "request flood")
             return True
-        if (
-            self._scanner_search is not None
-            and user_agent != PV_NULL
-            and self._scanner_search(user_agent.lower()) is not None
-        ):
+        scanner = self._scanner_verdicts.get(user_agent)
+        if scanner is None:
+            scanner = self.judge_user_agent(user_agent)
+        if scanner:
             self.ban(source, "scanner user agent")
             return True
         if _process_maxfwd(self._max_forwards) < 0:
@@ -132,6 +141,19 @@ class Router:
             return True
         # sanity_check_defaults() answers a malformed request itself.
         return _sanity_check() < 0
+
+    def judge_user_agent(self, user_agent: str) -> bool:
+        """Whether the User-Agent names a scanner; remembered for the next request."""
+        scanner = (
+            self._scanner_search is not None
+            and user_agent != PV_NULL
+            and self._scanner_search(user_agent.lower()) is not None
+        )
+        if len(user_agent) <= SCANNER_VERDICT_LENGTH_MAX:
+            if len(self._scanner_verdicts) >= SCANNER_VERDICTS_MAX:
+                self._scanner_verdicts.clear()
+            self._scanner_verdicts[user_agent] = scanner
+        return scanner
 
     def ban(self, source: str, reason: str) -> None:
         KSR.htable.sht_seti(HTABLE_BANNED, source, 1)
@@ -182,8 +204,8 @@ class Router:
             return
         if not self.check_credentials(source, realm):
             return
-        KSR.auth.consume_credentials()
-        if KSR.registrar.save(USRLOC_TABLE, 0) < 0:
+        _consume_credentials()
+        if _save(USRLOC_TABLE, 0) < 0:
             KSR.sl.sl_reply_error()
 
     def route_legacy_caller(self, source: str, method: str) -> bool:
@@ -246,7 +268,7 @@ class Router:
         if not self.check_credentials(source, realm):
             return True
         if method != "ACK":
-            KSR.auth.consume_credentials()
+            _consume_credentials()
         return False
 
     def check_credentials(self, source: str, realm: str) -> bool:
@@ -260,7 +282,7 @@ class Router:
             if failures >= self.settings.auth_failure_limit:
                 self.ban(source, f"{failures} failed authentications")
                 return False
-        KSR.auth.auth_challenge(realm, 0)
+        _auth_challenge(realm, 0)
         return False
 
     # -- destination ---------------------------------------------------------------------
