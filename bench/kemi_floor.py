@@ -22,7 +22,6 @@ _sanity_check = KSR.sanity.sanity_check_defaults
 _sl_send_reply = KSR.sl.sl_send_reply
 _auth_check = KSR.auth_db.auth_check
 _auth_challenge = KSR.auth.auth_challenge
-_consume_credentials = KSR.auth.consume_credentials
 _save = KSR.registrar.save
 
 # The deployed router's own settings, read once as the router reads them.
@@ -48,7 +47,6 @@ def ksr_request_route():
     if _auth_check(realm, "subscriber", 1) < 0:
         _auth_challenge(realm, 0)
         return 1
-    _consume_credentials()
     if _save("location", 0) < 0:
         KSR.sl.sl_reply_error()
     return 1

@@ -204,7 +204,8 @@ class Router:
             return
         if not self.check_credentials(source, realm):
             return
-        _consume_credentials()
+        # The credentials stay on the request: the registrar answers it here and it is never
+        # relayed, so consume_credentials() would strip them from nothing that leaves.
         if _save(USRLOC_TABLE, 0) < 0:
             KSR.sl.sl_reply_error()
 
