@@ -15,21 +15,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-PROJECT = BENCH.parent
-sys.path.insert(0, str(PROJECT / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-import make_sample_export  # noqa: E402  # the tools directory is not a package
+import make_sample_export  # the tools directory is not a package
+from benchlib import PROJECT, RESULTS, BenchError, logger, playbook
 
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 SCHEMA = PROJECT / "roles/kamailio/files/schema/sqlite.sql"
-RESULTS = BENCH / "results"
 BULK_ACCOUNTS = int(os.environ.get("SIPWAVE_BENCH_WAVE_ACCOUNTS", "100000"))
 LOOP_ACCOUNTS = int(os.environ.get("SIPWAVE_BENCH_WAVE_LOOP", "1000"))
 GOAL_BULK_S = 60.0
@@ -37,12 +32,7 @@ GOAL_RERUN_S = 30.0
 GOAL_RATIO = 100.0
 
 
-class BenchError(Exception):
-    pass
-
-
-def log(message: str) -> None:
-    print(f"[bench wave {time.strftime('%H:%M:%S')}] {message}", flush=True)
+log = logger("wave")
 
 
 def new_database(path: Path) -> Path:
@@ -54,29 +44,6 @@ def new_database(path: Path) -> Path:
 def write_export(path: Path, accounts: int) -> Path:
     path.write_bytes(make_sample_export.build(accounts, seed=30, waves=["bench"], bad_rows=False))
     return path
-
-
-def playbook(name: str, extra_vars: dict, workdir: Path) -> tuple[float, dict]:
-    """Run a bench playbook; its wall time and the PLAY RECAP counts of localhost."""
-    vars_file = workdir / f"{name}-vars.json"
-    vars_file.write_text(json.dumps(extra_vars))
-    started = time.monotonic()
-    completed = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", str(BENCH / name), "-e", f"@{vars_file}",
-         "-e", f"ansible_python_interpreter={sys.executable}", "-c", "local"],
-        capture_output=True, text=True, cwd=PROJECT, check=False,
-    )  # fmt: skip
-    elapsed = time.monotonic() - started
-    if completed.returncode != 0:
-        raise BenchError(f"{name} failed:\n{(completed.stdout + completed.stderr)[-3000:]}")
-    recap = completed.stdout.rsplit("PLAY RECAP", 1)[-1]
-    counts = {}
-    for part in recap.split():
-        if "=" in part:
-            key, _, value = part.partition("=")
-            if value.isdigit():
-                counts[key] = int(value)
-    return elapsed, counts
 
 
 def count_rows(database: Path, table: str) -> int:
@@ -93,13 +60,13 @@ def benchmark(workdir: Path) -> dict:
     bulk_vars = {"bench_export": str(bulk_export), "bench_database": str(bulk_db)}
 
     log(f"one module call: {BULK_ACCOUNTS} accounts")
-    bulk_s, bulk_recap = playbook("wave_bulk.yml", bulk_vars, workdir)
+    bulk_s, bulk_recap, _ = playbook("wave_bulk.yml", bulk_vars, workdir)
     subscribers = count_rows(bulk_db, "subscriber")
     if bulk_recap.get("changed") != 1 or subscribers != BULK_ACCOUNTS:
         raise BenchError(f"bulk run: recap {bulk_recap}, {subscribers} subscribers")
     audit_rows = count_rows(bulk_db, "sipwave_audit")
     log(f"no-change re-run: {BULK_ACCOUNTS} accounts")
-    rerun_s, rerun_recap = playbook("wave_bulk.yml", bulk_vars, workdir)
+    rerun_s, rerun_recap, _ = playbook("wave_bulk.yml", bulk_vars, workdir)
     if rerun_recap.get("changed") != 0 or count_rows(bulk_db, "sipwave_audit") != audit_rows:
         raise BenchError(f"the re-run changed something: recap {rerun_recap}")
 
@@ -107,7 +74,7 @@ def benchmark(workdir: Path) -> dict:
     logins = [f"{481200000 + index}" for index in range(LOOP_ACCOUNTS)]
     loop_vars = {"bench_export": str(loop_export), "bench_database": str(loop_db),
                  "bench_logins": logins}  # fmt: skip
-    loop_s, loop_recap = playbook("wave_loop.yml", loop_vars, workdir)
+    loop_s, loop_recap, _ = playbook("wave_loop.yml", loop_vars, workdir)
     if count_rows(loop_db, "subscriber") != LOOP_ACCOUNTS:
         raise BenchError(f"the loop did not migrate every account: recap {loop_recap}")
 

@@ -25,26 +25,31 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-PROJECT = BENCH.parent
-sys.path.insert(0, str(PROJECT / "tools"))
-sys.path.insert(0, str(PROJECT / "collections"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
-import make_sample_export  # noqa: E402  # the tools directory is not a package
-from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (  # noqa: E402
+import make_sample_export  # the tools directory is not a package
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     plan_from_dict,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     read_export,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
     VENDOR_FILES,
     device_token,
     file_names,
 )
+from benchlib import (
+    PROJECT,
+    RESULTS,
+    BenchError,
+    logger,
+    playbook,
+    remove_lab_container,
+    start_lab_container,
+)
 
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
-RESULTS = BENCH / "results"
 TEMPLATES = PROJECT / "roles/provisioning/templates/phones"
 # The sample export gives a device to 5 accounts of 6: 120,000 accounts hold 100,000 devices.
 DEVICES = int(os.environ.get("SIPWAVE_BENCH_PROV_DEVICES", "100000"))
@@ -60,12 +65,7 @@ PROV_ADDRESS = "127.0.30.51"
 GOAL_RENDER_S = 60.0
 
 
-class BenchError(Exception):
-    pass
-
-
-def log(message: str) -> None:
-    print(f"[bench provisioning {time.strftime('%H:%M:%S')}] {message}", flush=True)
+log = logger("provisioning")
 
 
 def states_of(export_path: Path) -> str:
@@ -79,30 +79,6 @@ def states_of(export_path: Path) -> str:
         else:
             rows.append([login, "phase1", login, "ip.tanifon.pl"])
     return json.dumps([["login", "state", "current_username", "current_domain"], rows])
-
-
-def playbook(name: str, extra_vars: dict, workdir: Path, inventory: str = "localhost,",
-             local: bool = True) -> tuple[float, dict, str]:  # fmt: skip
-    vars_file = workdir / f"{name}-vars.json"
-    vars_file.write_text(json.dumps(extra_vars))
-    command = [ANSIBLE_PLAYBOOK, "-i", inventory, str(BENCH / name), "-e", f"@{vars_file}"]
-    if local:
-        command += ["-e", f"ansible_python_interpreter={sys.executable}", "-c", "local"]
-    started = time.monotonic()
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
-    completed = subprocess.run(
-        command, capture_output=True, text=True, cwd=PROJECT, env=env, check=False
-    )
-    elapsed = time.monotonic() - started
-    if completed.returncode != 0:
-        raise BenchError(f"{name} failed:\n{(completed.stdout + completed.stderr)[-3000:]}")
-    recap = completed.stdout.rsplit("PLAY RECAP", 1)[-1]
-    counts = {}
-    for part in recap.split():
-        key, _, value = part.partition("=")
-        if value.isdigit():
-            counts[key] = counts.get(key, 0) + int(value)
-    return elapsed, counts, completed.stdout
 
 
 def naive_render(export_path: Path, output: Path, limit: int) -> tuple[float, int]:
@@ -150,18 +126,8 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def start_container() -> None:
-    podman("rm", "-f", CONTAINER, check=False)
-    cgroup = os.environ.get("SIPWAVE_CGROUP_SOURCE", "/sys/fs/cgroup")
-    podman("run", "-d", "--name", CONTAINER, "--hostname", "bench-prov", "--network", "host",
-           "--privileged", "--systemd", "always", "--cgroupns", "host",
-           "--label", "io.sipwave.lab=bench", "-v", f"{cgroup}:/sys/fs/cgroup:rw",
-           "localhost/sipwave-lab:latest", "/sbin/init")  # fmt: skip
-    for _ in range(60):
-        state = podman("exec", CONTAINER, "systemctl", "is-system-running", check=False)
-        if state.stdout.strip() in ("running", "degraded"):
-            return
-        time.sleep(1)
-    raise BenchError("the bench container did not boot")
+    remove_lab_container(CONTAINER)
+    start_lab_container(CONTAINER)
 
 
 def ab(url: str, keepalive: bool, ca_file: Path) -> dict:
@@ -304,7 +270,7 @@ def main() -> int:
         return 1
     finally:
         if not os.environ.get("SIPWAVE_BENCH_KEEP"):
-            podman("rm", "-f", CONTAINER, check=False)
+            remove_lab_container(CONTAINER)
     output = RESULTS / "provisioning.json"
     output.write_text(json.dumps(results, indent=2) + "\n")
     log(f"results written to {output.relative_to(PROJECT)}")

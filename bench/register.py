@@ -27,20 +27,24 @@ from pathlib import Path
 import jinja2
 import yaml
 
-BENCH = Path(__file__).resolve().parent
-PROJECT = BENCH.parent
-sys.path.insert(0, str(PROJECT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from sipwave_testlib import sipp  # noqa: E402  # the test helpers live outside any package
+from benchlib import (  # bench/ is on sys.path (run.py), not a package
+    ANSIBLE_PLAYBOOK,
+    BENCH,
+    PROJECT,
+    RESULTS,
+    BenchError,
+    logger,
+    remove_lab_container,
+    run,
+    start_lab_container,
+)
+from sipwave_testlib import sipp  # the test helpers live outside any package
 
-# The virtualenv's, also when the bench is started without the virtualenv on PATH.
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+log = logger("")
 CONTAINER = "sipwave-bench-proxy"
-IMAGE = "localhost/sipwave-lab:latest"
-# `make bench` removes leftovers of a crashed run by this label (lab-clean-bench).
-LAB_LABEL = "io.sipwave.lab=bench"
 INVENTORY = BENCH / "inventory.yml"
-RESULTS = BENCH / "results"
 NATIVE_CFG = "/etc/kamailio/bench-native.cfg"
 NATIVE_UNIT = "kamailio-native"
 NATIVE_RUN_DIR = "/run/kamailio-native"
@@ -101,24 +105,6 @@ class Measurement:
     sipp_cpu_percent: float
 
 
-class BenchError(Exception):
-    pass
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    if result.returncode != 0:
-        raise BenchError(
-            f"{' '.join(command[:6])} ... failed ({result.returncode}):\n"
-            + (result.stdout + result.stderr)[-3000:]
-        )
-    return result
-
-
 def in_container(*command: str) -> str:
     return run(["podman", "exec", CONTAINER, *command]).stdout
 
@@ -126,51 +112,9 @@ def in_container(*command: str) -> str:
 # -- the lab container ------------------------------------------------------------------------
 
 
-def remove_container() -> None:
-    """Remove the bench container, and only it (found by name and the lab label)."""
-    found = subprocess.run(
-        [
-            "podman",
-            "ps",
-            "-aq",
-            "--filter",
-            f"name=^{CONTAINER}$",
-            "--filter",
-            f"label={LAB_LABEL}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    if found:
-        run(["podman", "rm", "-f", "-t", "5", *found])
-
-
-def start_container(cgroup_source: str, cpus: CpuPlan) -> None:
+def start_container(cpus: CpuPlan) -> None:
     pinning = [] if cpus.proxy_cpu is None else ["--cpuset-cpus", str(cpus.proxy_cpu)]
-    run(
-        [
-            "podman", "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER,
-            "--label", LAB_LABEL, "--network", "host", "--privileged", "--systemd", "always",
-            "--cgroupns", "host", "-v", f"{cgroup_source}:/sys/fs/cgroup:rw", *pinning,
-            IMAGE, "/sbin/init",
-        ]
-    )  # fmt: skip
-    # systemctl cannot reach PID 1 during the first moments of the boot: ask again.
-    deadline = time.monotonic() + 120
-    state = ""
-    while time.monotonic() < deadline:
-        state = subprocess.run(
-            ["podman", "exec", CONTAINER, "systemctl", "is-system-running", "--wait"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        ).stdout.strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(0.5)
-    raise BenchError(f"systemd in {CONTAINER} did not boot: {state!r}")
+    start_lab_container(CONTAINER, pinning)
 
 
 # -- the two Kamailio instances ---------------------------------------------------------------
@@ -588,7 +532,7 @@ def versions() -> dict:
     }
 
 
-def benchmark(workdir: Path, cgroup_source: str) -> dict:
+def benchmark(workdir: Path) -> dict:
     settings = proxy_settings()
     cpus = CpuPlan.for_this_host()
     kemi = Instance(
@@ -609,7 +553,7 @@ def benchmark(workdir: Path, cgroup_source: str) -> dict:
         sipp.require_loopback(address)
 
     log(f"starting {CONTAINER}")
-    start_container(cgroup_source, cpus)
+    start_container(cpus)
     subscribers = subscriber_rows(settings)
     log(f"deploying the kamailio role (Python KEMI on {kemi.address}) with {ACCOUNTS} accounts")
     deploy_role(subscribers, workdir)
@@ -675,18 +619,17 @@ def benchmark(workdir: Path, cgroup_source: str) -> dict:
 
 
 def main() -> int:
-    cgroup_source = os.environ.get("SIPWAVE_CGROUP_SOURCE")
-    if not cgroup_source:
+    if not os.environ.get("SIPWAVE_CGROUP_SOURCE"):
         print("bench: source lab/env.sh first (make bench does)", file=sys.stderr)
         return 2
     RESULTS.mkdir(exist_ok=True)
     for stale in RESULTS.glob("failed-*.log"):
         stale.unlink()
     started = time.monotonic()
-    remove_container()
+    remove_lab_container(CONTAINER)
     try:
         with tempfile.TemporaryDirectory(prefix="sipwave-bench-") as workdir:
-            results = benchmark(Path(workdir), cgroup_source)
+            results = benchmark(Path(workdir))
     except (BenchError, subprocess.TimeoutExpired) as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1
@@ -695,7 +638,7 @@ def main() -> int:
             log(f"SIPWAVE_BENCH_KEEP is set: {CONTAINER} is left running")
         else:
             log(f"removing {CONTAINER}")
-            remove_container()
+            remove_lab_container(CONTAINER)
     results["runtime_s"] = round(time.monotonic() - started, 1)
     output = RESULTS / "register.json"
     output.write_text(json.dumps(results, indent=2) + "\n")
