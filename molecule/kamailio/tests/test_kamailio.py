@@ -222,9 +222,10 @@ def test_router_failing_at_import_never_reaches_the_service(host, tmp_path, fail
     staged = f"/tmp/import-{failure}"
     before = host.check_output("readlink /etc/kamailio/sipwave/current")
     pid = main_pid(host)
+    # A copy of the live release: staging may still hold what an earlier test broke.
     host.check_output(
-        f"rm -rf {staged} && cp -a /etc/kamailio/sipwave/staging {staged} && "
-        + breakage.format(staged=staged)
+        f"rm -rf {staged} && cp -a /etc/kamailio/sipwave/releases/{before.split('/')[-1]} "
+        f"{staged} && " + breakage.format(staged=staged)
     )
     output = release_with_the_roles_validation(staged, tmp_path)
     assert "KEMI router check failed" in output and where in output, output[-3000:]
