@@ -30,14 +30,11 @@ def call_row(caller: str, called_user: str, called_domain: str) -> list[str]:
     return [user, domain, sipp.credentials(user, password), called_user, called_domain]
 
 
-def run_playbook(*extra_vars: dict) -> subprocess.CompletedProcess:
-    """Run the kamailio playbook against the scenario's inventory."""
-    command = [
-        "ansible-playbook",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        str(PROJECT / "playbooks" / "kamailio.yml"),
-    ]
+def run_playbook(
+    *extra_vars: dict, playbook: Path = PROJECT / "playbooks" / "kamailio.yml"
+) -> subprocess.CompletedProcess:
+    """Run the kamailio playbook (or another one) against the scenario's inventory."""
+    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook)]
     for extra in extra_vars:
         command += ["-e", json.dumps(extra)]
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))

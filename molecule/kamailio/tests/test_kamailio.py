@@ -1,10 +1,13 @@
 """The proxy as a phone, a PBX and an attacker see it: real Kamailio, real SIPp traffic."""
 
+import json
+
 import pytest
 from conftest import (
     ACCOUNTS,
     NEW_DOMAIN,
     PBX_ADDRESS,
+    PROJECT,
     PROXY,
     call_row,
     in_container,
@@ -170,6 +173,70 @@ def test_broken_router_never_reaches_the_service(host):
         "register.xml", PROXY, "127.0.20.108", rows=[register_row("legacy-b", "127.0.20.108:5099")]
     )
     assert result.successful == 1, result.output
+
+
+# Both compile, so only the import check of the role's validation catches them; before it,
+# `kamailio -c` passed them and the reload that followed made Kamailio exit.
+IMPORT_FAILURES = {
+    "import-error": (
+        "printf 'import nonexistent_module_x\\n' >> {staged}/router/sipwave_router/routing.py",
+        "routing.py line",
+        "ModuleNotFoundError: No module named 'nonexistent_module_x'",
+    ),
+    "settings-rejected": (
+        "printf '{{\"domains\": 3}}' > {staged}/router/settings.json",
+        "settings.py line",
+        "TypeError: 'int' object is not iterable",
+    ),
+}
+
+
+def release_with_the_roles_validation(staging: str, tmp_path) -> str:
+    """Release ``staging`` through exactly the validate list of the kamailio role."""
+    playbook = tmp_path / "release.yml"
+    play = {
+        "name": "Release a staged copy as the kamailio role does",
+        "hosts": "proxies",
+        "gather_facts": False,
+        "vars_files": [str(PROJECT / "roles" / "kamailio" / "vars" / "main.yml")],
+        "tasks": [
+            {
+                "name": "Validate and release",
+                "sipwave.platform.release": {
+                    "staging": staging,
+                    "root": "/etc/kamailio/sipwave",
+                    "validate": "{{ __kamailio_release_validate }}",
+                },
+            }
+        ],
+    }
+    playbook.write_text(json.dumps([play]))
+    run = run_playbook(playbook=playbook)
+    assert run.returncode != 0, run.stdout[-3000:]
+    return run.stdout
+
+
+@pytest.mark.parametrize("failure", sorted(IMPORT_FAILURES))
+def test_router_failing_at_import_never_reaches_the_service(host, tmp_path, failure):
+    breakage, where, reason = IMPORT_FAILURES[failure]
+    staged = f"/tmp/import-{failure}"
+    before = host.check_output("readlink /etc/kamailio/sipwave/current")
+    pid = main_pid(host)
+    # A copy of the live release: staging may still hold what an earlier test broke.
+    host.check_output(
+        f"rm -rf {staged} && cp -a /etc/kamailio/sipwave/releases/{before.split('/')[-1]} "
+        f"{staged} && " + breakage.format(staged=staged)
+    )
+    output = release_with_the_roles_validation(staged, tmp_path)
+    assert "KEMI router check failed" in output and where in output, output[-3000:]
+    assert reason in output, output[-3000:]
+    assert host.check_output("readlink /etc/kamailio/sipwave/current") == before
+    assert main_pid(host) == pid
+    result = sipp.run(
+        "register.xml", PROXY, "127.0.20.110", rows=[register_row("legacy-b", "127.0.20.110:5099")]
+    )
+    assert result.successful == 1, result.output
+    host.check_output(f"rm -rf {staged}")
 
 
 def test_router_change_reloads_without_restart(host):
