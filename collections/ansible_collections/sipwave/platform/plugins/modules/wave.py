@@ -73,6 +73,15 @@ options:
   report_dir:
     description: Controller directory for the JSON report (C(<wave>-<run_id>.json)).
     type: path
+  dialin_hosts:
+    description:
+      - The PBX hosts whose dial-in result (M(sipwave.platform.wave_dialin), O(operation=record))
+        the run's report must hold before it is C(complete); the wave playbooks give the
+        hosts of their dial-in step. Empty when the run has no PBX.
+      - Controller only; written into the report as C(reconciliation.dialin_hosts_expected).
+    type: list
+    elements: str
+    default: []
   accounts_file:
     description:
       - Path on the target of a JSON list of the wave's good accounts, each with C(login),
