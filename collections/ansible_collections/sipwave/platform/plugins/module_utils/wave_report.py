@@ -117,13 +117,12 @@ def _summary(report: dict) -> None:
         "states": dict(Counter(a["state"] for a in accounts if a.get("state"))),
     }
     report["refunds"] = _refunds(accounts, report.get("run_id"))
-    failed = sorted(h for h, s in hosts.items() if s.get("failed") or
-                    not (s.get("reconciliation") or {}).get("ok"))  # fmt: skip
+    hosts_ok = {h: not s.get("failed") and bool((s.get("reconciliation") or {}).get("ok"))
+                for h, s in sorted(hosts.items())}  # fmt: skip
     reconciliation = {
-        "ok": not failed and not report["disagreements"],
-        "hosts": {h: not s.get("failed") and bool((s.get("reconciliation") or {}).get("ok"))
-                  for h, s in sorted(hosts.items())},
-    }  # fmt: skip
+        "ok": all(hosts_ok.values()) and not report["disagreements"],
+        "hosts": hosts_ok,
+    }
     dialin_expected = (report.get("reconciliation") or {}).get("dialin_hosts_expected")
     if dialin_expected:
         reconciliation["dialin_hosts_expected"] = dialin_expected
