@@ -128,6 +128,18 @@ def test_closure_number_conflicts_of_the_hosts_reach_the_runs_reconciliation():
     assert report["reconciliation"]["ok"] and report["complete"]
 
 
+def test_hosts_whose_closures_left_the_numbers_apart_disagree():
+    # a run killed after proxy1 kept the numbers for porting, re-run with released: proxy2
+    # releases them, proxy1 keeps its decision; the report must not hide it
+    kept = host_result(False, KILLED_RUN)
+    kept["accounts"][0] = {**kept["accounts"][0], "closure_numbers": "kept_for_porting"}
+    report = merge_host_result(None, "proxy1", kept, HOSTS)
+    report = merge_host_result(report, "proxy2", host_result(), HOSTS)
+
+    assert report["disagreements"] == ["481200007"]
+    assert report["complete"] is False
+
+
 # -- the dial-in section: part of a complete report when the run has PBX hosts -----------------
 
 PBXS = ["pbx1", "pbx2"]

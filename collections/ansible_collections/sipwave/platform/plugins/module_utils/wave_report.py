@@ -29,8 +29,10 @@ from decimal import Decimal
 RUN_FIELDS = ("operation", "wave", "phase", "run_id", "today", "export", "bad_rows")
 HOST_FIELDS = ("changed", "counts", "reconciliation", "refunds", "snapshot_taken_for",
                "routing_generation", "failed", "msg")  # fmt: skip
-# What every host must agree on for each account after the run.
-STATE_FIELDS = ("state", "identity", "grace_until")
+# What every host must agree on for each account after the run (closure_numbers: a run
+# killed between hosts and re-run with another closure_numbers setting leaves a closed
+# account's numbers kept on one host and released on the other, which is never hidden).
+STATE_FIELDS = ("state", "identity", "grace_until", "closure_numbers")
 UNCHANGED = ("unchanged", "kept")
 
 
