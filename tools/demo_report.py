@@ -204,7 +204,13 @@ def print_wave_report() -> None:
                   f"authorised numbers ({status})")  # fmt: skip
     refunds = report.get("refunds") or {}
     if refunds:
-        print(f"   refunds: {refunds.get('total')} for {len(refunds.get('accounts', []))} accounts")
+        line = f"   refunds: {refunds.get('total')} for {len(refunds.get('accounts', []))} accounts"
+        this_run = refunds.get("recorded_by_this_run")
+        if this_run is not None:
+            line += f" (recorded by this run: {this_run['total']})"
+        print(line)
+    if not report.get("complete", True):
+        print("   incomplete: " + "; ".join(report.get("incomplete_because") or []))
 
 
 if __name__ == "__main__":

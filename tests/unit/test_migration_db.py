@@ -222,9 +222,145 @@ def test_closure_removes_the_account_keeps_or_releases_numbers_and_refunds(datab
         ("+48221234567", "481234001", "number", closure),
         ("+48600100200", "481234001", "dialin", "released"),
     ]
-    assert result.plans[0].refund == "42.10"
+    assert (result.plans[0].refund, result.plans[0].refund_run) == ("42.10", "test-run")
+    assert result.plans[0].closure_numbers == closure
     assert migration_db.total_refund(result.plans) == "42.10"
-    assert run(database, [alice], phase=2, closure_numbers=closure).plans[0].refund is None
+
+
+# -- closures and refunds across runs (a re-run after a kill) ----------------------------------
+
+
+def closed_alice(database, balance="42.10", **overrides):
+    """alice closed by the run ``closing-run`` (numbers as the setting in ``overrides``)."""
+    alice = account("481234001", ("+48221234567",), ("+48600100200",), balance=balance)
+    run(database, [alice])
+    consent(database, **{"481234001": "close"})
+    run(database, [alice], phase=2, run_id="closing-run", **overrides)
+    return alice
+
+
+def audit_actions(database, login) -> list[tuple[str, str]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(
+            "SELECT run_id, action FROM sipwave_audit WHERE login = ? ORDER BY id", (login,)
+        ).fetchall()
+
+
+def test_a_rerun_accounts_for_an_earlier_closure_with_its_refund_recorded_once(database):
+    # The closing run was killed after its commit: the re-run has nothing left to change.
+    alice = closed_alice(database)
+    audit = audit_actions(database, alice.login)
+
+    rerun = run(database, [alice], phase=2, run_id="rerun")
+
+    (plan,) = rerun.plans
+    assert not rerun.changed and plan.action == "unchanged"
+    assert (plan.account_row[1], plan.refund, plan.refund_run) == ("closed", "42.10", "closing-run")
+    assert migration_db.total_refund(rerun.plans, "rerun") == "0.00"
+    assert migration_db.total_refund(rerun.plans) == "42.10"
+    assert audit_actions(database, alice.login) == audit
+    assert [a for a in audit if a[1] == "closed"] == [("closing-run", "closed")]
+    assert not run(database, [alice], phase=2, run_id="third-run").changed
+
+
+def test_the_refund_is_the_amount_recorded_at_closure(database):
+    alice = closed_alice(database, balance="42.10")
+    richer = account("481234001", ("+48221234567",), ("+48600100200",), balance="99.00")
+
+    later = run(database, [richer], phase=2, run_id="later-export")
+
+    (plan,) = later.plans
+    assert (plan.refund, plan.refund_run) == ("42.10", "closing-run")
+    assert [action for _run, action in audit_actions(database, alice.login)].count("closed") == 1
+
+
+def test_a_closure_audited_without_its_refund_falls_back_to_the_balance(database):
+    alice = closed_alice(database)
+    with sqlite3.connect(database) as connection:  # an audit row of an older engine
+        connection.execute("UPDATE sipwave_audit SET \"after\" = '{}' WHERE action = 'closed'")
+
+    (plan,) = run(database, [alice], phase=2, run_id="rerun").plans
+
+    assert (plan.refund, plan.refund_run) == ("42.10", "closing-run")
+
+
+def test_only_closed_accounts_carry_a_refund(database):
+    accounts = wave_accounts(3)
+    run(database, accounts)
+    consent(database, **{accounts[0].login: "close", accounts[1].login: "migrate"})
+
+    result = run(database, accounts, phase=2)
+
+    assert [(p.action, p.refund) for p in result.plans] == [
+        ("closed", "10.00"), ("phase2", None), ("consent_pending", None)
+    ]  # fmt: skip
+    assert [p.closure_numbers for p in result.plans] == ["kept_for_porting", None, None]
+
+
+# -- a closed account's numbers keep the decision of its closure ---------------------------------
+
+
+@pytest.mark.parametrize(("decided", "later"), [("kept_for_porting", "released"),
+                                                 ("released", "kept_for_porting")])  # fmt: skip
+def test_a_later_closure_setting_never_flips_the_numbers_of_a_closed_account(
+    database, decided, later
+):
+    alice = closed_alice(database, closure_numbers=decided)
+    before = dump(database, with_times=True)
+
+    result = run(database, [alice], phase=2, run_id="other-setting", closure_numbers=later)
+
+    assert not result.changed
+    assert dump(database, with_times=True) == before
+    assert ("+48221234567", "481234001", "number", decided) in before["sipwave_number"]
+    assert result.plans[0].closure_numbers == decided
+    assert result.reconciliation["ok"], result.reconciliation["problems"]
+    assert result.reconciliation["closure_numbers_conflicts"] == {
+        "setting": later,
+        "count": 1,
+        "accounts": [{"login": "481234001", "numbers": {"+48221234567": decided}}],
+    }
+
+
+def test_the_conflict_warning_names_the_accounts_and_the_kept_decision(database):
+    alice = closed_alice(database)
+
+    result = run(database, [alice], phase=2, closure_numbers="released")
+
+    message = migration_db.closure_conflicts_message(
+        result.reconciliation["closure_numbers_conflicts"]
+    )
+    assert message == (
+        "closure_numbers is released, but 1 account(s) closed earlier keep their numbers "
+        "kept_for_porting as decided at closure (not changed by this run): 481234001"
+    )
+
+
+def test_an_account_closed_by_this_run_follows_this_runs_setting(database):
+    alice = closed_alice(database)  # numbers kept for porting
+    bob = account("481234002", ("+48221234568",), balance="5.00")
+    run(database, [alice, bob])
+    consent(database, **{bob.login: "close"})
+
+    result = run(database, [alice, bob], phase=2, run_id="second-close", closure_numbers="released")
+
+    numbers = {(n, login): s for n, login, kind, s in dump(database)["sipwave_number"]
+               if kind == "number"}  # fmt: skip
+    assert numbers == {("+48221234567", alice.login): "kept_for_porting",
+                       ("+48221234568", bob.login): "released"}  # fmt: skip
+    assert [(p.login, p.action, p.refund_run) for p in result.plans] == [
+        (alice.login, "unchanged", "closing-run"), (bob.login, "closed", "second-close")
+    ]  # fmt: skip
+    assert result.reconciliation["closure_numbers_conflicts"]["count"] == 1
+    assert result.reconciliation["ok"]
+
+
+def test_without_a_different_setting_there_is_no_conflict(database):
+    alice = closed_alice(database)
+
+    result = run(database, [alice], phase=2, closure_numbers="kept_for_porting")
+
+    assert "closure_numbers_conflicts" not in result.reconciliation
 
 
 def test_rejected_account_is_recorded_with_its_reason(database):

@@ -178,3 +178,19 @@ def test_the_generation_on_postgres_counts_changing_runs_and_rollback(database):
 
     assert generations == [1, 1, 2]
     assert view_of(database)["g:generation"] == (1, "2")
+
+
+def test_on_postgres_a_rerun_keeps_the_earlier_closure_its_refund_and_its_numbers(database):
+    run(database, VIEW_ACCOUNTS)
+    record(database, **{MOVING.login: "migrate", CLOSING.login: "close"})
+    run(database, VIEW_ACCOUNTS, phase=2, run_id="closing-run")
+
+    rerun = run(database, VIEW_ACCOUNTS, phase=2, run_id="rerun", closure_numbers="released")
+
+    closed = next(p for p in rerun.plans if p.login == CLOSING.login)
+    assert not rerun.changed
+    assert (closed.refund, closed.refund_run) == (CLOSING.balance, "closing-run")
+    assert closed.closure_numbers == "kept_for_porting"
+    assert rerun.reconciliation["ok"]
+    assert rerun.reconciliation["closure_numbers_conflicts"]["count"] == 1
+    assert view_of(database) == view_after_closure("kept_for_porting")

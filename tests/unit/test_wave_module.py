@@ -150,10 +150,18 @@ def sample_secrets() -> list[str]:
     return sorted(found)
 
 
-def playbook(name: str, database: Path, reports: Path, *extra: str) -> str:
+def playbook(
+    name: str,
+    database: Path,
+    reports: Path,
+    *extra: str,
+    pbx_ready: bool = True,
+    succeeds: bool = True,
+) -> str:
     # The PBX of these runs is localhost too, with a dial-in database next to Kamailio's.
     dialin = database.with_name("dialin.sqlite")
-    dialin_db.connect(str(dialin)).close()
+    if pbx_ready:
+        dialin_db.connect(str(dialin)).close()
     completed = subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), f"playbooks/{name}", "-vvv",
          "-e", "sipwave_migration_hosts=localhost", "-e", f"kamailio_db_sqlite_path={database}",
@@ -165,7 +173,7 @@ def playbook(name: str, database: Path, reports: Path, *extra: str) -> str:
         env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
     )  # fmt: skip
     output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output[-3000:]
+    assert (completed.returncode == 0) is succeeds, output[-3000:]
     return output
 
 
@@ -247,3 +255,68 @@ def test_a_database_without_the_subscriber_table_is_a_clear_error(tmp_path):
 
     assert result["failed"]
     assert result["msg"] == "the database has no subscriber table: deploy the kamailio role first"
+
+
+def newest_report(reports: Path) -> dict:
+    return json.loads(sorted(reports.glob("wave1-*.json"))[-1].read_text())
+
+
+def test_a_run_stopped_before_its_dial_in_step_leaves_an_incomplete_report(tmp_path, database):
+    reports = tmp_path / "reports"
+    # the PBX has no dial-in database yet: the run stops in its dial-in step
+    output = playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1",
+                      pbx_ready=False, succeeds=False)  # fmt: skip
+
+    assert "does not exist: deploy the asterisk role" in output
+    report = newest_report(reports)
+    assert report["hosts_reported"] == ["localhost"] and report["reconciliation"]["hosts"]
+    assert report["complete"] is False
+    assert report["incomplete_because"][0].startswith(
+        "no dial-in section (expected from localhost)"
+    )
+
+    # the PBX is deployed; its dial-in step alone completes the newest report
+    playbook("wave_dialin.yml", database, reports, "-e", "wave=wave1")
+
+    report = newest_report(reports)
+    assert report["complete"] is True, report["incomplete_because"]
+    assert report["dialin"]["ok"] and report["reconciliation"]["dialin_ok"]
+
+
+def closure_args(tmp_path, database, alice, closure_numbers, run_id):
+    return wave_args(tmp_path, database, [alice], phase=2, closure_numbers=closure_numbers,
+                     run_id=run_id)  # fmt: skip
+
+
+def test_a_different_closure_setting_changes_nothing_and_warns_naming_the_account(
+    tmp_path, database
+):
+    alice = wave_accounts(1)[0]
+    run_module(tmp_path, wave_args(tmp_path, database, [alice]))
+    run_module(tmp_path, {"operation": "consent", "new_domain": NEW, "database": str(database),
+                          "consent": [{"login": alice.login, "decision": "close"}]})  # fmt: skip
+    closed, _ = run_module(tmp_path, closure_args(tmp_path, database, alice, "kept_for_porting",
+                                                  "closing-run"))  # fmt: skip
+    before = dump(database)
+
+    rerun, _ = run_module(tmp_path, closure_args(tmp_path, database, alice, "released", "rerun"))
+
+    assert closed["changed"] and not rerun["changed"]
+    assert dump(database) == before
+    assert [w["event"]["msg"] for w in rerun["warnings"]] == [
+        "closure_numbers is released, but 1 account(s) closed earlier keep their numbers "
+        f"kept_for_porting as decided at closure (not changed by this run): {alice.login}"
+    ]
+    columns, rows = json.loads(rerun["account_outcomes"])
+    outcome = dict(zip(columns, rows[0], strict=True))
+    assert outcome | {"identity": None} == {
+        "login": alice.login, "action": "unchanged", "state": "closed", "identity": None,
+        "grace_until": None, "refund": "10.00", "refund_run": "closing-run",
+        "closure_numbers": "kept_for_porting", "password_generated": None, "reason": None,
+    }  # fmt: skip
+    # the refund stays the closing run's: this run recorded none
+    assert rerun["refunds"] == {"total": "0.00", "accounts": []}
+    assert closed["refunds"] == {
+        "total": "10.00",
+        "accounts": [{"login": alice.login, "amount": "10.00"}],
+    }

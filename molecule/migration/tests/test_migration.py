@@ -2,9 +2,9 @@
 
 The tests run in file order and build on each other, like an operator's day: notices, wave 1
 in phase 1, calls across platforms, phase 2 with consent, the end of the grace period, a
-rollback and a migration forward again, closed accounts in routing, then wave 2 killed
-during its database write and run again, and its phase 2 killed between the two proxies and
-run again.
+rollback and a migration forward again, closed accounts in routing (the closing run killed
+once both proxies had closed the account, and run again), then wave 2 killed during its
+database write and run again, and its phase 2 killed between the two proxies and run again.
 """
 
 import json
@@ -54,6 +54,7 @@ from sipwave_testlib import sipp
 DAY_AFTER_WAVE1 = (date.fromisoformat(WAVE1_DATE) + timedelta(days=1)).isoformat()
 AFTER_GRACE = (date.fromisoformat(WAVE1_DATE) + timedelta(days=30)).isoformat()
 ROUTING_TABLES = ("subscriber", "dbaliases")
+REPORTS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "reports"
 OUTPUTS: dict[str, str] = {}
 
 
@@ -79,6 +80,19 @@ def query_digest(query: str, container: str, skip_first_column: bool = False) ->
 
 def contact_of(container: str, user: str, domain: str) -> str:
     return registrations(container, f"{user}@{domain}")
+
+
+def wait_for_report_section(
+    host: str, known: set[Path], timeout_s: float = 300, wave: str = "wave2"
+) -> Path:
+    """The new report of ``wave`` as soon as ``host``'s section is in it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for path in set(REPORTS.glob(f"{wave}-*.json")) - known:
+            if host in json.loads(path.read_text())["hosts"]:
+                return path
+        time.sleep(0.05)
+    raise AssertionError(f"no report section of {host} within {timeout_s} s")
 
 
 # -- the lab before any wave -------------------------------------------------------------------
@@ -318,13 +332,74 @@ def test_migrating_forward_again_serves_the_account_on_the_new_proxy():
 # -- closed accounts in routing ------------------------------------------------------------------
 
 
-def test_phase2_closes_an_account_and_keeps_its_numbers_for_porting():
-    run = migrate("wave1", DAY_AFTER_WAVE1, wave_phase=2)
-    assert run.returncode == 0, run.stdout[-3000:]
+@pytest.fixture(scope="module")
+def wave1_closure_killed_after_both_proxies():
+    """Phase 2 of wave 1 (CLOSING closes) with one fork, the controller killed as soon as
+    proxy2's result is in the run's report: both proxies closed the account, nothing after
+    that ran (no routing reload). Then run again. Returns the killed run's report, the
+    re-run and the re-run's report."""
+    known = set(REPORTS.glob("wave1-*.json"))
+    extra = {"wave": "wave1", "sipwave_today": DAY_AFTER_WAVE1, "wave_phase": 2}
+    controller = subprocess.Popen(
+        [*playbook_command("migrate_wave.yml", extra), "--forks", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT,
+        env=playbook_env(), start_new_session=True,
+    )  # fmt: skip
+    try:
+        killed_report = wait_for_report_section(PROXY2_CONTAINER, known, wave="wave1")
+    finally:
+        os.killpg(controller.pid, signal.SIGKILL)
+        controller.wait(timeout=30)
+    known = set(REPORTS.glob("wave1-*.json"))
+    rerun = migrate("wave1", DAY_AFTER_WAVE1, wave_phase=2)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    (report,) = set(REPORTS.glob("wave1-*.json")) - known
+    return json.loads(killed_report.read_text()), rerun, json.loads(report.read_text())
+
+
+def test_phase2_closes_an_account_and_keeps_its_numbers_for_porting(
+    wave1_closure_killed_after_both_proxies,
+):
     for proxy in PROXY_CONTAINERS:
         numbers = sql(proxy, f"SELECT state FROM sipwave_number WHERE login = '{CLOSING.login}' "
                              "AND kind = 'number'")  # fmt: skip
         assert numbers.split() == ["kept_for_porting"]
+
+
+def test_the_rerun_reports_the_closure_of_the_killed_run_with_its_refund_once(
+    wave1_closure_killed_after_both_proxies,
+):
+    killed, _, report = wave1_closure_killed_after_both_proxies
+    killed_run = killed["run_id"]
+    assert killed["hosts_reported"] == sorted(PROXY_CONTAINERS)  # closed on both proxies
+    assert [report["hosts"][proxy]["changed"] for proxy in PROXY_CONTAINERS] == [False, False]
+    closed = next(a for a in report["accounts"] if a["login"] == CLOSING.login)
+    assert (closed["action"], closed["state"]) == ("unchanged", "closed")
+    assert (closed["refund"], closed["refund_run"]) == (CLOSING.balance, killed_run)
+    assert {"login": CLOSING.login, "amount": CLOSING.balance, "recorded_by": killed_run} in (
+        report["refunds"]["accounts"]
+    )
+    assert report["refunds"]["recorded_by_this_run"] == {"total": "0.00", "accounts": 0}
+    assert report["complete"] is True
+
+
+def test_the_closure_of_the_killed_run_is_recorded_once(wave1_closure_killed_after_both_proxies):
+    killed, _, report = wave1_closure_killed_after_both_proxies
+    for proxy in PROXY_CONTAINERS:
+        latest = sql(proxy, "SELECT run_id FROM sipwave_audit WHERE action = 'closed' AND "
+                            f"login = '{CLOSING.login}' ORDER BY id DESC LIMIT 1")  # fmt: skip
+        assert latest.strip() == killed["run_id"], proxy
+        rerun_rows = sql(proxy, "SELECT COUNT(*) FROM sipwave_audit WHERE "
+                                f"run_id = '{report['run_id']}'")  # fmt: skip
+        assert rerun_rows.strip() == "0", proxy
+
+
+def test_the_run_after_the_rerun_of_the_closure_changes_nothing(
+    wave1_closure_killed_after_both_proxies,
+):
+    run = migrate("wave1", DAY_AFTER_WAVE1, wave_phase=2)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
 
 
 @pytest.mark.parametrize(("proxy", "phone"), [(PROXY, "127.0.23.121"), (PROXY2, "127.0.23.122")])
@@ -462,7 +537,6 @@ def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a
 
 # -- wave 2, phase 2 killed between the two proxies -----------------------------------------------
 
-REPORTS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "reports"
 WAVE2_PHASE2 = {"wave": "wave2", "sipwave_today": WAVE2_DATE, "wave_phase": 2,
                 "sipwave_closure_numbers": "released"}  # fmt: skip
 # Inside proxy2 after the controller was killed: a wave module it had started there goes as
@@ -501,17 +575,6 @@ def release_write_lock(locker: subprocess.Popen) -> None:
     locker.stdin.write("ROLLBACK;\n.quit\n")
     locker.stdin.close()
     locker.wait(timeout=30)
-
-
-def wait_for_report_section(host: str, known: set[Path], timeout_s: float = 300) -> Path:
-    """The new report of wave 2 as soon as ``host``'s section is in it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for path in set(REPORTS.glob("wave2-*.json")) - known:
-            if host in json.loads(path.read_text())["hosts"]:
-                return path
-        time.sleep(0.05)
-    raise AssertionError(f"no report section of {host} within {timeout_s} s")
 
 
 def state_of(container: str, login: str) -> str:
@@ -627,10 +690,44 @@ def test_after_the_rerun_each_change_has_one_audit_row(rerun_after_the_kill_betw
         assert closures.strip() == "1", proxy
 
 
+def test_the_refund_of_the_account_closed_across_the_kill_is_the_killed_runs(
+    wave2_killed_between_hosts, rerun_after_the_kill_between_hosts
+):
+    killed_run = wave2_killed_between_hosts[0]["run_id"]
+    _, report = rerun_after_the_kill_between_hosts
+    refund = {"login": CLOSING_IN_WAVE2.login, "amount": CLOSING_IN_WAVE2.balance,
+              "recorded_by": killed_run}  # fmt: skip
+    assert report["refunds"]["accounts"] == [refund]
+    assert report["refunds"]["total"] == CLOSING_IN_WAVE2.balance
+
+
 def test_the_run_after_the_rerun_changes_nothing(rerun_after_the_kill_between_hosts):
     run = migrate("wave2", WAVE2_DATE, wave_phase=2, sipwave_closure_numbers="released")
     assert run.returncode == 0, run.stdout[-3000:]
     assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
+
+
+def test_a_later_run_keeping_numbers_for_porting_never_takes_back_a_released_one(
+    rerun_after_the_kill_between_hosts,
+):
+    known = set(REPORTS.glob("wave2-*.json"))
+    run = migrate("wave2", WAVE2_DATE, wave_phase=2, sipwave_closure_numbers="kept_for_porting")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
+    output = " ".join((run.stdout + run.stderr).split())
+    assert "closure_numbers is kept_for_porting, but 1 account(s) closed earlier keep their " \
+           f"numbers released as decided at closure (not changed by this run): " \
+           f"{CLOSING_IN_WAVE2.login}" in output  # fmt: skip
+    for proxy in PROXY_CONTAINERS:
+        numbers = sql(proxy, "SELECT state FROM sipwave_number WHERE kind = 'number' AND "
+                             f"login = '{CLOSING_IN_WAVE2.login}'")  # fmt: skip
+        assert set(numbers.split()) == {"released"}, proxy
+    (path,) = set(REPORTS.glob("wave2-*.json")) - known
+    report = json.loads(path.read_text())
+    conflicts = report["reconciliation"]["closure_numbers_conflicts"]
+    assert conflicts["setting"] == "kept_for_porting"
+    assert [a["login"] for a in conflicts["accounts"]] == [CLOSING_IN_WAVE2.login]
+    assert report["complete"] is True
 
 
 @pytest.mark.parametrize(("proxy", "phone"), [(PROXY, "127.0.23.126"), (PROXY2, "127.0.23.127")])

@@ -68,8 +68,8 @@ def messages_from_outcomes(outcomes: list[dict], export=None) -> list[dict]:
         values = export_values(account) if account is not None else {}
         values.update({k: v for k, v in outcome.items() if k not in ADDRESS_FIELDS})
         if values.get("state") == "closed":
-            # Only the run that closes an account reports its refund; a re-run after a
-            # crash still owes the customer the same amount, the balance.
+            # Every report gives a closed account the refund recorded at its closure; a
+            # report written before reports did still owes the customer the balance.
             values.setdefault("refund", values.get("balance"))
         messages.append(
             {

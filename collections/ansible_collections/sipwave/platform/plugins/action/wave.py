@@ -36,7 +36,8 @@ from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file impor
 
 SELECT_BY_COLUMN = "csv-wave-column"
 # Arguments only the controller side uses; the module never sees them.
-CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "report_dir", "consent_file")
+CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "report_dir", "consent_file",
+                   "dialin_hosts")  # fmt: skip
 MAX_SHOWN_PROBLEMS = 200
 
 
@@ -102,6 +103,8 @@ class ActionModule(ActionBase):
         del tmp
         args = dict(self._task.args)
         controller = {name: args.pop(name, None) for name in CONTROLLER_ARGS}
+        if not isinstance(controller["dialin_hosts"] or [], list):
+            raise AnsibleActionFail("dialin_hosts must be a list of PBX host names")
         operation = args.get("operation", "apply")
         # One run id given to every host (the wave playbooks name the run once) makes one
         # report for the run; without it each host's run is reported on its own.
@@ -146,7 +149,9 @@ class ActionModule(ActionBase):
         # A run that got as far as counting (also one whose reconciliation failed) is
         # reported; check mode writes nothing, not even a report.
         if "counts" in result and not self._task.check_mode and controller["report_dir"]:
-            result["report"] = self._write_report(result, controller["report_dir"], task_vars)
+            result["report"] = self._write_report(
+                result, controller["report_dir"], task_vars, controller["dialin_hosts"] or []
+            )
         return result
 
     def _prepare_wave(self, args: dict, wave: dict, controller: dict) -> Export:
@@ -189,7 +194,9 @@ class ActionModule(ActionBase):
                 outcome["display_name"] = account.display_name
         self._all_problems = problems
 
-    def _write_report(self, result: dict, report_dir: str, task_vars: dict) -> str:
+    def _write_report(
+        self, result: dict, report_dir: str, task_vars: dict, dialin_hosts: list[str]
+    ) -> str:
         """Add this host's result to the run's one report (see wave_report)."""
         if hasattr(self, "_all_problems"):
             result = {**result, "bad_rows": self._all_problems}
@@ -197,4 +204,4 @@ class ActionModule(ActionBase):
         expected = [host]
         if self._shared_run_id:
             expected = [str(h) for h in task_vars.get("ansible_play_hosts_all") or expected]
-        return add_host_result(report_dir, host, result, expected)
+        return add_host_result(report_dir, host, result, expected, [str(h) for h in dialin_hosts])

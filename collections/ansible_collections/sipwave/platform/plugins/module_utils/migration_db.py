@@ -347,6 +347,15 @@ class AccountPlan:
     alias_add: list[AliasRow] = field(default_factory=list)
     numbers: dict[tuple[str, str], str | None] = field(default_factory=dict)
     refund: str | None = None
+    # The run that recorded the refund: this run for its own closures, the closing run (from
+    # the audit log) for an account an earlier run closed. A refund is recorded once.
+    refund_run: str | None = None
+    # A closed account's numbers keep the decision recorded at its closure; the numbers whose
+    # recorded state differs from this run's closure_numbers setting ({number: recorded}).
+    closure_conflicts: dict[str, str] = field(default_factory=dict)
+    # A closed account's numbers after the run: kept_for_porting or released (both, comma-
+    # separated, when its closure left them apart); None for other accounts.
+    closure_numbers: str | None = None
     password_generated: bool = False
     reason: str | None = None
     # The rows this account may own: what the wave's snapshot records and rollback restores.
@@ -510,6 +519,11 @@ def _plan_account(
         plan.alias_add = [a for a in dict.fromkeys(want_aliases) if a not in have_aliases]
 
     have_numbers = state.numbers.get(login, {})
+    if current_state == "closed":
+        plan.closure_conflicts = _keep_closure_decisions(have_numbers, want_numbers, settings)
+    if target == "closed":
+        states = {s for (_number, kind), s in want_numbers.items() if kind == NUMBER}
+        plan.closure_numbers = ",".join(sorted(states)) or None
     if have_numbers != want_numbers:
         for key in have_numbers.keys() | want_numbers.keys():
             if have_numbers.get(key) != want_numbers.get(key):
@@ -521,7 +535,25 @@ def _plan_account(
     plan.action = _action(current_state, target, plan, credentials_changed, settings)
     if target == "closed" and current_state != "closed":
         plan.refund = account.balance
+        plan.refund_run = settings.run_id
     return plan
+
+
+def _keep_closure_decisions(
+    have: Mapping[tuple[str, str], str], want: dict[tuple[str, str], str], settings: Settings
+) -> dict[str, str]:
+    """An already closed account keeps each number as its closure left it (kept for porting
+    or released): releasing a kept number cannot be undone, and a released one may be someone
+    else's by now, so a later run's closure_numbers setting never flips it. Returns the numbers
+    whose recorded state differs from the setting."""
+    conflicts = {}
+    for key in want:
+        recorded = have.get(key)
+        if key[1] == NUMBER and recorded in CLOSURE_NUMBER_STATES:
+            want[key] = recorded
+            if recorded != settings.closure_numbers:
+                conflicts[key[0]] = recorded
+    return conflicts
 
 
 def _action(
@@ -653,6 +685,8 @@ def _audit_rows(plans: Iterable[AccountPlan], wave: str, run_id: str) -> list[tu
         if not plan.changed:
             continue
         after = plan.after if plan.reason is None else {**(plan.after or {}), "reason": plan.reason}
+        if plan.refund is not None and plan.refund_run == run_id:
+            after = {**(after or {}), "refund": plan.refund}
         rows.append(
             (now, run_id, wave, plan.login, plan.action, json.dumps(plan.before, sort_keys=True),
              json.dumps(after, sort_keys=True))
@@ -710,6 +744,63 @@ def _read_snapshot(cursor: Any, conn: Database, wave: str) -> dict | None:
     return merged
 
 
+def _add_recorded_refunds(
+    conn: Database, cursor: Any, state: State, plans: Sequence[AccountPlan]
+) -> None:
+    """Give every account that an earlier run closed the refund that run recorded, so that
+    each report accounts for every closure (also one made by a killed run whose report never
+    completed) without recording a refund twice. The amount is the audit row's; closures
+    audited before refunds were written there fall back to the account row's balance."""
+    closed = {
+        p.login: p for p in plans
+        if p.refund_run is None and p.account_row is not None and p.account_row[1] == "closed"
+    }  # fmt: skip
+    if not closed:
+        return
+    recorded: dict[str, tuple[str, str | None]] = {}
+    if _table_exists(conn, cursor, "sipwave_audit"):
+        rows = _in_chunks(
+            cursor,
+            conn,
+            'SELECT id, login, run_id, "after" FROM sipwave_audit '
+            "WHERE action = 'closed' AND login IN ({markers})",
+            sorted(closed),
+        )
+        for _id, login, run_id, after in sorted(rows):  # the latest closure counts
+            recorded[login] = (run_id, (json.loads(after or "null") or {}).get("refund"))
+    for login, plan in closed.items():
+        run_id, amount = recorded.get(login, (None, None))
+        current = state.accounts.get(login)
+        plan.refund = amount or (current[8] if current else plan.account_row[8])
+        plan.refund_run = run_id
+
+
+def closure_conflicts_summary(kept: Mapping[str, Mapping[str, str]], settings: Settings) -> dict:
+    """What the report and the warning say of closed accounts whose numbers keep the decision
+    of their closure against this run's closure_numbers setting."""
+    logins = sorted(kept)
+    return {
+        "setting": settings.closure_numbers,
+        "count": len(logins),
+        "accounts": [
+            {"login": login, "numbers": dict(sorted(kept[login].items()))}
+            for login in logins[:_MAX_REPORTED]
+        ],
+    }
+
+
+def closure_conflicts_message(conflicts: Mapping) -> str:
+    """The operator's warning for closure_numbers_conflicts (see closure_conflicts_summary)."""
+    shown = [a["login"] for a in conflicts["accounts"][:10]]
+    more = conflicts["count"] - len(shown)
+    states = sorted({s for a in conflicts["accounts"] for s in a["numbers"].values()})
+    return (
+        f"closure_numbers is {conflicts['setting']}, but {conflicts['count']} account(s) closed "
+        f"earlier keep their numbers {' or '.join(states)} as decided at closure (not changed "
+        f"by this run): {', '.join(shown)}" + (f" and {more} more" if more > 0 else "")
+    )
+
+
 @dataclass
 class RunResult:
     plans: list[AccountPlan]
@@ -742,6 +833,7 @@ def run_wave(
         if _table_exists(conn, cursor, "sipwave_snapshot"):
             covered = set((_read_snapshot(cursor, conn, settings.wave) or {}).get("logins", []))
         plans = plan_wave(state, accounts, rejected, settings)
+        _add_recorded_refunds(conn, cursor, state, plans)
         changed_plans = [p for p in plans if p.changed]
         for plan in changed_plans:
             plan.before = view(state, plan.login, settings.new_identity(plan.login))
@@ -769,9 +861,13 @@ def run_wave(
         raise
     finally:
         cursor.close()
+    kept = {p.login: p.closure_conflicts for p in plans if p.closure_conflicts}
+    reconciliation = reconcile(state, accounts, rejected, settings, kept)
+    if kept:
+        reconciliation["closure_numbers_conflicts"] = closure_conflicts_summary(kept, settings)
     return RunResult(
         plans=plans,
-        reconciliation=reconcile(state, accounts, rejected, settings),
+        reconciliation=reconciliation,
         snapshot_logins=len(snapshot["logins"]) if snapshot else 0,
         changed=bool(changed_plans),
         routing_generation=generation,
@@ -786,8 +882,14 @@ def reconcile(
     accounts: Sequence[WaveAccount],
     rejected: Mapping[str, str],
     settings: Settings,
+    kept_decisions: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict:
-    """Check the result against the input: every account in one state, every number there."""
+    """Check the result against the input: every account in one state, every number there.
+
+    A closed account's numbers are expected in the state the setting gives, except those in
+    ``kept_decisions`` (login -> {number: state}), which keep the decision of their closure.
+    """
+    kept_decisions = kept_decisions or {}
     problems: list[str] = []
     per_state: Counter[str] = Counter()
     expected = Counter()
@@ -817,6 +919,10 @@ def reconcile(
         ):
             for number in wanted:
                 expected[kind] += 1
+                if kind == NUMBER and not live:
+                    want_state = kept_decisions.get(account.login, {}).get(
+                        number, settings.closure_numbers
+                    )
                 if numbers.get((number, kind)) == want_state:
                     present[kind] += 1
                 else:
@@ -1013,5 +1119,7 @@ def record_consent(
     return changes
 
 
-def total_refund(plans: Iterable[AccountPlan]) -> str:
-    return str(sum((Decimal(p.refund) for p in plans if p.refund is not None), Decimal("0.00")))
+def total_refund(plans: Iterable[AccountPlan], run_id: str | None = None) -> str:
+    """The refunds' total; with ``run_id``, only of the refunds that run recorded."""
+    return str(sum((Decimal(p.refund) for p in plans if p.refund is not None
+                    and (run_id is None or p.refund_run == run_id)), Decimal("0.00")))  # fmt: skip

@@ -20,6 +20,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     Export,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import LIVE_STATES
+from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import fold_dialin
 
 # Cost centre of a wave account whose export row leaves the department empty.
 DEFAULT_DEPARTMENT = "unassigned"
@@ -176,10 +177,7 @@ def report_section(mapping: Mapping, results: Mapping[str, Mapping]) -> dict:
 
 def with_dialin(report: dict, section: dict) -> dict:
     """The report with its ``dialin`` section; the reconciliation is ok only when both the
-    database's and the PBXs' checks are. Recording again replaces the earlier section."""
+    database's and the PBXs' checks are, and the report is complete only when the section
+    holds every PBX host the run expects. Recording again replaces the earlier section."""
     reconciliation = dict(report.get("reconciliation") or {})
-    database_ok = reconciliation.get("database_ok", reconciliation.get("ok", True))
-    reconciliation.update(
-        database_ok=database_ok, dialin_ok=section["ok"], ok=database_ok and section["ok"]
-    )
-    return {**report, "dialin": section, "reconciliation": reconciliation}
+    return fold_dialin({**report, "dialin": section, "reconciliation": reconciliation})

@@ -73,6 +73,15 @@ options:
   report_dir:
     description: Controller directory for the JSON report (C(<wave>-<run_id>.json)).
     type: path
+  dialin_hosts:
+    description:
+      - The PBX hosts whose dial-in result (M(sipwave.platform.wave_dialin), O(operation=record))
+        the run's report must hold before it is C(complete); the wave playbooks give the
+        hosts of their dial-in step. Empty when the run has no PBX.
+      - Controller only; written into the report as C(reconciliation.dialin_hosts_expected).
+    type: list
+    elements: str
+    default: []
   accounts_file:
     description:
       - Path on the target of a JSON list of the wave's good accounts, each with C(login),
@@ -108,7 +117,12 @@ options:
     type: int
     default: 14
   closure_numbers:
-    description: What happens to the numbers of a closed account.
+    description:
+      - What happens to the numbers of an account this run closes.
+      - An account closed earlier keeps the decision recorded at its closure; where it differs
+        from this setting the run changes nothing there, warns and names the accounts in
+        C(reconciliation.closure_numbers_conflicts) (releasing a number kept for porting
+        cannot be undone).
     type: str
     choices: [kept_for_porting, released]
     default: kept_for_porting
@@ -183,8 +197,11 @@ counts:
 account_outcomes:
   description:
     - One entry per input account, packed as a JSON string C([columns, rows]) with the columns
-      C(login), C(action), C(state), C(identity), C(grace_until), C(refund),
-      C(password_generated), C(reason). Never a secret.
+      C(login), C(action), C(state), C(identity), C(grace_until), C(refund), C(refund_run),
+      C(closure_numbers), C(password_generated), C(reason). Never a secret.
+    - Every closed account has its C(refund) and C(refund_run), the run that recorded the
+      refund (this run, or the earlier run that closed it, from the audit log), and
+      C(closure_numbers), the state of its numbers.
     - The action plugin unpacks it into C(accounts), a list of dictionaries (adding C(email)
       and C(display_name) from the export for notifications).
   returned: when operation is apply or rollback
@@ -195,7 +212,9 @@ reconciliation:
   type: dict
   sample: {"ok": true, "accounts": 500, "numbers_expected": 700, "numbers_present": 700}
 refunds:
-  description: Balances to refund to accounts closed by this run, and their total.
+  description:
+    - Balances to refund to accounts closed by this run, and their total. A closure of an
+      earlier run is not refunded again (see C(refund_run) of the account outcomes).
   returned: when operation is apply
   type: dict
   sample: {"total": "12.50", "accounts": [{"login": "481234001", "amount": "12.50"}]}
@@ -226,6 +245,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.migration_db impo
     RunResult,
     Settings,
     WaveAccount,
+    closure_conflicts_message,
     empty_database,
     new_run_id,
     record_consent,
@@ -278,7 +298,7 @@ def _wave_accounts(entries: list) -> list[WaveAccount]:
 
 
 OUTCOME_COLUMNS = ("login", "action", "state", "identity", "grace_until", "refund",
-                   "password_generated", "reason")  # fmt: skip
+                   "refund_run", "closure_numbers", "password_generated", "reason")  # fmt: skip
 
 
 def _load_accounts(path: str | None) -> list:
@@ -305,6 +325,8 @@ def _outcome_rows(result: RunResult) -> list[list]:
             f"{row[4]}@{row[5]}" if row and row[4] else None,
             row[6] if row else None,
             plan.refund,
+            plan.refund_run,
+            plan.closure_numbers,
             True if plan.password_generated else None,
             plan.reason,
         ])  # fmt: skip
@@ -445,12 +467,14 @@ def main() -> None:
         routing_generation=run.routing_generation,
     )
     if params["operation"] == "apply":
+        recorded_now = [p for p in run.plans if p.refund is not None and p.refund_run == run_id]
         result["refunds"] = {
-            "total": total_refund(run.plans),
-            "accounts": [
-                {"login": p.login, "amount": p.refund} for p in run.plans if p.refund is not None
-            ],
+            "total": total_refund(recorded_now),
+            "accounts": [{"login": p.login, "amount": p.refund} for p in recorded_now],
         }
+        conflicts = run.reconciliation.get("closure_numbers_conflicts")
+        if conflicts:
+            module.warn(closure_conflicts_message(conflicts))
     if module._diff:
         result["diff"] = _diff(run)
     if not run.reconciliation["ok"] and not module.check_mode:
