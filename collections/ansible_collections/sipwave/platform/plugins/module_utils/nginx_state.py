@@ -98,8 +98,9 @@ def failures_since(path: str, offset: int) -> list[str]:
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return []
-    found = [line for line in text.splitlines() if _FAILURE.search(line)]
-    return [_TOKEN.sub("-", line)[:MAX_LINE_LENGTH] for line in found[-MAX_LINES:]]
+    found = [_TOKEN.sub("-", line)[:MAX_LINE_LENGTH] for line in text.splitlines()
+             if _FAILURE.search(line)]  # fmt: skip
+    return list(dict.fromkeys(found))[-MAX_LINES:]  # nginx repeats a failed bind()
 
 
 @dataclass(frozen=True)

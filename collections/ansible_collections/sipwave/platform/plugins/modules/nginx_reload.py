@@ -192,9 +192,15 @@ def main() -> None:
         module.exit_json(changed=True, action="reloaded", refused=[], master=reloaded.master)
     reason = "; ".join(refused) or f"no new worker processes within {params['timeout']} s"
     if params["on_refused"] == "fail" or restart_would_fail(refused):
+        advice = (
+            "A restart would not bind either: free the address or change the configuration, "
+            "then run again."
+            if restart_would_fail(refused)
+            else f"Restart it (systemctl restart {params['service']}) to load it."
+        )
         module.fail_json(
             msg=f"nginx refused the new configuration on reload and still serves the previous "
-            f"one: {reason}. Restart it (systemctl restart {params['service']}) to load it.",
+            f"one: {reason}. {advice}",
             action="reload refused",
             refused=refused,
         )
