@@ -147,6 +147,7 @@ def plan_devices(
             if legacy not in names:
                 names.append(legacy)
             identities[device.mac] = names
+            rows[-1]["identities"] = names
     if duplicated:
         rows = [row for row in rows if row["mac"] not in duplicated]
     return rows, identities, problems
@@ -166,7 +167,7 @@ class ActionModule(ActionBase):
         try:
             export = read_export(controller["export"], plan_from_dict(controller["number_plan"]))
             states = parse_states(controller["states"])
-            rows, identities, problems = plan_devices(
+            rows, _identities, problems = plan_devices(
                 export, states, str(controller["site_secret"])
             )
             templates, overridden = load_templates(list(controller["template_dirs"]))
@@ -184,12 +185,6 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         module_result.pop("invocation", None)  # the templates, long and of no use here
         result.update(module_result)
-        vendors = {row["mac"]: row["vendor"] for row in rows}
-        result["resync"] = [
-            {"mac": mac, "vendor": vendors[mac], "identities": identities[mac]}
-            for mac in module_result.get("updated_macs", [])
-            if mac in identities
-        ]
         result["overridden_templates"] = overridden
         result["problems"] = problems[:MAX_SHOWN_PROBLEMS]
         result["export"] = export.summary()

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 TOKEN_LENGTH = 32
@@ -283,9 +283,18 @@ class Renderer:
             files.append((file_name, text.encode("utf-8")))
         return files
 
-    def run(self, devices: Iterable[DeviceConfig], check_mode: bool) -> RenderResult:
+    def run(
+        self,
+        devices: Iterable[DeviceConfig],
+        check_mode: bool,
+        before_updates: Callable[[list[str]], None] | None = None,
+    ) -> RenderResult:
+        """Render and write every device's files. New files are written at once; files that
+        replace existing ones wait until ``before_updates`` was called with the MACs of their
+        devices (to record the phones owed a re-sync before any of them changes)."""
         result = RenderResult()
         wanted: dict[str, set[str]] = {}
+        updates: list[tuple[str, str, bytes]] = []  # (directory, file name, content)
         if not check_mode:
             os.makedirs(self.output_dir, mode=0o755, exist_ok=True)
         for device in devices:
@@ -307,13 +316,19 @@ class Renderer:
                     continue
                 if current is None:
                     result.created.append((device.mac, name))
-                else:
-                    result.updated.append((device.mac, name))
-                    device_updated = True
-                if not check_mode:
-                    _write_atomically(directory, name, content, self.owner)
+                    if not check_mode:
+                        _write_atomically(directory, name, content, self.owner)
+                    continue
+                result.updated.append((device.mac, name))
+                device_updated = True
+                updates.append((directory, name, content))
             if device_updated:
                 result.updated_macs.append(device.mac)
+        if not check_mode:
+            if before_updates is not None and result.updated_macs:
+                before_updates(list(result.updated_macs))
+            for directory, name, content in updates:
+                _write_atomically(directory, name, content, self.owner)
         result.removed = self._remove_others(wanted, check_mode)
         return result
 

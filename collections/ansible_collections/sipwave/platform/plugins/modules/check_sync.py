@@ -15,6 +15,9 @@ description:
     provisioning files.
   - Devices without a registered contact are counted and left alone; they fetch the new
     files at their next scheduled check or boot.
+  - Each device is reported C(settled) when the outcome is final (every contact answered
+    with a SIP status, or none was registered). A failed control-socket call leaves it
+    unsettled, so M(sipwave.platform.resync_pending) keeps it owed for the next run.
 author:
   - sipwave developers
 extends_documentation_fragment:
@@ -74,7 +77,9 @@ counts:
   type: dict
   returned: always
 devices:
-  description: Per device its MAC and, per contact, the contact and the answer's status.
+  description:
+    - Per device its MAC, C(settled) (the outcome is final) and, per contact, the contact
+      and the answer's status.
   type: list
   elements: dict
   returned: always
@@ -85,6 +90,9 @@ import secrets  # noqa: E402
 import subprocess  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.resync_pending import (  # noqa: E402
+    all_answered,
+)
 
 _FIELD = re.compile(r"^\s*(Address|Received|Socket):\s*(.*?)\s*$")
 _STATUS = re.compile(r"^\s*code:\s*([1-6][0-9][0-9])\s*$", re.M)
@@ -197,7 +205,8 @@ def main() -> None:
                 answers.append({"contact": contact["address"], "event": event, "status": status})
         if not seen:
             counts["unregistered"] += 1
-        report.append({"mac": device.get("mac"), "contacts": answers})
+        settled = not module.check_mode and all_answered(a["status"] for a in answers)
+        report.append({"mac": device.get("mac"), "settled": settled, "contacts": answers})
     module.exit_json(changed=counts["contacts"] > 0, counts=counts, devices=report)
 
 

@@ -16,6 +16,10 @@ description:
     export, takes each account's migration state (phase 1 or phase 2 credentials), derives
     the tokens, loads the templates (a site override directory first, then the role's) and
     hands the devices to the module in a private temporary file.
+  - With O(pending_file), the devices whose existing files change are recorded there as
+    owed a re-sync (check-sync NOTIFY) before any of their files is overwritten; the
+    result's C(resync) lists every owed device, also those an earlier, interrupted run
+    recorded. M(sipwave.platform.resync_pending) removes them once they were told.
   - The result holds counts, MACs and file names; never a password or a token.
 author:
   - sipwave developers
@@ -85,6 +89,12 @@ options:
     description: Mode of the token directories.
     type: str
     default: "0750"
+  pending_file:
+    description:
+      - File on the target recording the devices still owed a re-sync (created when needed,
+        mode 0600, replaced atomically). Without it only this run's updated devices are
+        returned in C(resync).
+    type: path
   devices_file:
     description: Internal, set by the action plugin (the devices with their credentials).
     type: path
@@ -122,8 +132,9 @@ updated_macs:
   returned: always
 resync:
   description:
-    - Per updated device, its MAC, vendor and the SIP identities it may be registered as
-      (set by the action plugin), for M(sipwave.platform.check_sync).
+    - Per device owed a re-sync (its files changed in this run or in an earlier one whose
+      phones were not told yet), its MAC, vendor and the SIP identities it may be
+      registered as, for M(sipwave.platform.check_sync).
   type: list
   elements: dict
   returned: always
@@ -152,6 +163,13 @@ from ansible_collections.sipwave.platform.plugins.module_utils.provisioning impo
     ProvisioningError,
     Renderer,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.resync_pending import (  # noqa: E402
+    OwedResync,
+    PendingError,
+    load_pending,
+    save_pending,
+    with_owed,
+)
 
 MAX_DIFF_LINES = 2000
 
@@ -169,13 +187,14 @@ def _ownership(module: AnsibleModule) -> Ownership:
     raise AssertionError("unreachable")
 
 
-def load_devices(path: str) -> list[DeviceConfig]:
+def load_devices(path: str) -> tuple[list[DeviceConfig], dict[str, OwedResync]]:
+    """The devices, and what each would owe when its files change (MAC, vendor, identities)."""
     try:
         with open(path, encoding="utf-8") as handle:
             rows = json.load(handle)
     except (OSError, ValueError) as exc:
         raise ProvisioningError(f"cannot read the devices file: {exc.__class__.__name__}") from exc
-    return [
+    devices = [
         DeviceConfig(
             row["mac"],
             row["vendor"],
@@ -185,6 +204,32 @@ def load_devices(path: str) -> list[DeviceConfig]:
         )
         for row in rows
     ]
+    owed = {
+        row["mac"]: OwedResync(row["mac"], row["vendor"], tuple(row.get("identities") or ()))
+        for row in rows
+    }
+    return devices, owed
+
+
+class OwedRecorder:
+    """Keeps the pending file: the devices about to be updated are added to it (written
+    before their files) and the owed set is what the run returns in ``resync``."""
+
+    def __init__(self, path: str | None, owed_by_mac: dict[str, OwedResync]) -> None:
+        self.path = path
+        self.owed_by_mac = owed_by_mac
+        self.pending = load_pending(path) if path else {}
+
+    def add(self, macs: list[str]) -> None:
+        self.pending = with_owed(self.pending, (self.owed_by_mac[mac] for mac in macs))
+        if self.path:
+            try:
+                save_pending(self.path, self.pending)
+            except OSError as exc:
+                raise PendingError(f"{self.path}: cannot write: {exc.strerror}") from exc
+
+    def owed(self) -> list[dict]:
+        return [self.pending[mac].as_dict() for mac in sorted(self.pending)]
 
 
 def _diff(result) -> dict:
@@ -200,6 +245,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "devices_file": {"type": "path"},
+            "pending_file": {"type": "path"},
             "templates": {"type": "dict"},
             "site": {"type": "dict", "default": {}},
             "output_dir": {"type": "path", "required": True},
@@ -218,10 +264,15 @@ def main() -> None:
         )
     owner = _ownership(module)
     try:
-        devices = load_devices(params["devices_file"])
+        devices, owed_by_mac = load_devices(params["devices_file"])
+        recorder = OwedRecorder(params["pending_file"], owed_by_mac)
         renderer = Renderer(params["templates"], params["site"], params["output_dir"], owner)
-        result = renderer.run(devices, module.check_mode)
-    except ProvisioningError as exc:
+        result = renderer.run(devices, module.check_mode, recorder.add)
+        if module.check_mode:
+            recorder.pending = with_owed(
+                recorder.pending, (owed_by_mac[mac] for mac in result.updated_macs)
+            )
+    except (ProvisioningError, PendingError) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg=f"{params['output_dir']}: {exc.strerror}")
@@ -229,6 +280,7 @@ def main() -> None:
         "changed": result.changed,
         "counts": result.counts(),
         "updated_macs": result.updated_macs,
+        "resync": recorder.owed(),
     }
     if module._diff:
         output["diff"] = _diff(result)
