@@ -57,7 +57,7 @@ FLOOR_LOADED = "sipwave bench: KEMI floor router loaded"
 SIPP_ADDRESS = "127.0.30.100"
 
 ACCOUNTS = 2000
-ROUNDS = 3
+ROUNDS = 5
 # A call rate no instance reaches, bounded by the registrations in flight: the proxy sets the
 # pace. Measured on 2 CPUs: 100 in flight keep its core 98% busy; 50 leave it waiting for
 # round trips, and 200 or more only lengthen SIPp's queues and make the rounds noisier.
