@@ -31,16 +31,15 @@ MAX_FORWARDS = int(_SETTINGS["max_forwards"])
 
 
 def ksr_request_route():
-    facts = _pv_get("$_s($si|$rm|$sht(ipban=>$si)|$ua)")
-    _source, method, banned, _user_agent = facts.split("|", 3)
-    if banned != "<null>" or _pike_check_req() < 0:
+    facts = _pv_get("$_s($si|$rm|$sht(ipban=>$si)|$td|$ua)")
+    _source, method, banned, to_domain, _user_agent = facts.split("|", 4)
+    if banned != "<null>" or _pike_check_req() < 0 or _sanity_check() < 0:
         return 1
-    if _process_maxfwd(MAX_FORWARDS) < 0:
-        _sl_send_reply(483, "Too Many Hops")
+    if method != "REGISTER":
+        if _process_maxfwd(MAX_FORWARDS) < 0:
+            _sl_send_reply(483, "Too Many Hops")
         return 1
-    if _sanity_check() < 0 or method != "REGISTER":
-        return 1
-    realm = _pv_get("$td").lower()
+    realm = to_domain.lower()
     if realm not in DOMAINS:
         _sl_send_reply(403, "Domain Not Served")
         return 1

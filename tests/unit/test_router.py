@@ -182,6 +182,16 @@ def test_remembered_user_agents_are_bounded(ksr, router):
     assert ksr.htables["ipban"] == {SUBSCRIBER: 1}
 
 
+def test_register_answered_here_does_not_count_hops(ksr, router):
+    """Max-Forwards limits forwarding; the registrar answers the REGISTER itself."""
+    request(ksr, "REGISTER")
+    ksr.returns["auth_db.auth_check"] = 1
+    ksr.returns["maxfwd.process_maxfwd"] = -1
+    router.request_route()
+    assert ksr.called("maxfwd.process_maxfwd") == []
+    assert ksr.called("registrar.save") == [("location", 0)]
+
+
 def test_too_many_hops_is_answered_483(ksr, router):
     request(ksr, "INVITE")
     ksr.returns["maxfwd.process_maxfwd"] = -1

@@ -121,6 +121,17 @@ def test_the_legacy_identity_of_an_account_past_its_grace_period_is_refused(ksr,
     assert ksr.called("auth_db.auth_check") == []
 
 
+def test_register_relayed_to_the_legacy_platform_counts_its_hop(ksr, proxy):
+    request(ksr, "REGISTER", fuser=NOT_MIGRATED, ruser=NOT_MIGRATED)
+    proxy.request_route()
+    assert ksr.called("maxfwd.process_maxfwd") == [(10,)]
+    ksr.calls.clear()
+    ksr.returns["maxfwd.process_maxfwd"] = -1
+    proxy.request_route()
+    assert ksr.replies() == [(483, "Too Many Hops")]
+    assert ksr.called("tm.t_relay") == []
+
+
 def test_register_on_the_new_domain_is_never_relayed(ksr, proxy):
     request(ksr, "REGISTER", fuser="tnfunknown", ruser="tnfunknown", rdomain=NEW)
     ksr.returns["auth_db.auth_check"] = -5

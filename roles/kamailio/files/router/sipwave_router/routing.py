@@ -39,10 +39,11 @@ AUTH_FAILURES = frozenset({AUTH_INVALID_PASSWORD, AUTH_INVALID_USER, AUTH_USER_M
 AUTH_CHECK_USER_MATCH = 1
 
 HTABLE_BANNED = "ipban"
-# What every request needs first, read in one crossing into Kamailio instead of four: the
-# source address, the method, the source's entry in the ban table and the User-Agent.
-# pv prints an absent value as "<null>". Only the User-Agent can contain "|", so it is last.
-REQUEST_FACTS = f"$_s($si|$rm|$sht({HTABLE_BANNED}=>$si)|$ua)"
+# What every request needs first, read in one crossing into Kamailio instead of five: the
+# source address, the method, the source's entry in the ban table, the To domain (the
+# registrar's realm) and the User-Agent. pv prints an absent value as "<null>". Only the
+# User-Agent can contain "|", so it is last.
+REQUEST_FACTS = f"$_s($si|$rm|$sht({HTABLE_BANNED}=>$si)|$td|$ua)"
 PV_NULL = "<null>"
 # Phones repeat their User-Agent in every request: the scanner pattern's verdict on each one
 # is remembered, for at most this many distinct values (the memory is emptied when full, so
@@ -95,16 +96,19 @@ class Router:
         facts = _pv_get(REQUEST_FACTS)
         if facts is None:
             return 1
-        source, method, banned, user_agent = facts.split("|", 3)
+        source, method, banned, to_domain, user_agent = facts.split("|", 4)
         if banned != PV_NULL or self.route_reqinit(source, user_agent):
-            return 1
-        if method == "OPTIONS" and self.route_keepalive():
             return 1
         # The registrar answers statelessly and a REGISTER never belongs to a dialog: it skips
         # the transaction and dialog checks (three calls into Kamailio fewer per REGISTER). It
-        # never reaches the PBX, so it need not be stripped of claims either.
+        # never reaches the PBX, so it need not be stripped of claims either. Max-Forwards
+        # matters only to a request that is forwarded: checked when a REGISTER is relayed.
         if method == "REGISTER":
-            self.route_registrar(source)
+            self.route_registrar(source, to_domain.lower())
+            return 1
+        if self.route_max_forwards():
+            return 1
+        if method == "OPTIONS" and self.route_keepalive():
             return 1
         self.route_strip_claims(source)
         if self.route_cancel_and_retransmissions(method):
@@ -123,7 +127,7 @@ class Router:
     # -- request hygiene and flood defence -------------------------------------------
 
     def route_reqinit(self, source: str, user_agent: str) -> bool:
-        """Flood, scanner, Max-Forwards and sanity checks; True when the request is done.
+        """Flood, scanner and sanity checks; True when the request is done.
 
         The ban table has already been checked (request_route reads it with the source).
         """
@@ -136,11 +140,15 @@ class Router:
         if scanner:
             self.ban(source, "scanner user agent")
             return True
+        # sanity_check_defaults() answers a malformed request itself.
+        return _sanity_check() < 0
+
+    def route_max_forwards(self) -> bool:
+        """Decrement Max-Forwards (added when missing); 483 when it was exhausted."""
         if _process_maxfwd(self._max_forwards) < 0:
             _sl_send_reply(483, "Too Many Hops")
             return True
-        # sanity_check_defaults() answers a malformed request itself.
-        return _sanity_check() < 0
+        return False
 
     def judge_user_agent(self, user_agent: str) -> bool:
         """Whether the User-Agent names a scanner; remembered for the next request."""
@@ -195,8 +203,8 @@ class Router:
 
     # -- registrar and authentication ---------------------------------------------------
 
-    def route_registrar(self, source: str) -> None:
-        realm = (_pv_get("$td") or "").lower()
+    def route_registrar(self, source: str, realm: str) -> None:
+        """``realm`` is the lower-cased To domain."""
         if realm not in self.settings.domains:
             _sl_send_reply(403, "Domain Not Served")
             return
@@ -236,6 +244,9 @@ class Router:
             return False
         if self.moved_to_phase2(user):
             KSR.sl.sl_send_reply(403, "Account Moved")
+            return True
+        # A REGISTER has not been through the Max-Forwards check (request_route).
+        if method == "REGISTER" and self.route_max_forwards():
             return True
         # Not authenticated here, so nothing it claims about its identity is asserted.
         KSR.hdr.remove(ASSERTED_IDENTITY)
