@@ -21,7 +21,6 @@ ACCOUNTS = {
     "legacy-b": ("481240002", LEGACY_DOMAIN, "Legacy-Pw-481240002"),
     "new": ("tnf481240003", NEW_DOMAIN, "New-Pw-tnf481240003"),
 }
-CTL = ["kamcmd", "-s", "unix:/run/kamailio/kamailio_ctl"]
 
 
 def ha1(user: str, domain: str, password: str) -> str:
@@ -57,12 +56,6 @@ def psql(sql: str) -> list[list[str]]:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return [line.split("|") for line in result.stdout.splitlines() if line]
-
-
-def kamcmd(*command: str) -> str:
-    result = in_container(PROXY_CONTAINER, *CTL, *command)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def wait_until(check, timeout_s: float, step_s: float = 1.0):
