@@ -1,5 +1,7 @@
 """Kamailio on a real PostgreSQL server: digest auth, usrloc, secrets and reconnects."""
 
+import json
+
 import pytest
 from conftest import (
     ACCOUNTS,
@@ -125,6 +127,17 @@ def test_rerun_recreates_missing_tables_and_prints_no_secret():
     }
     assert "changed=0" in recaps[DB_CONTAINER], recaps
     assert "changed=1" in recaps[PROXY_CONTAINER], recaps
+
+
+def test_password_that_cannot_go_into_the_url_is_refused_by_name_not_by_value():
+    bad = 'Quote"In-It-24'
+    run = run_playbook(
+        "--tags", "kamailio_preflight", "-e", json.dumps({"kamailio_db_postgres_password": bad})
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, run.stdout[-2000:]
+    assert "the password must not contain a double quote" in " ".join(output.split())
+    assert bad not in output
 
 
 def postmaster_started() -> str:
