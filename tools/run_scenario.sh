@@ -8,8 +8,12 @@ log=.cache/molecule/$s.log
 mkdir -p .cache/molecule
 start=$(date +%s)
 if flock "/tmp/sipwave-molecule-$s.lock" bash -c '
-    ids=$(podman ps -aq --filter "label=io.sipwave.lab=molecule" --filter "name=^sipwave-molecule-$1-")
-    if [ -n "$ids" ]; then podman rm -f $ids >/dev/null; fi
+    # Stale containers of this scenario: the platform names of its molecule.yml, matched
+    # exactly (a name prefix would also catch another scenario whose name starts the same).
+    for name in $(sed -n "s/^  - name: \(sipwave-molecule-[A-Za-z0-9_.-]*\)\$/\1/p" "molecule/$1/molecule.yml"); do
+      ids=$(podman ps -aq --filter "label=io.sipwave.lab=molecule" --filter "name=^$name\$")
+      if [ -n "$ids" ]; then podman rm -f $ids >/dev/null; fi
+    done
     exec molecule test -s "$1"' _ "$s" >"$log" 2>&1; then
   echo "molecule $s: passed in $(( $(date +%s) - start )) s"
   exit 0
