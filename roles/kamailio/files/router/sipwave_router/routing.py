@@ -221,17 +221,17 @@ class Router:
         """A request from an account not migrated yet goes to the legacy platform as is."""
         if source in self.settings.trusted_peers:
             return False
-        return self.route_identity("$fU", (KSR.pv.get("$fd") or "").lower(), method)
+        domain = (KSR.pv.get("$fd") or "").lower()
+        return domain in self._migration_domains and self.route_identity("$fU", domain, method)
 
     def route_identity(self, user_variable: str, domain: str, method: str) -> bool:
         """Requests of a migration identity without a subscriber row never stay here.
 
         Legacy or phase-2 identity of a closed account: refused. A legacy identity not
         migrated yet: relayed to the legacy platform, which authenticates it. Moved to its
-        phase 2 identity (the grace period is over): refused.
+        phase 2 identity (the grace period is over): refused. ``domain`` is one of the
+        migration domains (legacy or phase 2); the callers check that first.
         """
-        if domain not in self._migration_domains:
-            return False
         legacy = domain in self.settings.legacy_domains
         user = KSR.pv.get(user_variable) or ""
         if KSR.htable.sht_get(HTABLE_ROUTING, f"{IDENTITY_KEY}{user}@{domain}") is not None:
