@@ -90,6 +90,14 @@ def playbook(
     return elapsed, recap_counts(completed.stdout), completed.stdout
 
 
+def write_results(name: str, results: dict) -> Path:
+    """bench/results/<name>.json; the path relative to the project, for the log line."""
+    RESULTS.mkdir(exist_ok=True)
+    output = RESULTS / f"{name}.json"
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    return output.relative_to(PROJECT)
+
+
 def remove_lab_container(name: str) -> None:
     """Remove the bench container of this name, and only if it carries the bench label."""
     found = subprocess.run(

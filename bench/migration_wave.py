@@ -12,7 +12,6 @@ role's schema: the module is the same, only the way it is called differs.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import make_sample_export  # the tools directory is not a package
-from benchlib import PROJECT, RESULTS, BenchError, logger, playbook
+from benchlib import PROJECT, RESULTS, BenchError, logger, playbook, write_results
 
 SCHEMA = PROJECT / "roles/kamailio/files/schema/sqlite.sql"
 BULK_ACCOUNTS = int(os.environ.get("SIPWAVE_BENCH_WAVE_ACCOUNTS", "100000"))
@@ -116,9 +115,7 @@ def main() -> int:
     except BenchError as error:
         print(f"bench wave failed: {error}", file=sys.stderr)
         return 1
-    output = RESULTS / "wave.json"
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    log(f"results written to {output.relative_to(PROJECT)}")
+    log(f"results written to {write_results('wave', results)}")
     return 0
 
 

@@ -48,6 +48,7 @@ from benchlib import (
     playbook,
     remove_lab_container,
     start_lab_container,
+    write_results,
 )
 
 TEMPLATES = PROJECT / "roles/provisioning/templates/phones"
@@ -271,9 +272,7 @@ def main() -> int:
     finally:
         if not os.environ.get("SIPWAVE_BENCH_KEEP"):
             remove_lab_container(CONTAINER)
-    output = RESULTS / "provisioning.json"
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    log(f"results written to {output.relative_to(PROJECT)}")
+    log(f"results written to {write_results('provisioning', results)}")
     return 0
 
 

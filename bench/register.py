@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from benchlib import (  # bench/ is on sys.path (run.py), not a package
+from benchlib import (
     ANSIBLE_PLAYBOOK,
     BENCH,
     PROJECT,
@@ -39,6 +39,7 @@ from benchlib import (  # bench/ is on sys.path (run.py), not a package
     remove_lab_container,
     run,
     start_lab_container,
+    write_results,  # bench/ is on sys.path (run.py), not a package
 )
 from sipwave_testlib import sipp  # the test helpers live outside any package
 
@@ -640,9 +641,7 @@ def main() -> int:
             log(f"removing {CONTAINER}")
             remove_lab_container(CONTAINER)
     results["runtime_s"] = round(time.monotonic() - started, 1)
-    output = RESULTS / "register.json"
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    log(f"results written to {output.relative_to(PROJECT)} ({results['runtime_s']:.0f} s)")
+    log(f"results written to {write_results('register', results)} ({results['runtime_s']:.0f} s)")
     failed = sum(s["failed"] for s in results["summary"].values())
     if failed:
         print(f"bench failed: {failed} registrations failed", file=sys.stderr)
