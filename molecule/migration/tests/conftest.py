@@ -4,7 +4,6 @@ import base64
 import csv
 import email
 import email.policy
-import json
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sipwave_testlib import sipp
+from sipwave_testlib.playbooks import run_playbook
 
 PROJECT = Path(__file__).resolve().parents[3]
 EXPORT = PROJECT / "inventories" / "lab" / "files" / "legacy_export.csv"
@@ -81,31 +81,6 @@ def sample_secrets() -> list[str]:
     for account in ACCOUNTS.values():
         secrets.update(s for s in (account.password, account.ha1) if len(s) >= 6)
     return sorted(secrets)
-
-
-def playbook_command(
-    name: str, *extra_vars: dict, verbosity: int = 0, check: bool = False
-) -> list[str]:
-    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
-    command += [str(PROJECT / "playbooks" / name)]
-    for extra in extra_vars:
-        command += ["-e", json.dumps(extra)]
-    if verbosity:
-        command.append("-" + "v" * verbosity)
-    if check:
-        command += ["--check", "--diff"]
-    return command
-
-
-def playbook_env() -> dict:
-    return dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
-
-
-def run_playbook(
-    name: str, *extra_vars: dict, verbosity: int = 0, check: bool = False
-) -> subprocess.CompletedProcess:
-    command = playbook_command(name, *extra_vars, verbosity=verbosity, check=check)
-    return subprocess.run(command, capture_output=True, text=True, env=playbook_env(), cwd=PROJECT)
 
 
 def migrate(wave: str, today: str, **extra) -> subprocess.CompletedProcess:

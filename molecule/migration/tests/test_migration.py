@@ -40,8 +40,6 @@ from conftest import (
     in_container,
     mails_for,
     migrate,
-    playbook_command,
-    playbook_env,
     register,
     register_not_served,
     register_refused,
@@ -50,6 +48,7 @@ from conftest import (
     sql,
 )
 from sipwave_testlib import sipp
+from sipwave_testlib.playbooks import playbook_command, playbook_env
 
 DAY_AFTER_WAVE1 = (date.fromisoformat(WAVE1_DATE) + timedelta(days=1)).isoformat()
 AFTER_GRACE = (date.fromisoformat(WAVE1_DATE) + timedelta(days=30)).isoformat()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import http.client
-import json
-import os
 import socket
 import ssl
 import struct
@@ -188,17 +186,6 @@ def tftp_get(name: str, source: str = "127.0.22.203") -> tuple[bool, bytes]:
 
 
 # -- playbooks ---------------------------------------------------------------------------------
-
-
-def run_playbook(name: str, *extra_vars: dict, verbosity: int = 0) -> subprocess.CompletedProcess:
-    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
-    command += [str(PROJECT / "playbooks" / name)]
-    for extra in extra_vars:
-        command += ["-e", json.dumps(extra)]
-    if verbosity:
-        command.append("-" + "v" * verbosity)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
 
 
 @pytest.fixture(scope="session")

@@ -29,10 +29,10 @@ from conftest import (
     Client,
     in_container,
     one_per_vendor,
-    run_playbook,
     tftp_get,
 )
 from sipwave_testlib import sipp
+from sipwave_testlib.playbooks import run_playbook
 
 OUTPUTS: dict[str, str] = {}
 ENUMERATOR = "127.0.22.201"

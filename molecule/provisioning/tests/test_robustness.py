@@ -21,9 +21,9 @@ from conftest import (
     Client,
     in_container,
     one_per_vendor,
-    run_playbook,
 )
 from sipwave_testlib import sipp
+from sipwave_testlib.playbooks import run_playbook
 from test_provisioning import fetch, recap_changed
 
 PHONE_ADDRESS = "127.0.22.202"  # provisioning_ban_ignore: never banned
