@@ -23,7 +23,6 @@ _pike_check_req = KSR.pike.pike_check_req
 _process_maxfwd = KSR.maxfwd.process_maxfwd
 _sanity_check = KSR.sanity.sanity_check_defaults
 _sl_send_reply = KSR.sl.sl_send_reply
-_sht_get = KSR.htable.sht_get
 _auth_check = KSR.auth_db.auth_check
 _auth_challenge = KSR.auth.auth_challenge
 _consume_credentials = KSR.auth.consume_credentials
