@@ -252,17 +252,22 @@ def test_hosts_finishing_at_once_all_land_in_the_one_report(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [Path(path).name]
 
 
+def notify_closure_of_wave1(report_dir: Path) -> subprocess.CompletedProcess:
+    """playbooks/notify_wave.yml for wave1's closure mails, reading reports in report_dir."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/notify_wave.yml",
+         "-e", "wave=wave1", "-e", "notification=closure", "-e", f"sipwave_report_dir={report_dir}",
+         "-e", f"sipwave_notification_log={report_dir}/sent.jsonl"],
+        cwd=PROJECT, capture_output=True, text=True, check=False,
+        env={"PATH": "/usr/bin:/bin", "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+
+
 def test_notifications_refuse_an_incomplete_report(tmp_path):
     report = merge_host_result(None, "proxy1", host_result(wave="wave1"), HOSTS)
     (tmp_path / "wave1-20261207T100000Z-abc123.json").write_text(json.dumps(report))
 
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/notify_wave.yml",
-         "-e", "wave=wave1", "-e", "notification=closure", "-e", f"sipwave_report_dir={tmp_path}",
-         "-e", f"sipwave_notification_log={tmp_path}/sent.jsonl"],
-        cwd=PROJECT, capture_output=True, text=True, check=False,
-        env={"PATH": "/usr/bin:/bin", "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+    completed = notify_closure_of_wave1(tmp_path)
 
     output = " ".join(completed.stdout.split())
     assert completed.returncode != 0
@@ -279,13 +284,7 @@ def test_notifications_refuse_a_report_without_the_dial_in_section_of_the_invent
     assert report["complete"] is True
     (tmp_path / "wave1-20261207T100000Z-abc123.json").write_text(json.dumps(report))
 
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/notify_wave.yml",
-         "-e", "wave=wave1", "-e", "notification=closure", "-e", f"sipwave_report_dir={tmp_path}",
-         "-e", f"sipwave_notification_log={tmp_path}/sent.jsonl"],
-        cwd=PROJECT, capture_output=True, text=True, check=False,
-        env={"PATH": "/usr/bin:/bin", "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+    completed = notify_closure_of_wave1(tmp_path)
 
     output = " ".join(completed.stdout.split())
     assert completed.returncode != 0
