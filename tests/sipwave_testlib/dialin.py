@@ -40,6 +40,8 @@ class DialinCall:
     hold_ms: int = 3000
     credentials: str | None = None  # sipp.credentials(...) for a subscriber
     extra_headers: list[str] = field(default_factory=list)
+    # Sent before the credentials in the authenticated INVITE (a forged first header).
+    headers_before_credentials: list[str] = field(default_factory=list)
     # Lets the PBX finish the prompt it plays after an entry ("wrong PIN" takes 4.6 s):
     # digits keyed during it are discarded.
     entry_pause_ms: int = 5500
@@ -68,7 +70,9 @@ def _headers(call: DialinCall, cseq: int, method: str, *, in_dialog: bool) -> st
 
 def _invite(call: DialinCall, cseq: int, credentials: str | None) -> str:
     extra = "".join(f"\n      {h}" for h in call.extra_headers)
-    auth = f"\n      {credentials}" if credentials else ""
+    auth = ""
+    if credentials:
+        auth = "".join(f"\n      {h}" for h in [*call.headers_before_credentials, credentials])
     return _message(
         _headers(call, cseq, "INVITE", in_dialog=False) + auth + extra + "\n      " + SDP
     )

@@ -28,7 +28,7 @@ SETTINGS = {
 
 @pytest.fixture
 def agi(tmp_path):
-    for name in ("sipwave_dialin.py", "e164.py", "dialin_db.py"):
+    for name in ("sipwave_dialin.py", "e164.py", "dialin_db.py", "control_chars.py"):
         shutil.copy(AGI_DIR / name, tmp_path / name)
     database = tmp_path / "dialin.sqlite"
     (tmp_path / "settings.json").write_text(json.dumps({**SETTINGS, "database": str(database)}))
@@ -143,3 +143,23 @@ def test_the_pin_is_never_sent_back_to_asterisk(agi):
     wrong = Session(agi, "authorise", "+48601000001", ["98765432", PIN, "123"])
     for command in session.commands + wrong.commands:
         assert PIN not in command and "98765432" not in command
+
+
+@pytest.mark.parametrize(
+    ("department", "sent"),
+    [
+        ("sales\nEXEC Dial PJSIP/+4420@sipwave-carrier", '"sales EXEC Dial PJSIP/+4420@sipwave-carrier"'),
+        ('sales" 1\r\nHANGUP', '"sales\\" 1  HANGUP"'),
+        ("back\\slash\u2028", '"back\\\\slash "'),
+    ],
+)  # fmt: skip
+def test_a_department_never_produces_a_second_agi_command(agi, department, sent):
+    # A row written before departments were checked, or by hand: the AGI script is the
+    # last line of defence.
+    with sqlite3.connect(agi / "dialin.sqlite") as connection:
+        connection.execute("UPDATE account SET department = ? WHERE id = 'beta'", (department,))
+    session = Session(agi, "lookup", "+48601000003", [])
+    assert session.result == "ok"
+    verbs = [" ".join(command.split()[:2]) for command in session.commands]
+    assert set(verbs) == {"GET VARIABLE", "SET VARIABLE", 'VERBOSE "sipwave'}
+    assert f"SET VARIABLE SIPWAVE_DEPARTMENT {sent}" in session.commands

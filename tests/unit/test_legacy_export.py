@@ -150,8 +150,34 @@ def test_quoted_newline_keeps_line_numbers_of_later_rows(tmp_path):
 
     export = read(path)
 
-    assert export.accounts["481234001"].display_name == "Firma\nSp. z o.o."
-    assert [p.line for p in export.problems] == [4]
+    # The line break itself is refused (a control character), where the row starts.
+    assert [(p.line, p.reason) for p in export.problems] == [(2, "control"), (4, "balance")]
+    assert export.accounts == {}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "character"),
+    [
+        ("department", '"sales\nEXEC Dial PJSIP/+4420@sipwave-carrier"', "U+000A"),
+        ("display_name", '"Anna\r\nBcc: all@example.test"', "U+000D"),
+        ("devices", '"yealink:T46U\nstatic.auto_provision.repeat.minutes = 1:001565aabbcc"',
+         "U+000A"),
+        ("email", "anna@example.test\x00", "U+0000"),
+        ("password", "Secret\tPw", "U+0009"),
+        ("display_name", "Anna\u2028Nowak", "U+2028"),
+        ("department", "sal\x85es", "U+0085"),
+    ],
+)  # fmt: skip
+def test_control_characters_in_any_field_refuse_the_row(tmp_path, column, value, character):
+    path = write(tmp_path, HEADER, OTHER, replace(GOOD, column, value))
+
+    export = read(path)
+
+    assert [str(p) for p in export.problems] == [
+        f"{path}:3: {column} holds a control character ({character})"
+    ]
+    assert [p.reason for p in export.problems] == ["control"]
+    assert list(export.accounts) == ["481234002"]
 
 
 def test_unterminated_quote_is_reported(tmp_path):

@@ -214,3 +214,23 @@ def test_an_unwritable_sent_log_sends_nothing(tmp_path, smtp):
     assert result["failed"] is True
     assert "sent-log" in result["msg"]
     assert server.messages == []
+
+
+def test_control_characters_in_values_start_no_header_or_line(tmp_path, smtp):
+    server = smtp()
+    hostile = {
+        "login": "221234570",
+        "email": "eve@example.net",
+        "display_name": "Eve\r\nBcc: everyone@example.net",
+        "values": {"new_login": "tnf221234570\nPassword: 1234"},
+    }
+    module_args = args(tmp_path, server, messages=[hostile])
+    result, _ = run(tmp_path, module_args)
+    assert result["counts"] == {"sent": 1, "already_sent": 0}
+    (mail,) = server.messages
+    assert mail["Bcc"] is None
+    assert mail["Subject"] == "Your new SIP settings, Eve Bcc: everyone@example.net"
+    assert mail["To"].addresses[0].addr_spec == "eve@example.net"
+    assert mail.get_content().splitlines() == [
+        "Login: tnf221234570 Password: 1234@sip.sipwave.test"
+    ]

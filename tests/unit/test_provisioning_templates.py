@@ -209,3 +209,40 @@ def test_file_names_are_those_the_phones_request():
         "fanvil": ["0015651a2b3c.cfg"],
         "gigaset": ["0015651A2B3C.xml"],
     }
+
+
+# -- hostile export values ----------------------------------------------------------------------
+# A device model and a name as a hostile export row (or a site's own data) might carry them:
+# a line break and a key of their own, and an XML comment end. The export reader refuses such
+# rows; the templates must not depend on that.
+HOSTILE_MODEL = "T46U\nstatic.auto_provision.server.url = http://attacker.invalid/\r\n-->\x01"
+HOSTILE_NAME = "Anna\naccount.1.sip_server.1.address = attacker.invalid"
+HOSTILE_LINE = Line("481200000", "phase1", "481200000", "ip.tanifon.pl", HOSTILE_NAME, PASSWORD)
+
+
+def render_hostile(vendor: str) -> list[tuple[str, bytes]]:
+    renderer = Renderer(load_templates(), SITE, "/nonexistent")
+    return renderer.render_device(DeviceConfig(MAC, vendor, HOSTILE_MODEL, TOKEN, HOSTILE_LINE))
+
+
+def test_a_yealink_model_with_a_line_break_adds_no_config_key():
+    (name, content), = render_hostile("yealink")  # fmt: skip
+    golden = GOLDEN / "yealink" / "hostile" / name
+    if os.environ.get("SIPWAVE_UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(content)
+    text = content.decode()
+    assert text == golden.read_text(encoding="utf-8")
+    assert yealink_keys(text) == keys_of("yealink", "phase1")
+    assert "attacker.invalid" not in "".join(
+        line for line in text.splitlines() if line.startswith(("static.", "account.1.sip_server"))
+    )
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDOR_FILES))
+def test_hostile_values_change_no_vendors_keys(vendor):
+    files = render_hostile(vendor)
+    keys = set().union(*(READERS[vendor](content.decode()) for _, content in files))
+    assert keys == keys_of(vendor, "phase1")
+    for _, content in files:
+        assert not re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]", content)

@@ -49,12 +49,48 @@ def test_carrier_header_of_the_same_name_is_replaced(ksr, router):
     assert ksr.called("textops.remove_hf") == [("X-Sipwave-Caller",)]
 
 
+def accepted(ksr, user: str, domain: str = "ip.tanifon.pl") -> None:
+    """auth_check() accepts the credentials of subscriber row user@domain (load_credentials)."""
+    ksr.returns["auth_db.auth_check"] = 1
+    ksr.pvars.update({"$avp(sipwave_auth_user)": user, "$avp(sipwave_auth_domain)": domain})
+
+
 def test_subscriber_caller_is_the_authenticated_account(ksr, router):
     request(ksr, "INVITE", ruser=DIALIN)
-    ksr.returns["auth_db.auth_check"] = 1
-    ksr.pvars.update({"$au": "48221110003", "$fU": "+48221110001"})
+    accepted(ksr, "48221110003")
+    ksr.pvars.update({"$au": "48221110003", "$fU": "48221110003"})
     router.request_route()
     assert appended(ksr) == ["X-Sipwave-Caller: +48221110003\r\n"]
+
+
+def test_first_credentials_header_of_another_user_is_not_the_caller(ksr, router):
+    # $au reads the first Proxy-Authorization; auth_check() accepted a later one.
+    request(ksr, "INVITE", ruser=DIALIN)
+    accepted(ksr, "48221119999")
+    ksr.pvars.update({"$au": "48221110001", "$fU": "48221119999"})
+    router.request_route()
+    assert appended(ksr) == ["X-Sipwave-Caller: +48221119999\r\n"]
+
+
+def test_phase2_login_calls_as_its_accounts_number(ksr, router):
+    ksr.htables["routing"] = {"a:tnf48331000002@sip.sipwave.test": "+48331000002"}
+    request(ksr, "INVITE", ruser=DIALIN, fdomain="sip.sipwave.test")
+    accepted(ksr, "tnf48331000002", "SIP.sipwave.test")
+    router.request_route()
+    assert appended(ksr) == ["X-Sipwave-Caller: +48331000002\r\n"]
+    assert ksr.called("htable.sht_get")[-1] == ("routing", "a:tnf48331000002@sip.sipwave.test")
+
+
+def test_the_number_is_the_one_of_the_accepted_rows_domain(ksr, router):
+    # A digest username "user@domain" is looked up in that domain, whatever the realm.
+    ksr.htables["routing"] = {
+        "a:4812@ip.tanifon.pl": "+48221110001",
+        "a:4812@sip.sipwave.test": "+48221110002",
+    }
+    request(ksr, "INVITE", ruser=DIALIN, fdomain="ip.tanifon.pl")
+    accepted(ksr, "4812", "sip.sipwave.test")
+    router.request_route()
+    assert appended(ksr) == ["X-Sipwave-Caller: +48221110002\r\n"]
 
 
 def test_claim_headers_from_untrusted_sources_are_removed_before_anything_else(ksr, router):
@@ -76,8 +112,8 @@ def test_trusted_peers_keep_their_headers_outside_dialin(ksr, router):
 @pytest.mark.parametrize("login", ["tnf481234003", "", None])
 def test_caller_without_a_number_is_refused(ksr, router, login):
     request(ksr, "INVITE", ruser=DIALIN)
-    ksr.returns["auth_db.auth_check"] = 1
-    ksr.pvars["$au"] = login
+    accepted(ksr, login)
+    ksr.pvars["$au"] = "48221110003"  # someone else's first header changes nothing
     router.request_route()
     assert ksr.replies() == [(403, "Caller Number Unknown")]
     assert ksr.called("tm.t_relay") == []

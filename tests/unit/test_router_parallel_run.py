@@ -181,6 +181,11 @@ def test_call_to_a_migrated_login_reaches_its_registration_here(ksr, proxy):
 def test_call_from_a_migrated_account_to_a_not_migrated_one_goes_to_the_legacy_platform(ksr, proxy):
     request(ksr, "INVITE", fuser=MIGRATED, ruser=NOT_MIGRATED)
     ksr.returns["auth_db.auth_check"] = 1
+    # The subscriber row auth_check() accepted (load_credentials); the first credentials
+    # header ($au) names someone else and is never asserted.
+    ksr.pvars.update(
+        {"$avp(sipwave_auth_user)": MIGRATED, "$avp(sipwave_auth_domain)": LEGACY, "$au": "x"}
+    )
     proxy.request_route()
     assert ksr.pvars["$du"] == LEGACY_PLATFORM
     assert ksr.called("registrar.lookup") == []

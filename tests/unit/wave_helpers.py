@@ -180,6 +180,10 @@ VIEW_AFTER_PHASE1 = {
     "n:48221234102": (0, f"481234102@{LEGACY}"),
     "n:48221234103": (0, f"481234103@{LEGACY}"),
     "n:48581234103": (0, f"481234103@{LEGACY}"),
+    # The number each identity presents as dial-in caller: its account's first number.
+    f"a:481234101@{LEGACY}": (0, "+48221234101"),
+    f"a:481234102@{LEGACY}": (0, "+48221234102"),
+    f"a:481234103@{LEGACY}": (0, "+48221234103"),
     "g:generation": (1, "1"),
 }
 
@@ -192,6 +196,10 @@ def view_after_closure(closure_numbers: str) -> dict[str, tuple[int, str]]:
         f"i:tnf481234102@{NEW}": SERVED,
         "n:48221234101": (0, f"481234101@{LEGACY}"),
         "n:48221234102": (0, f"tnf481234102@{NEW}"),
+        # Phase 2: the new login presents the account's number (the legacy one, in its
+        # grace period, has no alias left and presents its numeric login).
+        f"a:481234101@{LEGACY}": (0, "+48221234101"),
+        f"a:tnf481234102@{NEW}": (0, "+48221234102"),
         "c:481234103": SERVED,
         "p:48221234103": (0, closure_numbers),
         "p:48581234103": (0, closure_numbers),

@@ -93,15 +93,20 @@ def dial_in(
     *,
     source: str = CARRIER,
     subscriber: str | None = None,
+    password: str | None = None,
+    domain: str = LEGACY_DOMAIN,
     background: bool = False,
     **call_options,
 ):
-    """One dial-in call through the proxy, from the carrier or as an authenticated subscriber."""
-    credentials = sipp.credentials(subscriber, SUBSCRIBERS[subscriber]) if subscriber else None
+    """One dial-in call through the proxy, from the carrier or as an authenticated subscriber
+    (an inventory one, or any other given with its password and domain)."""
+    credentials = None
+    if subscriber:
+        credentials = sipp.credentials(subscriber, password or SUBSCRIBERS[subscriber])
     call = dialin.DialinCall(
         caller=subscriber or caller,
         dialin=DIALIN,
-        domain=LEGACY_DOMAIN,
+        domain=domain,
         credentials=credentials,
         **call_options,
     )

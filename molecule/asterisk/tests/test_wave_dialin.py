@@ -1,6 +1,7 @@
 """A wave's dial-in numbers on the PBX: a caller authorised only in the legacy export dials in
 and out after the wave, keeps working through an inventory run, and is refused once the
-account is closed or the wave rolled back. Real Kamailio, Asterisk and SIPp."""
+account is closed or the wave rolled back; an account in phase 2 (login tnf..., which is no
+number) dials in as its account's number. Real Kamailio, Asterisk and SIPp."""
 
 import csv
 import json
@@ -28,11 +29,13 @@ WAVE = "dialwave"
 SOURCE = f"wave:{WAVE}"
 TODAY = "2026-11-20"
 DESTINATION = "123456789"  # national: +48123456789
-# Closes in phase 2; the other one stays (consent pending) until the rollback.
+# Closes in phase 2; the other one moves to phase 2 and stays until the rollback. It
+# authorises its own first number as a caller too: that is how its subscriber dials in.
 CLOSING = {"login": "48331000001", "caller": "+48603000001", "number": "+48331000001",
            "department": "wave-sales"}  # fmt: skip
 STAYING = {"login": "48331000002", "caller": "+48603000002", "number": "+48331000002",
            "department": "unassigned"}  # fmt: skip
+NEW_DOMAIN = "sip.sipwave.test"
 OUTPUTS: list[str] = []
 
 
@@ -79,12 +82,13 @@ def test_the_wave_hands_its_dial_in_numbers_to_the_pbx_without_a_restart():
         "+48603000001": CLOSING["login"],
         "+48603000011": CLOSING["login"],
         "+48603000002": STAYING["login"],
+        "+48331000002": STAYING["login"],
     }
     report = newest_report()
     dialin = report["dialin"]
     assert dialin["ok"] and report["reconciliation"]["ok"], dialin
-    assert dialin["expected"] == dialin["handed_to_pbx"] == {"accounts": 2, "numbers": 3}
-    assert dialin["hosts"][PBX_CONTAINER]["present"] == {"accounts": 2, "numbers": 3}
+    assert dialin["expected"] == dialin["handed_to_pbx"] == {"accounts": 2, "numbers": 4}
+    assert dialin["hosts"][PBX_CONTAINER]["present"] == {"accounts": 2, "numbers": 4}
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,7 @@ def test_an_inventory_run_leaves_the_waves_numbers_alone():
     run = run_playbook(tags="asterisk_dialin")
     assert run.returncode == 0, run.stdout[-3000:]
     assert recap_changed(run.stdout, PBX_CONTAINER) == 0
-    assert len(callers_of(SOURCE)) == 3
+    assert len(callers_of(SOURCE)) == 4
     assert callers_of("inventory") == inventory_before
 
 
@@ -124,17 +128,40 @@ def test_a_second_wave_run_changes_nothing():
 
 
 def test_the_closed_account_is_refused_after_phase_2(carrier):
-    consent = run_playbook(
-        {"login": CLOSING["login"], "decision": "close"}, playbook="record_consent.yml"
-    )
-    assert consent.returncode == 0, consent.stdout[-3000:]
+    for login, decision in ((CLOSING["login"], "close"), (STAYING["login"], "migrate")):
+        consent = run_playbook(
+            {"login": login, "decision": decision}, playbook="record_consent.yml"
+        )
+        assert consent.returncode == 0, consent.stdout[-3000:]
     wave_playbook("migrate_wave.yml", {"wave_phase": 2})
     refused = dial_in(CLOSING["caller"], expect="403")
     assert refused.successful == 1, refused.output
     assert "INVITE" not in carrier.stop().messages
-    assert callers_of(SOURCE) == {"+48603000002": STAYING["login"]}
+    assert callers_of(SOURCE) == {
+        "+48603000002": STAYING["login"],
+        "+48331000002": STAYING["login"],
+    }
     dialin = newest_report()["dialin"]
-    assert dialin["ok"] and dialin["expected"] == {"accounts": 1, "numbers": 1}, dialin
+    assert dialin["ok"] and dialin["expected"] == {"accounts": 1, "numbers": 2}, dialin
+
+
+def test_a_phase2_account_dials_in_and_out_as_its_accounts_number(carrier):
+    # The new login has no number in it: the proxy presents the account's first number.
+    start = pbx("date", "+%F %T").strip()
+    call = dial_in(
+        "",
+        subscriber=f"tnf{STAYING['login']}",
+        password=ROWS[STAYING["login"]]["password"],
+        domain=NEW_DOMAIN,
+        source="127.0.21.107",
+        entries=[DESTINATION],
+    )
+    carrier_side = carrier.answered()
+    assert call.successful == 1, call.output
+    assert carrier_side.successful == 1, carrier_side.output
+    assert f"From: <sip:{STAYING['number']}@" in carrier_side.messages
+    rows = cdr_rows(f"calldate >= '{start}' AND account = '{STAYING['login']}'")
+    assert [(r["caller"], r["disposition"]) for r in rows] == [(STAYING["number"], "ANSWERED")]
 
 
 def test_after_the_rollback_the_waves_callers_are_refused(carrier):

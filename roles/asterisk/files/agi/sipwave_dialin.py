@@ -22,10 +22,19 @@ import sys
 import time
 from pathlib import Path
 
+from control_chars import printable
 from dialin_db import SQLITE_BUSY_TIMEOUT_MS, pin_matches
 from e164 import normalise_or_none, plan_from_dict
 
 SETTINGS_FILE = Path(__file__).with_name("settings.json")
+
+
+def quoted(value: object) -> str:
+    """One AGI argument in double quotes. A line break would end the command and start
+    another, so control characters become spaces; quotes and backslashes are escaped, as
+    Asterisk's AGI argument parser reads them."""
+    text = printable(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
 
 
 class Agi:
@@ -41,7 +50,8 @@ class Agi:
             self.env[key.strip()] = value.strip()
 
     def command(self, text: str) -> str:
-        sys.stdout.write(text + "\n")
+        # Arguments from the database are quoted(); this keeps any other line one command.
+        sys.stdout.write(printable(text) + "\n")
         sys.stdout.flush()
         reply = sys.stdin.readline().strip()
         if not reply.startswith("200"):
@@ -57,7 +67,7 @@ class Agi:
         return reply.split("(", 1)[1].rsplit(")", 1)[0] if "(" in reply else ""
 
     def set(self, name: str, value: object) -> None:
-        self.command(f'SET VARIABLE {name} "{value}"')
+        self.command(f"SET VARIABLE {name} {quoted(value)}")
 
     def digits(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
         """Digits pressed (ended by #, max_digits or the timeout); empty on timeout."""
@@ -68,7 +78,7 @@ class Agi:
         self.command(f'STREAM FILE {prompt} ""')
 
     def log(self, message: str) -> None:
-        self.command(f'VERBOSE "sipwave dial-in: {message}" 1')
+        self.command(f"VERBOSE {quoted('sipwave dial-in: ' + message)} 1")
 
 
 class Dialin:

@@ -107,6 +107,8 @@ INSERT OR IGNORE INTO sipwave_routing_generation (id, generation) VALUES (1, 0);
 -- What the router's routing cache (htable "routing") loads, in the htable columns:
 --   i:user@domain      an identity served here (it has a subscriber row)
 --   n:digits           a number served here (dbaliases) -> user@domain
+--   a:user@domain      the number an identity presents as caller (dial-in): its
+--                      first number (lowest dbaliases id) -> +digits
 --   c:login            a closed account (its requests are refused, 403 Account Closed)
 --   p:digits           a closed account's number -> kept_for_porting or released
 --   g:generation       the generation of this content (see sipwave_routing_generation)
@@ -118,6 +120,10 @@ CREATE VIEW sipwave_routing AS
     UNION ALL
     SELECT 'n:' || alias_username, 0, 0, username || '@' || lower(domain), 0
     FROM dbaliases
+    UNION ALL
+    SELECT 'a:' || username || '@' || lower(domain), 0, 0, '+' || alias_username, 0
+    FROM dbaliases
+    WHERE id IN (SELECT MIN(id) FROM dbaliases GROUP BY username, lower(domain))
     UNION ALL
     SELECT 'c:' || login, 0, 1, '1', 0
     FROM sipwave_account WHERE state = 'closed'

@@ -5,10 +5,11 @@ there, ``False`` when the next route should look at it.
 
 Parallel run: the ``routing`` htable caches, from the subscriber database, which identities
 (``i:user@domain``) and which numbers (``n:<E.164 digits>`` -> ``user@domain``, from
-dbaliases) are served here, which accounts are closed (``c:<legacy login>``) and what became
-of a closed account's numbers (``p:<E.164 digits>`` -> ``kept_for_porting`` or
-``released``). One hash lookup per decision replaces a database query; the wave playbooks
-reload the table over RPC (``htable.reload routing``) after each run.
+dbaliases) are served here, the number each identity presents (``a:user@domain`` -> E.164,
+the reverse of ``n:``), which accounts are closed (``c:<legacy login>``) and what became of a
+closed account's numbers (``p:<E.164 digits>`` -> ``kept_for_porting`` or ``released``).
+One hash lookup per decision replaces a database query; the wave playbooks reload the table
+over RPC (``htable.reload routing``) after each run.
 """
 
 import KSR
@@ -56,6 +57,12 @@ IDENTITY_KEY = "i:"
 NUMBER_KEY = "n:"
 CLOSED_ACCOUNT_KEY = "c:"
 CLOSED_NUMBER_KEY = "p:"
+CALLER_NUMBER_KEY = "a:"
+# The subscriber row (username, domain) that auth_check() accepted, loaded by auth_db
+# (load_credentials in kamailio.cfg). Never $au: that is the first credentials header, which
+# the client chooses; auth_check() accepts any header whose realm matches.
+AUTH_USER_AVP = "$avp(sipwave_auth_user)"
+AUTH_DOMAIN_AVP = "$avp(sipwave_auth_domain)"
 # What a call to a closed account's number gets, by what the closure did with the number
 # (sipwave_closure_numbers): kept for porting it may come back elsewhere, released it is gone.
 CLOSED_NUMBER_REPLIES = {
@@ -342,8 +349,10 @@ class Router:
             return False
         if source not in self.settings.trusted_peers:
             KSR.hdr.remove(ASSERTED_IDENTITY)
-            caller = f"{KSR.pv.get('$fU')}@{KSR.pv.get('$fd')}"
-            KSR.hdr.append(f"{ASSERTED_IDENTITY}: <sip:{caller}>\r\n")
+            # Only an identity whose credentials were accepted here is asserted.
+            identity = self.authenticated_identity()
+            if identity is not None:
+                KSR.hdr.append(f"{ASSERTED_IDENTITY}: <sip:{identity}>\r\n")
         self.relay_to(self.settings.legacy_platform)
         return False
 
@@ -370,11 +379,13 @@ class Router:
         """Tell the PBX who calls the dial-in number, in E.164; refuse when nobody can say.
 
         The caller is the From number when a trusted peer (the carrier) sends the call, or
-        the authenticated account's number otherwise; route_authenticate has already
-        refused anything else.
+        the number of the account whose credentials were accepted otherwise;
+        route_authenticate has already refused anything else.
         """
-        trusted = source in self.settings.trusted_peers
-        claimed = KSR.pv.get("$fU") if trusted else KSR.pv.get("$au")
+        if source in self.settings.trusted_peers:
+            claimed = KSR.pv.get("$fU")
+        else:
+            claimed = self.caller_number(self.authenticated_identity())
         caller = normalise_or_none(claimed or "", self.settings.number_plan)
         if caller is None:
             KSR.sl.sl_send_reply(403, "Caller Number Unknown")
@@ -383,6 +394,22 @@ class Router:
         KSR.textops.remove_hf(DIALIN_CALLER_HEADER)
         KSR.hdr.append(f"{DIALIN_CALLER_HEADER}: {caller}\r\n")
         return True
+
+    def authenticated_identity(self) -> str | None:
+        """user@domain of the subscriber row auth_check() accepted; None when none was."""
+        user = KSR.pv.get(AUTH_USER_AVP)
+        domain = KSR.pv.get(AUTH_DOMAIN_AVP)
+        if not user or not domain:
+            return None
+        return f"{user}@{domain.lower()}"
+
+    def caller_number(self, identity: str | None) -> str | None:
+        """The number an identity presents: its account's number (one hash lookup; a phase-2
+        login such as tnf481234567 is no number), else the login when it is one."""
+        if identity is None:
+            return None
+        number = KSR.htable.sht_get(HTABLE_ROUTING, CALLER_NUMBER_KEY + identity)
+        return number if number is not None else identity.rsplit("@", 1)[0]
 
     def relay(self) -> None:
         if KSR.tm.t_relay() < 0:

@@ -23,12 +23,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 try:  # inside Ansible the collection path is importable; the AGI script has a flat copy
+    from ansible_collections.sipwave.platform.plugins.module_utils import control_chars
     from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
         NumberError,
         NumberPlan,
         normalise,
     )
 except ImportError:  # pragma: no cover - exercised on the PBX by the AGI script
+    import control_chars  # type: ignore[no-redef]
     from e164 import NumberError, NumberPlan, normalise  # type: ignore[no-redef]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -152,6 +154,11 @@ def desired_from_entries(
             department = str(entry.get("department") or "").strip()
             if not department:
                 raise DialinError(f"{where}: department is empty")
+            # Both go into the PBX's channel variables, CDRs and log lines.
+            for name, text in (("id", account_id), ("department", department)):
+                control = control_chars.first(text)
+                if control is not None:
+                    raise DialinError(f"{where}: {name} holds a control character ({control})")
             max_calls = int(entry.get("max_calls", 1))
             if max_calls < 1:
                 raise DialinError(f"{where}: max_calls must be at least 1")

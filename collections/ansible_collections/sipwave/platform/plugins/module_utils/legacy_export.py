@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from ansible_collections.sipwave.platform.plugins.module_utils import control_chars
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
     NumberPlan,
@@ -261,6 +262,15 @@ class _RowChecker:
             return ""
         return str(amount.quantize(Decimal("0.01")))
 
+    def no_control_characters(self, values: dict[str, str]) -> None:
+        """Every field is free of control characters: a line break in a department, a name
+        or a device model would start a new AGI command, phone-config key or mail header.
+        The message names the column and the character, never the value (a password)."""
+        for column in COLUMNS:
+            control = control_chars.first(values.get(column) or "")
+            if control is not None:
+                self.problem("control", f"{column} holds a control character ({control})")
+
     def devices(self, value: str) -> tuple[Device, ...]:
         found = []
         for written in _split(value):
@@ -409,6 +419,7 @@ def _identify(header: list[str], fields: list[str]) -> tuple[str | None, str | N
 
 def _account(line: int, values: dict[str, str], plan: NumberPlan, reject) -> Account | None:
     check = _RowChecker(plan)
+    check.no_control_characters(values)
     login, domain = values["login"], values["domain"].lower()
     check.login(login)
     check.domain(domain)

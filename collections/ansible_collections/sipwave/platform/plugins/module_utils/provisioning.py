@@ -20,6 +20,8 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ansible_collections.sipwave.platform.plugins.module_utils.control_chars import printable
+
 TOKEN_LENGTH = 32
 TOKEN_PREFIX = "provisioning-token:"
 # Templates live under <vendor>/ in the role's templates/phones (or the site's override
@@ -137,8 +139,12 @@ def _xml_escape(value) -> str:
 
 def _one_line(value) -> str:
     """A value for a line-based format (key = value): a line break would start a new key."""
-    text = "" if value is None else str(value)
-    return text.replace("\r", " ").replace("\n", " ")
+    return printable(value)
+
+
+def _xml_comment(value) -> str:
+    """Text inside an XML comment, which ends at '--'."""
+    return _xml_escape(value).replace("--", "- -")
 
 
 def make_environment(templates: Mapping[str, str]):
@@ -152,8 +158,13 @@ def make_environment(templates: Mapping[str, str]):
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        # Every value printed by any template (a site's own ones too) loses its control
+        # characters: a line break in a name or model would add a key to a key = value
+        # file, and XML 1.0 forbids most of them.
+        finalize=printable,
     )
     environment.filters["xml"] = _xml_escape
+    environment.filters["xml_comment"] = _xml_comment
     environment.filters["oneline"] = _one_line
     return environment
 

@@ -181,6 +181,9 @@ from datetime import UTC, datetime  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 from email.utils import formataddr, formatdate, make_msgid  # noqa: E402
 
+from ansible_collections.sipwave.platform.plugins.module_utils.control_chars import (  # noqa: E402
+    printable,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
     QuietBulkModule,
 )
@@ -217,8 +220,14 @@ def read_sent(path: str, notification: str, wave: str) -> set[str]:
 
 
 def render_all(params: dict, messages: list[dict]) -> list[EmailMessage]:
+    # Values (names, departments... from the export) lose their control characters: in the
+    # subject or a header a line break would start a header of its own.
     environment = SandboxedEnvironment(
-        undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=printable,
     )
     subject = environment.from_string(params["subject"])
     body = environment.from_string(params["body"])
@@ -242,7 +251,7 @@ def render_all(params: dict, messages: list[dict]) -> list[EmailMessage]:
         mail = EmailMessage()
         mail["Subject"] = subject_text
         mail["From"] = params["sender"]
-        mail["To"] = formataddr((message["display_name"], message["email"]))
+        mail["To"] = formataddr((printable(message["display_name"]), printable(message["email"])))
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = make_msgid(domain=sender_domain)
         mail[HEADER] = f"{params['notification']}; wave={params['wave']}; login={message['login']}"

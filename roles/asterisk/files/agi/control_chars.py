@@ -1,0 +1,1 @@
+../../../../collections/ansible_collections/sipwave/platform/plugins/module_utils/control_chars.py
