@@ -148,7 +148,8 @@ def test_the_pin_is_never_sent_back_to_asterisk(agi):
 @pytest.mark.parametrize(
     ("department", "sent"),
     [
-        ("sales\nEXEC Dial PJSIP/+4420@sipwave-carrier", '"sales EXEC Dial PJSIP/+4420@sipwave-carrier"'),
+        ("sales\nEXEC Dial PJSIP/+4420@sipwave-carrier",
+         '"sales EXEC Dial PJSIP/+4420@sipwave-carrier"'),
         ('sales" 1\r\nHANGUP', '"sales\\" 1  HANGUP"'),
         ("back\\slash\u2028", '"back\\\\slash "'),
     ],
