@@ -75,16 +75,12 @@ HA1_ONLY = next(
 )
 
 
-def sample_secrets() -> list[str]:
-    """Every password and HA1 of the sample export (what no output may ever contain)."""
-    secrets = set()
-    for account in ACCOUNTS.values():
-        secrets.update(s for s in (account.password, account.ha1) if len(s) >= 6)
-    return sorted(secrets)
-
-
-def migrate(wave: str, today: str, **extra) -> subprocess.CompletedProcess:
-    return run_playbook("migrate_wave.yml", {"wave": wave, "sipwave_today": today, **extra})
+def migrate(
+    wave: str, today: str, timeout: float | None = None, **extra
+) -> subprocess.CompletedProcess:
+    return run_playbook(
+        "migrate_wave.yml", {"wave": wave, "sipwave_today": today, **extra}, timeout=timeout
+    )
 
 
 def in_container(container: str, *command: str) -> subprocess.CompletedProcess:
@@ -186,8 +182,3 @@ def fresh_controller_state():
     reports = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
     shutil.rmtree(reports, ignore_errors=True)
     in_container(SMTP_CONTAINER, "sh", "-c", f"rm -f {MAILDIR}/new/* {MAILDIR}/cur/*")
-
-
-@pytest.fixture(scope="session")
-def secrets() -> list[str]:
-    return sample_secrets()
