@@ -109,3 +109,39 @@ def test_a_caller_number_belongs_to_one_account(tmp_path):
     other = {**BETA, "dialin_numbers": ["601000001"]}
     result, _ = run(tmp_path, [ACME, other])
     assert result["failed"] and "+48601000001 is already acme's" in result["msg"]
+
+
+def test_allowed_prefixes_and_daily_minutes_are_kept_and_a_rerun_changes_nothing(tmp_path):
+    limited = {**BETA, "allowed_prefixes": ["+4822", "+44", "+44"], "daily_minutes": 30}
+    result, _ = run(tmp_path, [ACME, limited])
+    assert result["changed"]
+    with sqlite3.connect(tmp_path / "dialin.sqlite") as connection:
+        stored = connection.execute(
+            "SELECT id, allowed_prefixes, daily_minutes FROM account ORDER BY id"
+        ).fetchall()
+    assert stored == [("acme", None, None), ("beta", "+44,+4822", 30)]
+    again, _ = run(tmp_path, [ACME, limited])
+    assert not again["changed"]
+    back_to_defaults, _ = run(tmp_path, [ACME, BETA])
+    assert back_to_defaults["updated"] == ["beta"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"allowed_prefixes": ["44"]}, "allowed prefix '44' is not '+' and 1 to 15 digits"),
+        ({"daily_minutes": -1}, "daily_minutes must be 0 or more"),
+        ({"department": "sales\nEXEC Dial x"}, "department holds a control character (U+000A)"),
+    ],
+)
+def test_bad_limits_are_named_and_nothing_is_written(tmp_path, extra, reason):
+    result, _ = run(tmp_path, [ACME, {**BETA, **extra}])
+    assert result["failed"] and reason in result["msg"]
+    assert not (tmp_path / "dialin.sqlite").exists() or numbers(tmp_path) == {}
+
+
+def test_every_account_without_a_pin_is_returned(tmp_path):
+    result, _ = run(tmp_path, [ACME, BETA])
+    assert result["without_pin"] == ["beta"]
+    checked, _ = run(tmp_path, [ACME, BETA, {**BETA, "id": "gamma"}], check=True)
+    assert checked["without_pin"] == ["beta", "gamma"]

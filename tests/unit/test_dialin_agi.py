@@ -19,6 +19,8 @@ SETTINGS = {
     "lockout_window_s": 3600,
     "digit_timeout_ms": 1000,
     "blocked_prefixes": ["+48700", "+881"],
+    "pinless_allowed_prefixes": ["+48"],
+    "pinless_daily_minutes": 60,
     "prompt_pin": "agent-pass",
     "prompt_wrong_pin": "auth-incorrect",
     "prompt_destination": "vm-enter-num-to-call",
@@ -31,7 +33,8 @@ def agi(tmp_path):
     for name in ("sipwave_dialin.py", "e164.py", "dialin_db.py", "control_chars.py"):
         shutil.copy(AGI_DIR / name, tmp_path / name)
     database = tmp_path / "dialin.sqlite"
-    (tmp_path / "settings.json").write_text(json.dumps({**SETTINGS, "database": str(database)}))
+    settings = {**SETTINGS, "database": str(database), "cdr_database": str(tmp_path / "cdr.db")}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
     connection = dialin_db.connect(str(database))
     with connection:
         connection.execute(
@@ -113,9 +116,86 @@ def test_right_pin_then_national_destination(agi):
 
 
 def test_account_without_pin_is_asked_only_for_the_destination(agi):
-    session = Session(agi, "authorise", "+48601000003", ["00441234567890"])
-    assert session.variables["SIPWAVE_DESTINATION"] == "+441234567890"
+    session = Session(agi, "authorise", "+48601000003", ["0048221234567"])
+    assert session.variables["SIPWAVE_DESTINATION"] == "+48221234567"
     assert sum(c.startswith("GET DATA") for c in session.commands) == 1
+    # No call today yet: the whole daily allowance, as Dial's L() limit.
+    assert session.variables["SIPWAVE_DIAL_OPTIONS"] == f"L({60 * 60 * 1000})"
+
+
+def set_account(directory: Path, account: str, **columns) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    with sqlite3.connect(directory / "dialin.sqlite") as connection:
+        connection.execute(
+            f"UPDATE account SET {assignments} WHERE id = ?", (*columns.values(), account)
+        )
+
+
+def billed_today(directory: Path, account: str, seconds: int) -> None:
+    """A CDR row as cdr_sqlite3_custom writes it (text columns, local time)."""
+    with sqlite3.connect(directory / "cdr.db") as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS cdr (calldate, account, billsec)")
+        connection.execute(
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime'), ?, ?)", (account, str(seconds))
+        )
+        connection.execute(
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime', '-2 days'), ?, '86400')",
+            (account,),
+        )
+
+
+@pytest.mark.parametrize("dialled", ["00441234567890", "0012025550123", "004930123456"])
+def test_without_a_pin_international_destinations_are_refused(agi, dialled):
+    session = Session(agi, "authorise", "+48601000003", [dialled])
+    assert session.result == "refused"
+    assert "not allowed without a PIN" in session.variables["SIPWAVE_REASON"]
+    assert "SIPWAVE_DESTINATION" not in session.variables
+
+
+def test_an_accounts_own_allowed_prefixes_replace_the_site_default(agi):
+    set_account(agi, "beta", allowed_prefixes="+44,+4822")
+    assert Session(agi, "authorise", "+48601000003", ["00441234567890"]).result == "ok"
+    assert Session(agi, "authorise", "+48601000003", ["0048221234567"]).result == "ok"
+    assert Session(agi, "authorise", "+48601000003", ["0048581234567"]).result == "refused"
+    assert Session(agi, "authorise", "+48601000003", ["004930123456"]).result == "refused"
+
+
+def test_an_allowed_prefix_at_least_as_long_lifts_a_block_for_that_account_only(agi):
+    set_account(agi, "beta", allowed_prefixes="+48700")
+    assert Session(agi, "authorise", "+48601000003", ["700123456"]).result == "ok"
+    refused = Session(agi, "authorise", "+48601000001", [PIN, "700123456"])
+    assert "blocked prefix" in refused.variables["SIPWAVE_REASON"]
+
+
+def test_an_account_with_a_pin_may_call_abroad_uncapped(agi):
+    billed_today(agi, "acme", 24 * 3600)
+    session = Session(agi, "authorise", "+48601000001", [PIN, "00441234567890"])
+    assert session.result == "ok"
+    assert session.variables["SIPWAVE_DIAL_OPTIONS"] == ""
+
+
+def test_the_daily_minutes_left_limit_the_call(agi):
+    billed_today(agi, "beta", 45 * 60)
+    session = Session(agi, "authorise", "+48601000003", ["221234567"])
+    assert session.result == "ok"
+    assert session.variables["SIPWAVE_DIAL_OPTIONS"] == f"L({15 * 60 * 1000})"
+
+
+@pytest.mark.parametrize(("own_minutes", "used_s"), [(None, 3600), (10, 600), (0, 0)])
+def test_used_up_daily_minutes_refuse_the_call(agi, own_minutes, used_s):
+    set_account(agi, "beta", daily_minutes=own_minutes)
+    billed_today(agi, "beta", used_s)
+    session = Session(agi, "authorise", "+48601000003", ["221234567"])
+    assert session.result == "refused"
+    assert "daily minutes" in session.variables["SIPWAVE_REASON"]
+
+
+def test_a_database_of_an_older_release_reads_as_the_site_defaults(agi):
+    with sqlite3.connect(agi / "dialin.sqlite") as connection:
+        connection.execute("ALTER TABLE account DROP COLUMN allowed_prefixes")
+        connection.execute("ALTER TABLE account DROP COLUMN daily_minutes")
+    assert Session(agi, "authorise", "+48601000003", ["221234567"]).result == "ok"
+    assert Session(agi, "authorise", "+48601000003", ["00441234567890"]).result == "refused"
 
 
 def test_three_wrong_pins_refuse_and_count(agi):

@@ -206,3 +206,29 @@ def test_the_reconciliation_takes_the_dial_in_check_and_can_be_recorded_again(ex
     assert fixed["reconciliation"]["ok"] and fixed["dialin"]["ok"]
     database_failed = {"reconciliation": {"ok": False}}
     assert not with_dialin(database_failed, fixed["dialin"])["reconciliation"]["ok"]
+
+
+def test_every_account_without_a_pin_on_any_pbx_is_listed_and_counted_per_host(export):
+    plan = plan_of(export, **{"481200000": "phase1", "481200004": "phase2"})
+    first = {**host_result(2, 3), "without_pin": ["481200000", "481200004", "beta"]}
+    second = {**host_result(2, 3), "without_pin": ["481200000", "481200004"]}
+    section = report_section(plan, {"pbx1": first, "pbx2": second})
+    assert section["accounts_without_pin"] == {
+        "count": 3,
+        "accounts": ["481200000", "481200004", "beta"],
+    }
+    assert section["hosts"]["pbx1"]["without_pin"] == 3
+    assert section["ok"]  # an exposure to see, not a failed hand-over
+
+
+def test_an_operators_limits_for_a_login_reach_its_row_only(export):
+    limits = {"481200000": {"allowed_prefixes": ["+44"], "daily_minutes": 120},
+              "481200004": {"daily_minutes": 5}, "999": {"daily_minutes": 1}}  # fmt: skip
+    mapping = wave_dialin(
+        "wave1", "apply", outcomes(**{"481200000": "phase1", "481200004": "phase2"}), export,
+        limits=limits,
+    )  # fmt: skip
+    rows = {row["id"]: row for row in mapping.accounts}
+    assert rows["481200000"]["allowed_prefixes"] == ["+44"]
+    assert rows["481200000"]["daily_minutes"] == 120
+    assert rows["481200004"]["daily_minutes"] == 5 and "allowed_prefixes" not in rows["481200004"]

@@ -53,3 +53,16 @@ def test_a_department_with_a_line_break_runs_no_agi_command(carrier):
     assert "INVITE" not in carrier.stop().messages
     rows = cdr_rows(f"calldate >= '{start}' AND caller = '+48601000003'")
     assert [r["department"] for r in rows] == ["sales EXEC Dial PJSIP/+44201234567@sipwave-carrier"]
+
+
+def test_a_forged_caller_of_an_account_without_a_pin_cannot_call_abroad(carrier):
+    # The carrier passes any caller number on; beta authorises 601000003 and has no PIN.
+    assert "pin" not in ACCOUNTS["beta"] and "allowed_prefixes" not in ACCOUNTS["beta"]
+    start = pbx("date", "+%F %T").strip()
+    call = dial_in("+48601000003", entries=["00441234567890"], expect="hungup")
+    assert call.successful == 1, call.output
+    assert "INVITE" not in carrier.stop().messages
+    rows = cdr_rows(f"calldate >= '{start}' AND caller = '+48601000003'")
+    assert [r["outcome"] for r in rows] == [
+        "destination +441234567890 is not allowed without a PIN"
+    ]

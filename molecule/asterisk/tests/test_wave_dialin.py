@@ -89,6 +89,11 @@ def test_the_wave_hands_its_dial_in_numbers_to_the_pbx_without_a_restart():
     assert dialin["ok"] and report["reconciliation"]["ok"], dialin
     assert dialin["expected"] == dialin["handed_to_pbx"] == {"accounts": 2, "numbers": 4}
     assert dialin["hosts"][PBX_CONTAINER]["present"] == {"accounts": 2, "numbers": 4}
+    # The exposure: every account on the PBX without a PIN, of the wave and the inventory.
+    assert dialin["accounts_without_pin"] == {
+        "count": 4,
+        "accounts": [CLOSING["login"], STAYING["login"], "beta", "delta"],
+    }
 
 
 @pytest.mark.parametrize(

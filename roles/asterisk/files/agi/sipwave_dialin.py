@@ -10,10 +10,12 @@ reload, and calls already in progress are never touched.
 ``lookup`` (before the call is answered) finds the account of the caller number the proxy
 established (channel variable SIPWAVE_CALLER) and refuses unknown or locked-out callers.
 ``authorise`` (after answer) asks for the PIN when the account has one, then for the
-destination, and refuses blocked prefixes. Results go back in channel variables
-(SIPWAVE_RESULT ok/refused, SIPWAVE_REASON, SIPWAVE_ACCOUNT...). The PIN is read with
-GET DATA and compared here: it never enters a channel variable, the dialplan, a CDR or a
-log line.
+destination, and refuses blocked prefixes. A caller number can be forged from the PSTN, so
+an account without a PIN may call only its allowed prefixes (the site default: national
+numbers) and only its minutes per day; the call is cut when they are used up. Results go
+back in channel variables (SIPWAVE_RESULT ok/refused, SIPWAVE_REASON, SIPWAVE_ACCOUNT...).
+The PIN is read with GET DATA and compared here: it never enters a channel variable, the
+dialplan, a CDR or a log line.
 """
 
 import json
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 from control_chars import printable
-from dialin_db import SQLITE_BUSY_TIMEOUT_MS, pin_matches
+from dialin_db import SQLITE_BUSY_TIMEOUT_MS, pin_matches, split_prefixes
 from e164 import normalise_or_none, plan_from_dict
 
 SETTINGS_FILE = Path(__file__).with_name("settings.json")
@@ -114,11 +116,38 @@ class Dialin:
         return self.failures(caller) >= self.settings["lockout_failures"]
 
     def account_of(self, caller: str):
-        return self.db.execute(
-            "SELECT a.id, a.department, a.number, a.max_calls, a.pin_hash"
-            " FROM dialin_number d JOIN account a ON a.id = d.account_id WHERE d.number = ?",
-            (caller,),
-        ).fetchone()
+        """(id, department, number, max_calls, pin_hash, allowed_prefixes, daily_minutes)."""
+        try:
+            return self.db.execute(
+                "SELECT a.id, a.department, a.number, a.max_calls, a.pin_hash,"
+                " a.allowed_prefixes, a.daily_minutes"
+                " FROM dialin_number d JOIN account a ON a.id = d.account_id WHERE d.number = ?",
+                (caller,),
+            ).fetchone()
+        except sqlite3.OperationalError:
+            # The role releases this script before it upgrades the database: until then
+            # every account has the site's defaults.
+            row = self.db.execute(
+                "SELECT a.id, a.department, a.number, a.max_calls, a.pin_hash"
+                " FROM dialin_number d JOIN account a ON a.id = d.account_id WHERE d.number = ?",
+                (caller,),
+            ).fetchone()
+            return None if row is None else (*row, None, None)
+
+    def minutes_used_today(self, account: str) -> float:
+        """Billed minutes of the account's calls since local midnight, from the CDRs."""
+        try:
+            with sqlite3.connect(
+                f"file:{self.settings['cdr_database']}?mode=ro", uri=True, timeout=5
+            ) as cdr:
+                (seconds,) = cdr.execute(
+                    "SELECT COALESCE(SUM(CAST(billsec AS INTEGER)), 0) FROM cdr"
+                    " WHERE account = ? AND calldate >= date('now', 'localtime')",
+                    (account,),
+                ).fetchone()
+        except sqlite3.OperationalError:
+            return 0.0  # no CDR written yet
+        return seconds / 60
 
     def lookup(self) -> None:
         caller = self.agi.get("SIPWAVE_CALLER")
@@ -129,7 +158,7 @@ class Dialin:
         row = self.account_of(caller)
         if row is None:
             return self.refuse(caller, "not authorised")
-        account, department, number, max_calls, _pin_hash = row
+        account, department, number, max_calls = row[:4]
         for name, value in (
             ("SIPWAVE_ACCOUNT", account),
             ("SIPWAVE_DEPARTMENT", department),
@@ -147,11 +176,22 @@ class Dialin:
         row = self.account_of(caller) if caller else None
         if row is None:
             return self.refuse(caller, "not authorised")
-        if row[4] is not None and not self.pin_accepted(caller, row[4]):
+        account, pin_hash, allowed, daily_minutes = row[0], row[4], row[5], row[6]
+        if pin_hash is not None and not self.pin_accepted(caller, pin_hash):
             return None
-        destination = self.destination(caller)
+        destination = self.destination(caller, split_prefixes(allowed), pin_hash is None)
         if destination is None:
             return None
+        if daily_minutes is None and pin_hash is None:
+            daily_minutes = self.settings["pinless_daily_minutes"]
+        options = ""
+        if daily_minutes is not None:
+            left_s = int(daily_minutes * 60 - self.minutes_used_today(account) * 60)
+            if left_s < 1:
+                self.agi.play(self.settings["prompt_blocked"])
+                return self.refuse(caller, f"daily minutes ({daily_minutes}) used up")
+            options = f"L({left_s * 1000})"
+        self.agi.set("SIPWAVE_DIAL_OPTIONS", options)
         self.agi.set("SIPWAVE_DESTINATION", destination)
         self.agi.set("SIPWAVE_RESULT", "ok")
         self.agi.log(f"caller {caller} (account {row[0]}) calls {destination}")
@@ -173,7 +213,9 @@ class Dialin:
         self.refuse(caller, f"wrong PIN {self.settings['pin_tries']} times")
         return False
 
-    def destination(self, caller: str) -> str | None:
+    def destination(
+        self, caller: str, allowed: tuple[str, ...] | None, pinless: bool
+    ) -> str | None:
         dialled = self.agi.digits(
             self.settings["prompt_destination"], self.settings["digit_timeout_ms"], 16
         )
@@ -182,11 +224,24 @@ class Dialin:
             # The dialled digits are not logged: a caller may have typed the PIN here.
             self.refuse(caller, "the destination is not a number")
             return None
-        if any(destination.startswith(p) for p in self.settings["blocked_prefixes"]):
+        blocked = longest_prefix(destination, self.settings["blocked_prefixes"])
+        exception = longest_prefix(destination, allowed or ())
+        if blocked and len(exception) < len(blocked):
             self.agi.play(self.settings["prompt_blocked"])
             self.refuse(caller, f"destination {destination} has a blocked prefix")
             return None
+        if pinless and not longest_prefix(
+            destination, self.settings["pinless_allowed_prefixes"] if allowed is None else allowed
+        ):
+            self.agi.play(self.settings["prompt_blocked"])
+            self.refuse(caller, f"destination {destination} is not allowed without a PIN")
+            return None
         return destination
+
+
+def longest_prefix(number: str, prefixes) -> str:
+    """The longest of ``prefixes`` that ``number`` starts with; empty when none does."""
+    return max((p for p in prefixes if number.startswith(p)), key=len, default="")
 
 
 def main() -> int:

@@ -98,7 +98,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(
         (
             "operation", "wave", "runs", "report_dir", "export", "number_plan",
-            "default_department", "max_calls", "plan", "results",
+            "default_department", "max_calls", "limits", "plan", "results",
         )
     )  # fmt: skip
 
@@ -141,6 +141,7 @@ class ActionModule(ActionBase):
                 export,
                 default_department=args.get("default_department") or DEFAULT_DEPARTMENT,
                 max_calls=int(args.get("max_calls") or DEFAULT_MAX_CALLS),
+                limits=args.get("limits") or {},
             )
         except (DialinError, ExportError, NumberError) as exc:
             raise AnsibleActionFail(str(exc)) from exc

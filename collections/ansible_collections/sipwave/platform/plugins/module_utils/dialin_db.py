@@ -44,8 +44,12 @@ SALT_BYTES = 16
 INVENTORY_SOURCE = "inventory"
 WAVE_SOURCE_PREFIX = "wave:"
 _SOURCE = re.compile(r"inventory|wave:[A-Za-z0-9._-]{1,64}")
+# A destination prefix in E.164: "+" and 1 to 15 digits ("+44", "+4930", "+48700").
+_PREFIX = re.compile(r"\+[0-9]{1,15}")
+PREFIX_SEPARATOR = ","
 
-# Schema 2 added account.source; a schema-1 database is upgraded in place (upgrade()).
+# Schema 2 added account.source, schema 3 allowed_prefixes and daily_minutes (NULL: the
+# site's defaults for accounts without a PIN); older databases are upgraded in place.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (
     id TEXT PRIMARY KEY,
@@ -53,7 +57,9 @@ CREATE TABLE IF NOT EXISTS account (
     number TEXT NOT NULL,
     pin_hash TEXT,
     max_calls INTEGER NOT NULL,
-    source TEXT NOT NULL DEFAULT 'inventory'
+    source TEXT NOT NULL DEFAULT 'inventory',
+    allowed_prefixes TEXT,
+    daily_minutes INTEGER
 );
 CREATE TABLE IF NOT EXISTS dialin_number (
     number TEXT PRIMARY KEY,
@@ -111,6 +117,13 @@ class Account:
     max_calls: int
     dialin_numbers: frozenset[str]
     source: str = INVENTORY_SOURCE
+    # Destination prefixes this account may call (None: the site's default). Without a PIN
+    # they are all it may call; with or without, one at least as long as a blocked prefix
+    # lifts that block for the account.
+    allowed_prefixes: tuple[str, ...] | None = None
+    # Minutes of dial-in calls per day (None: the site's default for accounts without a PIN,
+    # no cap with one).
+    daily_minutes: int | None = None
     # Only on desired accounts: the PIN to set (never stored as such), or None for no PIN.
     pin: str | None = field(default=None, repr=False, compare=False)
     # Only on stored accounts.
@@ -122,10 +135,13 @@ class Account:
 
     def summary(self) -> str:
         numbers = ",".join(sorted(self.dialin_numbers)) or "-"
+        allowed = "default" if self.allowed_prefixes is None else ",".join(self.allowed_prefixes)
+        minutes = "default" if self.daily_minutes is None else self.daily_minutes
         return (
             f"{self.id} department={self.department} number={self.number} "
             f"max_calls={self.max_calls} pin={'set' if self.has_pin else 'none'} "
-            f"dialin={numbers} source={self.source}"
+            f"dialin={numbers} source={self.source} allowed={allowed or '-'} "
+            f"daily_minutes={minutes}"
         )
 
 
@@ -171,6 +187,12 @@ def desired_from_entries(
                     raise DialinError(
                         f"{where}: pin must be {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits"
                     )
+            allowed = _prefixes(entry.get("allowed_prefixes"), where)
+            daily_minutes = entry.get("daily_minutes")
+            if daily_minutes is not None:
+                daily_minutes = int(daily_minutes)
+                if daily_minutes < 0:
+                    raise DialinError(f"{where}: daily_minutes must be 0 or more")
             number = _number(entry.get("number", ""), plan, f"{where}: number")
             dialin = set()
             for raw in entry.get("dialin_numbers") or []:
@@ -190,11 +212,29 @@ def desired_from_entries(
             max_calls=max_calls,
             dialin_numbers=frozenset(dialin),
             source=source,
+            allowed_prefixes=allowed,
+            daily_minutes=daily_minutes,
             pin=pin,
         )
     if problems:
         raise DialinError("; ".join(problems))
     return accounts
+
+
+def _prefixes(value: object, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise DialinError(f"{where}: allowed_prefixes must be a list")
+    prefixes = []
+    for prefix in value:
+        text = str(prefix).strip()
+        if not _PREFIX.fullmatch(text):
+            raise DialinError(
+                f"{where}: allowed prefix {text!r} is not '+' and 1 to 15 digits (E.164)"
+            )
+        prefixes.append(text)
+    return tuple(sorted(set(prefixes)))
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -216,29 +256,40 @@ def lock_for_writing(connection: sqlite3.Connection) -> None:
     connection.execute("BEGIN IMMEDIATE")
 
 
-def _has_source_column(connection: sqlite3.Connection) -> bool:
-    return any(row[1] == "source" for row in connection.execute("PRAGMA table_info(account)"))
+# Columns added after schema 1, with what an older row reads as: every account that exists
+# before sources came from the inventory; before schema 3 every account had the defaults.
+_ADDED_COLUMNS = {
+    "source": ("TEXT NOT NULL DEFAULT 'inventory'", f"'{INVENTORY_SOURCE}'"),
+    "allowed_prefixes": ("TEXT", "NULL"),
+    "daily_minutes": ("INTEGER", "NULL"),
+}
+
+
+def _columns(connection: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in connection.execute("PRAGMA table_info(account)")}
 
 
 def needs_upgrade(connection: sqlite3.Connection) -> bool:
-    return not _has_source_column(connection)
+    return not set(_ADDED_COLUMNS) <= _columns(connection)
 
 
 def upgrade(connection: sqlite3.Connection) -> bool:
-    """Schema 1 to 2 in place, inside the caller's transaction: every account that exists
-    already came from the inventory. Returns whether anything changed."""
-    changed = needs_upgrade(connection)
-    if changed:
-        connection.execute(
-            "ALTER TABLE account ADD COLUMN source TEXT NOT NULL DEFAULT 'inventory'"
-        )
+    """Older schemas to 3 in place, inside the caller's transaction. Returns whether
+    anything changed."""
+    present = _columns(connection)
+    missing = [name for name in _ADDED_COLUMNS if name not in present]
+    for name in missing:
+        connection.execute(f"ALTER TABLE account ADD COLUMN {name} {_ADDED_COLUMNS[name][0]}")
     connection.execute("CREATE INDEX IF NOT EXISTS account_source ON account (source)")
-    return changed
+    return bool(missing)
 
 
 def read_accounts(connection: sqlite3.Connection) -> dict[str, Account]:
-    """Every account of every source (a schema-1 database reads as all inventory)."""
-    source = "source" if _has_source_column(connection) else f"'{INVENTORY_SOURCE}'"
+    """Every account of every source (an older database reads as inventory, defaults)."""
+    present = _columns(connection)
+    added = ", ".join(
+        name if name in present else fallback for name, (_, fallback) in _ADDED_COLUMNS.items()
+    )
     numbers: dict[str, set[str]] = {}
     for number, account_id in connection.execute("SELECT number, account_id FROM dialin_number"):
         numbers.setdefault(account_id, set()).add(number)
@@ -251,11 +302,23 @@ def read_accounts(connection: sqlite3.Connection) -> dict[str, Account]:
             max_calls=row[4],
             dialin_numbers=frozenset(numbers.get(row[0], ())),
             source=row[5],
+            allowed_prefixes=split_prefixes(row[6]),
+            daily_minutes=row[7],
         )
         for row in connection.execute(
-            f"SELECT id, department, number, pin_hash, max_calls, {source} FROM account"
+            f"SELECT id, department, number, pin_hash, max_calls, {added} FROM account"
         )
     }
+
+
+def join_prefixes(prefixes: tuple[str, ...] | None) -> str | None:
+    return None if prefixes is None else PREFIX_SEPARATOR.join(prefixes)
+
+
+def split_prefixes(stored: str | None) -> tuple[str, ...] | None:
+    if stored is None:
+        return None
+    return tuple(p for p in stored.split(PREFIX_SEPARATOR) if p)
 
 
 @dataclass(frozen=True)
@@ -377,7 +440,7 @@ def apply(
             pin_hash = current[account_id].pin_hash
         rows.append(
             (account_id, wanted.department, wanted.number, pin_hash, wanted.max_calls,
-             wanted.source)
+             wanted.source, join_prefixes(wanted.allowed_prefixes), wanted.daily_minutes)
         )  # fmt: skip
     touched = todo.add + todo.update + todo.remove
     with connection:
@@ -386,10 +449,13 @@ def apply(
         )
         connection.executemany("DELETE FROM account WHERE id = ?", [(a,) for a in todo.remove])
         connection.executemany(
-            "INSERT INTO account (id, department, number, pin_hash, max_calls, source)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            "INSERT INTO account (id, department, number, pin_hash, max_calls, source,"
+            " allowed_prefixes, daily_minutes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET"
             " department = excluded.department, number = excluded.number,"
-            " pin_hash = excluded.pin_hash, max_calls = excluded.max_calls",
+            " pin_hash = excluded.pin_hash, max_calls = excluded.max_calls,"
+            " allowed_prefixes = excluded.allowed_prefixes,"
+            " daily_minutes = excluded.daily_minutes",
             rows,
         )
         connection.executemany(

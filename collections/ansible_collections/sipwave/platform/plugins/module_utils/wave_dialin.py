@@ -25,6 +25,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave_report impor
 # Cost centre of a wave account whose export row leaves the department empty.
 DEFAULT_DEPARTMENT = "unassigned"
 DEFAULT_MAX_CALLS = 1
+# What an operator may allow a wave account beyond the PBX's defaults for accounts without a
+# PIN (sipwave_dialin_account_limits): the export has no such column.
+LIMIT_KEYS = ("allowed_prefixes", "daily_minutes")
 # A served account whose export row turned bad: the wave keeps it as it is ("kept").
 KEPT_ACTION = "kept"
 MAX_REPORTED = 50
@@ -67,6 +70,7 @@ def wave_dialin(
     export: Export | None,
     default_department: str = DEFAULT_DEPARTMENT,
     max_calls: int = DEFAULT_MAX_CALLS,
+    limits: Mapping[str, Mapping] | None = None,
 ) -> WaveDialin:
     """The dial-in rows of a wave after a run (``operation`` apply or rollback).
 
@@ -101,6 +105,7 @@ def wave_dialin(
                 "its own to present on calls out"
             )
             continue
+        own_limits = (limits or {}).get(account.login) or {}
         result.accounts.append(
             {
                 "id": account.login,
@@ -108,6 +113,7 @@ def wave_dialin(
                 "number": account.numbers[0],
                 "dialin_numbers": [n for n in account.dialin_numbers if n not in shared],
                 "max_calls": max_calls,
+                **{key: own_limits[key] for key in LIMIT_KEYS if key in own_limits},
             }
         )
     return result
@@ -143,6 +149,7 @@ def _host_entry(mapping: Mapping, result: Mapping) -> dict:
     return {
         "present": present,
         "held_by_source": held,
+        "without_pin": len(result.get("without_pin") or []),
         "conflicts": conflicts[:MAX_REPORTED],
         "changed": bool(result.get("changed")),
         "ok": not result.get("failed") and all_arrived and nothing_left_over and not conflicts,
@@ -162,12 +169,17 @@ def report_section(mapping: Mapping, results: Mapping[str, Mapping]) -> dict:
                 f"{len(entry['conflicts'])} conflict(s), "
                 f"{entry['held_by_source']['numbers']} held by {mapping['source']}"
             )
+    # Exposure, not a failure: anyone who forges one of these accounts' caller numbers from
+    # the PSTN calls out on them (within the limits for accounts without a PIN). Every one is
+    # listed, of every source, so that the operator sees them all.
+    without_pin = sorted({a for r in results.values() for a in r.get("without_pin") or []})
     return {
         "source": mapping["source"],
         "operation": mapping["operation"],
         "expected": mapping["expected"],
         "handed_to_pbx": mapping["handed_to_pbx"],
         "kept_accounts": len(mapping["keep"]),
+        "accounts_without_pin": {"count": len(without_pin), "accounts": without_pin},
         "hosts": hosts,
         "problems": problems[:MAX_REPORTED],
         "problem_count": len(problems),

@@ -89,6 +89,20 @@ options:
         description: Concurrent dial-in calls allowed for the account.
         type: int
         default: 1
+      allowed_prefixes:
+        description:
+          - Destination prefixes in E.164 (C(+44), C(+4930)) the account may call. Without a
+            PIN they are all it may call (caller numbers can be forged from the PSTN); unset,
+            the PBX's site default applies (national numbers only). A prefix at least as
+            long as a blocked one lifts that block for this account, PIN or not.
+        type: list
+        elements: str
+      daily_minutes:
+        description:
+          - Minutes of dial-in calls per day; a call is cut when they are used up. Unset,
+            the PBX's site default caps accounts without a PIN and leaves PIN accounts
+            uncapped.
+        type: int
   exclusive:
     description: Remove the accounts of O(source) that are not listed.
     type: bool
@@ -189,9 +203,17 @@ source_rows:
   type: dict
   sample: {"accounts": 3, "numbers": 4}
 schema_upgraded:
-  description: Whether the database was (or would be) upgraded to the schema with sources.
+  description: Whether the database was (or would be) upgraded to the current schema.
   returned: always
   type: bool
+without_pin:
+  description:
+    - Every account in the database (all sources) that has no PIN after the run; anyone who
+      forges one of its caller numbers can call out on it.
+  returned: always
+  type: list
+  elements: str
+  sample: ["481200000", "beta"]
 """
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
@@ -300,6 +322,8 @@ def main() -> None:
                     "dialin_numbers": {"type": "list", "elements": "str", "default": []},
                     "pin": {"type": "str", "no_log": False},
                     "max_calls": {"type": "int", "default": 1},
+                    "allowed_prefixes": {"type": "list", "elements": "str"},
+                    "daily_minutes": {"type": "int"},
                 },
             },
             "exclusive": {"type": "bool", "default": False},
@@ -374,6 +398,7 @@ def main() -> None:
         },
         "conflicts": [c.as_dict() for c in conflicts],
         "schema_upgraded": upgraded,
+        "without_pin": sorted(a.id for a in after.values() if not a.has_pin),
         **_presence(desired, after, source),
     }
     if module._diff:

@@ -68,6 +68,14 @@ options:
     description: Concurrent dial-in calls allowed per wave account.
     type: int
     default: 1
+  limits:
+    description:
+      - Per legacy login, what its account may do without a PIN (the export has no PIN, so
+        no wave account has one) beyond the PBX's site defaults, national numbers only and
+        its minutes per day; C(allowed_prefixes) (E.164) and C(daily_minutes), as in
+        M(sipwave.platform.dialin_access). Logins that are not live in the wave are ignored.
+    type: dict
+    default: {}
   plan:
     description: For O(operation=record), the result of O(operation=plan).
     type: dict
@@ -116,7 +124,7 @@ source:
 accounts:
   description:
     - The dialin_access entries (C(id), C(department), C(number), C(dialin_numbers),
-      C(max_calls)).
+      C(max_calls), and C(allowed_prefixes) and C(daily_minutes) from O(limits)).
   returned: operation is plan
   type: list
   elements: dict
@@ -171,6 +179,7 @@ def main() -> None:
             "number_plan": {"type": "dict"},
             "default_department": {"type": "str", "default": "unassigned"},
             "max_calls": {"type": "int", "default": 1},
+            "limits": {"type": "dict", "default": {}},
             "plan": {"type": "dict"},
             "results": {"type": "dict"},
         },
