@@ -31,8 +31,8 @@ MAX_FORWARDS = int(_SETTINGS["max_forwards"])
 
 
 def ksr_request_route():
-    facts = _pv_get("$_s($si|$rm|$sht(ipban=>$si)|$td|$ua)")
-    _source, method, banned, to_domain, _user_agent = facts.split("|", 4)
+    facts = _pv_get("$_s($si\n|$sht(ipban=>$si)\n|$rm\n|$td\n|$(hdr(Contact)[*])\n|$ua)")
+    _source, banned, method, to_domain, _contacts, _user_agent = facts.split("\n|", 5)
     if banned != "<null>" or _pike_check_req() < 0 or _sanity_check() < 0:
         return 1
     if method != "REGISTER":

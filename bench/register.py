@@ -166,6 +166,11 @@ def extended_regex_literal(text: str) -> str:
     return re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", text)
 
 
+def destination_host(uri: str) -> str:
+    """The host of an IPv4 or named destination such as ``sip:127.0.20.21:5080;lr``."""
+    return uri.split(":", 1)[1].split(";", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+
+
 def render_native_cfg(settings: dict, native: Instance) -> str:
     # Longest prefix first, ties in the listed order: what Settings.route_for() does.
     prefix_routes = sorted(
@@ -183,6 +188,19 @@ def render_native_cfg(settings: dict, native: Instance) -> str:
     scanners = "|".join(
         extended_regex_literal(agent.lower()) for agent in settings["kamailio_scanner_user_agents"]
     )
+    # Where a registered contact may not point (Router._contact_hosts_refused): the peers,
+    # this instance itself, the served domains and the prefix routes' destinations.
+    refused_hosts = sorted(
+        {
+            *settings["kamailio_trusted_peers"],
+            *settings["kamailio_relaying_peers"],
+            native.address,
+            *(d.lower() for d in settings["kamailio_domains"]),
+            *(destination_host(r["destination"]) for r in prefix_routes),
+            "localhost",
+        }
+    )
+    contact_hosts = "|".join(extended_regex_literal(host) for host in refused_hosts)
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(BENCH),
         undefined=jinja2.StrictUndefined,
@@ -197,6 +215,7 @@ def render_native_cfg(settings: dict, native: Instance) -> str:
         native_ctl_socket=native.ctl_socket,
         native_prefix_routes=prefix_routes,
         scanner_user_agents_regex=scanners.replace("\\", "\\\\").replace('"', '\\"'),
+        refused_contact_hosts_regex=contact_hosts.replace("\\", "\\\\"),
     )
 
 
@@ -264,6 +283,10 @@ PROBES = {
     ),
     "INVITE from a foreign domain": (
         "INVITE", "sip:bench00001@{domain}", "a@elsewhere.test", "sip:bench00001@{domain}", "", 70,
+    ),
+    "method that is not a token": (
+        "REGISTER|<null>|x", "sip:{domain}", "bench00000@{domain}", "sip:bench00001@{domain}",
+        "", 70,
     ),
     "BYE outside any dialog": (
         "BYE", "sip:bench00001@{domain}", "bench00000@{domain}", "sip:bench00001@{domain}",

@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 API_FILE = Path(__file__).with_name("ksr_api.json")
-# In a pv format string: $sht(table=>$key) or a plain $name.
-PV_REFERENCE = re.compile(r"\$sht\((?P<table>\w+)=>(?P<key>\$\w+)\)|(?P<pv>\$\w+)")
+# In a pv format string: $sht(table=>$key), a header list such as $(hdr(Contact)[*]), a
+# variable with a name such as $hdrc(Authorization), or a plain $name. Each but the first is
+# looked up in ``pvars`` as written.
+PV_REFERENCE = re.compile(
+    r"\$sht\((?P<table>\w+)=>(?P<key>\$\w+)\)"
+    r"|(?P<pv>\$\(\w+\([^()]*\)\[\*\]\)|\$\w+(?:\([^()$]*\))?)"
+)
 PV_NULL = "<null>"
 DEFAULT_BY_RET = {"int": 1, "bool": 1, "none": None, "str": None, "xval": None, "long": 1}
 

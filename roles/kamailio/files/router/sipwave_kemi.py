@@ -29,6 +29,8 @@ ROUTER = _package.Router(_package.load_settings(SETTINGS_FILE))
 # Called by app_python3s without arguments for every request: the bound method itself, so
 # that no wrapper frame sits between Kamailio and the router.
 ksr_request_route = ROUTER.request_route
+# tm failure route of requests relayed to the legacy platform (routing.LEGACY_FAILURE_ROUTE).
+ksr_failure_legacy = ROUTER.failure_route_legacy
 
 
 def ksr_reply_route():

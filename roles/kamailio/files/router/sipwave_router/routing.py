@@ -12,10 +12,13 @@ One hash lookup per decision replaces a database query; the wave playbooks reloa
 over RPC (``htable.reload routing``) after each run.
 """
 
+import ipaddress
+import re
+
 import KSR
 
 from sipwave_router.e164 import normalise_or_none
-from sipwave_router.settings import Settings
+from sipwave_router.settings import Settings, uri_host
 
 # The functions every request calls, bound once per import (a reload imports this module
 # again): looking them up on KSR's submodules for each call is measurable at this rate.
@@ -28,6 +31,7 @@ _auth_check = KSR.auth_db.auth_check
 _auth_challenge = KSR.auth.auth_challenge
 _consume_credentials = KSR.auth.consume_credentials
 _save = KSR.registrar.save
+_remove_hf_re = KSR.textops.remove_hf_re
 
 # auth_check() results that mean wrong credentials (auth_db module): invalid password,
 # unknown user, authentication user differs from the From/To user.
@@ -39,12 +43,33 @@ AUTH_FAILURES = frozenset({AUTH_INVALID_PASSWORD, AUTH_INVALID_USER, AUTH_USER_M
 AUTH_CHECK_USER_MATCH = 1
 
 HTABLE_BANNED = "ipban"
-# What every request needs first, read in one crossing into Kamailio instead of five: the
-# source address, the method, the source's entry in the ban table, the To domain (the
-# registrar's realm) and the User-Agent. pv prints an absent value as "<null>". Only the
-# User-Agent can contain "|", so it is last.
-REQUEST_FACTS = f"$_s($si|$rm|$sht({HTABLE_BANNED}=>$si)|$td|$ua)"
+# What every request needs first, read in one crossing into Kamailio instead of six: the
+# source address, its entry in the ban table, the method, the To domain (the registrar's
+# realm), every Contact and the User-Agent. pv prints an absent value as "<null>".
+# The separator is a line feed followed by "|", which no value can hold: the method ends at
+# the request line's first space, and a header value holds a line feed only where the next
+# line starts with a space or tab (folding), else the header would have ended there. A "|"
+# alone, as before, could be typed into the method and shifted every field after it.
+FACT_SEPARATOR = "\n|"
+FACT_FIELDS = 5
+REQUEST_FACTS = (
+    "$_s("
+    + FACT_SEPARATOR.join(
+        ("$si", f"$sht({HTABLE_BANNED}=>$si)", "$rm", "$td", "$(hdr(Contact)[*])", "$ua")
+    )
+    + ")"
+)
+# When a value is not UTF-8 (Python cannot hold it as str): only the source and its ban.
+SOURCE_FACTS = f"$_s($si{FACT_SEPARATOR}$sht({HTABLE_BANNED}=>$si))"
 PV_NULL = "<null>"
+# RFC 3261 methods are tokens. Kamailio's parser takes anything up to the first space as the
+# method, and auth_check and save() disagree about what an unknown method means (the From
+# user is matched, the To AoR is saved): a method that is not a token is refused first.
+KNOWN_METHODS = frozenset(
+    ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE")
+)  # fmt: skip
+METHOD_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 # Phones repeat their User-Agent in every request: the scanner pattern's verdict on each one
 # is remembered, for at most this many distinct values (the memory is emptied when full, so
 # random User-Agents from an attacker cost a pattern search each, never unbounded memory),
@@ -52,6 +77,14 @@ PV_NULL = "<null>"
 SCANNER_VERDICTS_MAX = 1024
 SCANNER_VERDICT_LENGTH_MAX = 256
 HTABLE_AUTH_FAILURES = "authfail"
+# Failures are counted per source address and per identity ("u:user@domain"): guesses for
+# one login spread over many addresses still end in bans.
+IDENTITY_FAILURE_KEY = "u:"
+# Fixed-window counts of bans (kamailio.cfg): "all" per ban period, "scanner" per minute.
+HTABLE_BANS = "bans"
+HTABLE_SCANNER_BANS = "scannerbans"
+BANS_KEY = "all"
+SCANNER_BANS_KEY = "scanner"
 HTABLE_ROUTING = "routing"
 IDENTITY_KEY = "i:"
 NUMBER_KEY = "n:"
@@ -75,10 +108,28 @@ ASSERTED_IDENTITY = "P-Asserted-Identity"
 USRLOC_TABLE = "location"
 SUBSCRIBER_TABLE = "subscriber"
 RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
-# Headers through which the proxy tells the PBX what it established (the dial-in caller).
-# Anything of this family that arrives from outside is a forgery. textops matches header
-# names case-insensitively, and the parser has already trimmed the whitespace around them.
-CLAIM_HEADERS_RE = "^X-Sipwave-"
+# Headers that claim an identity or what the proxy established (X-Sipwave-*, the dial-in
+# caller): from anyone but a trusted peer they are forgeries and removed. A relaying peer (on
+# the legacy platform: the new proxy) keeps its P-Asserted-Identity, which is believed.
+# textops matches header names case-insensitively, and the parser has already trimmed the
+# whitespace around them.
+CLAIM_HEADERS_RE = "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID)$"
+RELAYED_CLAIM_HEADERS_RE = "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID)$"
+# Every URI host in a Contact value (and in anything else there that looks like a URI): the
+# check errs towards refusing. A host is what follows the scheme or any "@" after it.
+CONTACT_URI = re.compile(r"sips?:([^\s,;>?&\"]+)", re.IGNORECASE)
+# tm failure route (sipwave_kemi.py exports it under this name) for requests relayed to the
+# legacy platform: its digest failures are counted as the proxy's own.
+LEGACY_FAILURE_ROUTE = "ksr_failure_legacy"
+LEGACY_FAILURE_FACTS = (
+    "$_s("
+    + FACT_SEPARATOR.join(
+        ("$T_reply_code", "$si", "$rm", "$hdrc(Authorization)", "$hdrc(Proxy-Authorization)")
+    )
+    + ")"
+)
+# Answers of the legacy platform that mean: these credentials are wrong.
+LEGACY_AUTH_FAILURES = frozenset({"401", "403", "407"})
 DIALIN_CALLER_HEADER = "X-Sipwave-Caller"
 
 
@@ -95,59 +146,103 @@ class Router:
         self._migration_domains = settings.legacy_domains | (
             {settings.phase2_domain} if settings.phase2_domain else set()
         )
+        # Addresses a spoofed packet must never get banned, and where a next hop or a
+        # registered contact may not point unless the proxy itself decided so.
+        peers = settings.trusted_peers | settings.relaying_peers | settings.proxy_addresses
+        if settings.legacy_platform:
+            peers |= {settings.legacy_platform_address}
+        self._never_banned = frozenset(peers)
+        self._next_hops_allowed = frozenset(normalise_host(p) for p in peers)
+        self._contact_hosts_refused = self._next_hops_allowed | frozenset(
+            normalise_host(h)
+            for h in (
+                *settings.domains,
+                *(uri_host(r.destination) for r in settings.prefix_routes),
+                uri_host(settings.unregistered_destination),
+                "localhost",
+            )
+            if h
+        )
+        self._claim_headers_re = {
+            True: RELAYED_CLAIM_HEADERS_RE,
+            False: CLAIM_HEADERS_RE,
+        }
 
     def request_route(self) -> int:
         # Runs for every request: values are read once and compared in Python, because every
-        # KSR call crosses into Kamailio.
-        facts = _pv_get(REQUEST_FACTS)
-        if facts is None:
-            return 1
-        source, method, banned, to_domain, user_agent = facts.split("|", 4)
-        if banned != PV_NULL or self.route_reqinit(source, user_agent):
-            return 1
-        # The registrar answers statelessly and a REGISTER never belongs to a dialog: it skips
-        # the transaction and dialog checks (three calls into Kamailio fewer per REGISTER). It
-        # never reaches the PBX, so it need not be stripped of claims either. Max-Forwards
-        # matters only to a request that is forwarded: checked when a REGISTER is relayed.
-        if method == "REGISTER":
-            self.route_registrar(source, to_domain.lower())
-            return 1
-        if self.route_max_forwards():
-            return 1
-        if method == "OPTIONS" and self.route_keepalive():
-            return 1
-        self.route_strip_claims(source)
-        if self.route_cancel_and_retransmissions(method):
-            return 1
-        if self.route_within_dialog(method):
-            return 1
-        if self.route_legacy_caller(source, method):
-            return 1
-        if self.route_authenticate(source, method):
-            return 1
-        if method in RECORD_ROUTED_METHODS:
-            KSR.rr.record_route()
-        self.route_destination(source)
+        # KSR call crosses into Kamailio. A value that is not UTF-8 cannot become a Python
+        # str: whichever read meets it raises, and the request is refused (and counted
+        # towards the flood limit) instead of leaving a traceback in the journal.
+        try:
+            facts = _pv_get(REQUEST_FACTS)
+            if facts is None:
+                return 1
+            source, banned, method, to_domain, contacts, user_agent = facts.split(
+                FACT_SEPARATOR, FACT_FIELDS
+            )
+            if banned != PV_NULL or self.route_reqinit(source, method, user_agent):
+                return 1
+            # The registrar answers statelessly and a REGISTER never belongs to a dialog: it
+            # skips the transaction and dialog checks (three calls into Kamailio fewer per
+            # REGISTER). Max-Forwards matters only to a request that is forwarded: checked
+            # when a REGISTER is relayed.
+            if method == "REGISTER":
+                self.route_registrar(source, to_domain.lower(), contacts)
+                return 1
+            if self.route_max_forwards():
+                return 1
+            if method == "OPTIONS" and self.route_keepalive():
+                return 1
+            self.route_strip_claims(source)
+            if self.route_cancel_and_retransmissions(method):
+                return 1
+            if self.route_within_dialog(source, method):
+                return 1
+            if self.route_legacy_caller(source, method):
+                return 1
+            if self.route_authenticate(source, method):
+                return 1
+            if method in RECORD_ROUTED_METHODS:
+                KSR.rr.record_route()
+            self.route_destination(source)
+        except UnicodeDecodeError:
+            self.route_undecodable()
         return 1
 
     # -- request hygiene and flood defence -------------------------------------------
 
-    def route_reqinit(self, source: str, user_agent: str) -> bool:
-        """Flood, scanner and sanity checks; True when the request is done.
+    def route_reqinit(self, source: str, method: str, user_agent: str) -> bool:
+        """Flood, method, scanner and sanity checks; True when the request is done.
 
         The ban table has already been checked (request_route reads it with the source).
         """
         if source not in self._flood_exempt and _pike_check_req() < 0:
             self.ban(source, "request flood")
             return True
+        if method not in KNOWN_METHODS and METHOD_TOKEN.fullmatch(method) is None:
+            _sl_send_reply(400, "Bad Method")
+            return True
         scanner = self._scanner_verdicts.get(user_agent)
         if scanner is None:
             scanner = self.judge_user_agent(user_agent)
         if scanner:
-            self.ban(source, "scanner user agent")
+            self.ban(source, "scanner user agent", scanner=True)
             return True
         # sanity_check_defaults() answers a malformed request itself.
         return _sanity_check() < 0
+
+    def route_undecodable(self) -> None:
+        """A request with a value that is not UTF-8: counted as traffic, then refused."""
+        facts = _pv_get(SOURCE_FACTS)
+        if facts is None:
+            return
+        source, banned = facts.split(FACT_SEPARATOR, 1)
+        if banned != PV_NULL:
+            return
+        if source not in self._flood_exempt and _pike_check_req() < 0:
+            self.ban(source, "request flood")
+            return
+        _sl_send_reply(400, "Bad Encoding")
 
     def route_max_forwards(self) -> bool:
         """Decrement Max-Forwards (added when missing); 483 when it was exhausted."""
@@ -169,9 +264,32 @@ class Router:
             self._scanner_verdicts[user_agent] = scanner
         return scanner
 
-    def ban(self, source: str, reason: str) -> None:
+    def ban(self, source: str, reason: str, scanner: bool = False) -> None:
+        """Ban ``source`` unless it is a peer or the ban limits are reached.
+
+        Anyone can put a peer's address on a UDP packet: a scanner User-Agent or wrong
+        credentials "from" the carrier must not cut the carrier off. The request itself is
+        dropped by the caller either way; the limits only stop it from being remembered.
+        """
+        if source in self._never_banned:
+            return
+        if scanner and not self.within_ban_limit(
+            HTABLE_SCANNER_BANS, SCANNER_BANS_KEY, self.settings.scanner_ban_limit
+        ):
+            return
+        if not self.within_ban_limit(HTABLE_BANS, BANS_KEY, self.settings.ban_table_limit):
+            return
         KSR.htable.sht_seti(HTABLE_BANNED, source, 1)
         KSR.err(f"sipwave: banning {source}: {reason}\n")
+
+    def within_ban_limit(self, table: str, key: str, limit: int) -> bool:
+        """Count one more ban in ``table``'s current window; False past ``limit``."""
+        count = KSR.htable.sht_inc(table, key)
+        if count <= limit:
+            return True
+        if count == limit + 1:
+            KSR.err(f"sipwave: ban limit {limit} of {table} reached, dropping without bans\n")
+        return False
 
     def route_keepalive(self) -> bool:
         """OPTIONS addressed to the proxy itself (no user part) are answered here."""
@@ -195,11 +313,15 @@ class Router:
                 return True
         return False
 
-    def route_within_dialog(self, method: str) -> bool:
+    def route_within_dialog(self, source: str, method: str) -> bool:
         if KSR.siputils.has_totag() < 0:
-            return False
+            # An ACK without a To tag acknowledges nothing: no transaction and no dialog.
+            return method == "ACK"
         if KSR.rr.loose_route() > 0:
-            self.relay()
+            if source in self.settings.trusted_peers or self.route_set_followed():
+                self.relay()
+            elif method != "ACK":
+                _sl_send_reply(403, "Route Not Followed")
         elif method == "ACK":
             if KSR.tm.t_check_trans() > 0:
                 self.relay()
@@ -207,21 +329,55 @@ class Router:
             KSR.sl.sl_send_reply(404, "Not Here")
         return True
 
+    def route_set_followed(self) -> bool:
+        """Whether loose_route() followed this proxy's own Record-Route, and only it.
+
+        Before authentication only the Route this proxy put there may be followed: the top
+        Route must be this proxy, and the next hop it leaves (a further Route) must be a
+        peer; without a further Route the next hop is the request URI, as in any dialog.
+        """
+        if not self._routed_by_myself():
+            return False
+        next_hop = KSR.pv.get("$du")
+        return next_hop is None or normalise_host(uri_host(next_hop)) in self._next_hops_allowed
+
+    @staticmethod
+    def _routed_by_myself() -> bool:
+        # rr's check_route_param() only answers for a Route this proxy removed as its own:
+        # every Record-Route of this proxy carries ";lr".
+        return KSR.rr.check_route_param("lr") > 0
+
     # -- registrar and authentication ---------------------------------------------------
 
-    def route_registrar(self, source: str, realm: str) -> None:
-        """``realm`` is the lower-cased To domain."""
+    def route_registrar(self, source: str, realm: str, contacts: str) -> None:
+        """``realm`` is the lower-cased To domain, ``contacts`` every Contact value."""
         if realm not in self.settings.domains:
             _sl_send_reply(403, "Domain Not Served")
             return
         if realm in self._migration_domains and self.route_identity("$tU", realm, "REGISTER"):
             return
-        if not self.check_credentials(source, realm):
+        if not self.check_credentials(source, realm, "$tU"):
+            return
+        if self.contacts_refused(contacts):
+            _sl_send_reply(403, "Contact Not Allowed")
             return
         # The credentials stay on the request: the registrar answers it here and it is never
         # relayed, so consume_credentials() would strip them from nothing that leaves.
         if _save(USRLOC_TABLE, 0) < 0:
             KSR.sl.sl_reply_error()
+
+    def contacts_refused(self, contacts: str) -> bool:
+        """A contact at a peer or at this proxy would make it send calls there as if the
+        peer had registered; Contact values too long to read are refused as well."""
+        if contacts == PV_NULL:
+            # pv gives no value for Contact headers longer than its buffer, too.
+            return KSR.hdr.is_present("Contact") > 0
+        refused = self._contact_hosts_refused
+        for match in CONTACT_URI.finditer(contacts):
+            for host in match[1].split("@"):
+                if normalise_host(host_of(host)) in refused:
+                    return True
+        return False
 
     def route_legacy_caller(self, source: str, method: str) -> bool:
         """A request from an account not migrated yet goes to the legacy platform as is."""
@@ -254,10 +410,14 @@ class Router:
         # A REGISTER has not been through the Max-Forwards check (request_route).
         if method == "REGISTER" and self.route_max_forwards():
             return True
-        # Not authenticated here, so nothing it claims about its identity is asserted.
-        KSR.hdr.remove(ASSERTED_IDENTITY)
+        # Not authenticated here, so nothing it claims about its identity is asserted (a
+        # REGISTER has not been through route_strip_claims).
+        if method == "REGISTER":
+            _remove_hf_re(CLAIM_HEADERS_RE)
         if method in RECORD_ROUTED_METHODS:
             KSR.rr.record_route()
+        # The legacy platform checks the password: its refusals count as the proxy's own.
+        KSR.tm.t_on_failure(LEGACY_FAILURE_ROUTE)
         self.relay_to(self.settings.legacy_platform)
         return True
 
@@ -283,25 +443,72 @@ class Router:
         if realm not in self.settings.domains:
             KSR.sl.sl_send_reply(403, "Relaying Forbidden")
             return True
-        if not self.check_credentials(source, realm):
+        if not self.check_credentials(source, realm, "$fU"):
             return True
         if method != "ACK":
             _consume_credentials()
         return False
 
-    def check_credentials(self, source: str, realm: str) -> bool:
-        """Digest check against the HA1 in the subscriber table; challenges on failure."""
+    def check_credentials(self, source: str, realm: str, user_variable: str) -> bool:
+        """Digest check against the HA1 in the subscriber table; challenges on failure.
+
+        ``user_variable`` holds the user whose identity the credentials must prove ($tU for
+        a REGISTER, $fU otherwise).
+        """
         result = _auth_check(realm, SUBSCRIBER_TABLE, AUTH_CHECK_USER_MATCH)
         if result > 0:
             return True
-        # A relaying proxy speaks for many phones: one phone's wrong password must not ban it.
-        if result in AUTH_FAILURES and source not in self.settings.relaying_peers:
-            failures = KSR.htable.sht_inc(HTABLE_AUTH_FAILURES, source)
-            if failures >= self.settings.auth_failure_limit:
-                self.ban(source, f"{failures} failed authentications")
-                return False
+        # The guess that reaches the limit is still answered, as the legacy platform's
+        # answer to it is (failure_route_legacy): the ban takes the next one.
+        if result in AUTH_FAILURES:
+            user = KSR.pv.get(user_variable) or ""
+            self.count_auth_failure(source, f"{user}@{realm}")
         _auth_challenge(realm, 0)
         return False
+
+    def count_auth_failure(self, source: str, identity: str) -> None:
+        """Count wrong credentials per source and per identity; ban past the limit."""
+        # A relaying proxy speaks for many phones: one phone's wrong password must not ban it.
+        if source in self.settings.relaying_peers:
+            return
+        limit = self.settings.auth_failure_limit
+        failures = KSR.htable.sht_inc(HTABLE_AUTH_FAILURES, source)
+        guessed = KSR.htable.sht_inc(HTABLE_AUTH_FAILURES, IDENTITY_FAILURE_KEY + identity)
+        if failures >= limit or guessed >= limit:
+            self.ban(source, f"{failures} failed authentications, {guessed} for one identity")
+
+    def failure_route_legacy(self) -> int:
+        """tm failure route of requests relayed to the legacy platform unchallenged.
+
+        A 401/403/407 to a request that carried credentials is a wrong password there, and
+        counts like one here; a challenge to a request without credentials is not a failure.
+        """
+        try:
+            facts = _pv_get(LEGACY_FAILURE_FACTS)
+            if facts is None:
+                return 1
+            code, source, method, authorization, proxy_authorization = facts.split(
+                FACT_SEPARATOR, 4
+            )
+            if code not in LEGACY_AUTH_FAILURES or authorization == proxy_authorization == "0":
+                return 1
+            if self.legacy_challenge_is_stale(code):
+                return 1
+            user, domain = ("$tU", "$td") if method == "REGISTER" else ("$fU", "$fd")
+            identity = KSR.pv.get(f"$_s({user}@{domain})") or ""
+            self.count_auth_failure(source, identity.lower())
+        except UnicodeDecodeError:
+            pass
+        return 1
+
+    @staticmethod
+    def legacy_challenge_is_stale(code: str) -> bool:
+        """A new challenge because the nonce expired (stale=true) is no wrong password."""
+        if code == "403":
+            return False
+        header = "WWW-Authenticate" if code == "401" else "Proxy-Authenticate"
+        challenge = KSR.pv.get(f"$T_rpl($hdr({header}))") or ""
+        return "stale=true" in challenge.lower()
 
     # -- destination ---------------------------------------------------------------------
 
@@ -371,9 +578,9 @@ class Router:
     # -- dial-in --------------------------------------------------------------------------
 
     def route_strip_claims(self, source: str) -> None:
-        """Only trusted peers may send the headers the PBX believes."""
+        """Only trusted peers may send identity headers and the headers the PBX believes."""
         if source not in self.settings.trusted_peers:
-            KSR.textops.remove_hf_re(CLAIM_HEADERS_RE)
+            _remove_hf_re(self._claim_headers_re[source in self.settings.relaying_peers])
 
     def route_dialin_caller(self, source: str) -> bool:
         """Tell the PBX who calls the dial-in number, in E.164; refuse when nobody can say.
@@ -414,3 +621,24 @@ class Router:
     def relay(self) -> None:
         if KSR.tm.t_relay() < 0:
             KSR.sl.sl_reply_error()
+
+
+def host_of(hostport: str) -> str:
+    """The host of ``host[:port]`` or ``[v6]:port``."""
+    if hostport.startswith("["):
+        return hostport[1:].split("]", 1)[0]
+    return hostport if hostport.count(":") > 1 else hostport.split(":", 1)[0]
+
+
+def normalise_host(host: str) -> str:
+    """One spelling per address: Kamailio reads 127.0.020.21 as 127.0.20.21, for instance."""
+    host = host.lower().rstrip(".")
+    parts = host.split(".")
+    if len(parts) == 4 and all(p.isdigit() for p in parts):
+        return ".".join(str(int(p)) for p in parts)
+    if ":" in host:
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            return host
+    return host

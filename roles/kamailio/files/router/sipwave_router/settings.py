@@ -47,6 +47,12 @@ class Settings:
     # where calls go for accounts not registered here (moved to the new platform).
     relaying_peers: frozenset[str] = frozenset()
     unregistered_destination: str = ""
+    # The addresses this proxy listens on: never banned, never a registered contact.
+    proxy_addresses: frozenset[str] = frozenset()
+    # Scanner bans per minute, and bans of any kind per ban period (kamailio_ban_seconds):
+    # spoofed sources must not fill the ban table without end.
+    scanner_ban_limit: int = 60
+    ban_table_limit: int = 10000
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
@@ -97,6 +103,9 @@ def settings_from_dict(data: dict) -> Settings:
         phase2_domain=data.get("phase2_domain", "").lower(),
         relaying_peers=frozenset(data.get("relaying_peers", [])),
         unregistered_destination=data.get("unregistered_destination", ""),
+        proxy_addresses=frozenset(data.get("proxy_addresses", [])),
+        scanner_ban_limit=int(data.get("scanner_ban_limit", 60)),
+        ban_table_limit=int(data.get("ban_table_limit", 10000)),
         number_plan=plan_from_dict(data.get("number_plan") or NO_NATIONAL_NUMBERS),
         dialin_numbers=frozenset(str(n) for n in data.get("dialin_numbers", [])),
     )
