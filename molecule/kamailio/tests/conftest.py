@@ -17,6 +17,8 @@ ACCOUNTS = {
     "legacy-a": ("481234001", LEGACY_DOMAIN, "Legacy-Pw-481234001"),
     "legacy-b": ("481234002", LEGACY_DOMAIN, "Legacy-Pw-481234002"),
     "new": ("tnf481234003", NEW_DOMAIN, "New-Pw-tnf481234003"),
+    # only the password-guessing test uses it: failures are counted per identity too
+    "guessed": ("481234009", LEGACY_DOMAIN, "Legacy-Pw-481234009"),
 }
 
 
