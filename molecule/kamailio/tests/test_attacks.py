@@ -23,7 +23,7 @@ LEGACY_PLATFORM = ("127.0.20.41", 5060)
 AUTH_FAILURE_LIMIT = 20  # kamailio_auth_failure_limit in molecule.yml
 # A login of the legacy domain without a subscriber row: it still lives on the legacy platform.
 LEGACY_ONLY_LOGIN = "481299001"
-NO_ANSWER_S = 1.0
+NO_ANSWER_S = 0.5
 
 
 # -- a SIP client small enough to send what real ones never would ---------------------------
@@ -147,9 +147,17 @@ def status(answer: bytes | None) -> str:
 
 
 def authenticated(
-    handset: Phone, account: str, method: str, uri: str, *, to_user: str = "", **request
+    handset: Phone,
+    account: str,
+    method: str,
+    uri: str,
+    *,
+    to_user: str = "",
+    wait_s: float = 2.0,
+    **request,
 ) -> bytes | None:
-    """Send ``method``, answer the challenge with ``account``'s own password, send it again."""
+    """Send ``method``, answer the challenge with ``account``'s own password, send it again;
+    the answer to that, waited for ``wait_s``."""
     user, domain, password = ACCOUNTS[account]
     fields = {
         "from_uri": f"sip:{user}@{domain}",
@@ -161,7 +169,7 @@ def authenticated(
         return challenge
     credentials = digest_header(challenge, method, uri, user, password)
     headers = (*request.get("headers", ()), credentials)
-    return handset.exchange(handset.request(method, uri, **{**fields, "headers": headers}))
+    return handset.exchange(handset.request(method, uri, **{**fields, "headers": headers}), wait_s)
 
 
 def location(aor: str) -> str:
@@ -343,6 +351,7 @@ def test_identity_headers_from_a_client_never_reach_the_pbx():
             f"sip:800555@{NEW_DOMAIN}",
             to_user="800555",
             headers=CLAIMS,
+            wait_s=0,
         )
         arrived = pbx.answer(3, skip_provisional=False)
         if arrived is not None:
@@ -430,8 +439,8 @@ def test_password_guessing_through_the_relay_is_banned_like_local_guessing():
     migrated = answered_guesses("127.0.20.183", ACCOUNTS["guessed"][0], 300)
     with LegacyPlatform() as legacy:
         relayed = answered_guesses("127.0.20.184", LEGACY_ONLY_LOGIN, 300)
-    assert migrated == (AUTH_FAILURE_LIMIT, 0)
-    assert relayed == migrated
+    assert relayed == (AUTH_FAILURE_LIMIT, 0)
+    assert migrated == relayed
     # the guesses did go to the legacy platform until the ban
     assert len(legacy.received) == AUTH_FAILURE_LIMIT + 1
 
@@ -479,8 +488,7 @@ def test_spoofed_scanner_packet_never_bans_the_pbx():
             )
             answer = pbx.exchange(invite, 5)
             if answer is not None and answer.startswith(b"SIP/2.0 200"):
-                to = re.search(rb"^To: (.*)$", answer, re.M)[1].decode()
-                tag = to.split("tag=", 1)[1]
+                tag = re.search(rb"^To:.*;tag=([^;\r\n]+)", answer, re.M)[1].decode()
                 routes = (f"Route: <sip:{PROXY_ADDRESS};lr>",)
                 dialog = {
                     "from_uri": f"sip:+48221110001@{PBX_ADDRESS}",
@@ -493,8 +501,9 @@ def test_spoofed_scanner_packet_never_bans_the_pbx():
                     pbx.send(pbx.request(method, f"sip:{PBX_ADDRESS}:5080", **dialog))
                 pbx.answer(2)
     finally:
-        sipp.wait(answering, workdir, timeout_s=10)
+        pbx_side = sipp.wait(answering, workdir, timeout_s=10)
     assert status(answer) == "SIP/2.0 200 OK"
+    assert pbx_side.successful == 1, pbx_side.output
     assert not banned(PBX_ADDRESS)
 
 
@@ -529,14 +538,15 @@ def test_ten_thousand_requests_that_are_not_utf8_ban_the_source_without_tracebac
 
 
 # Each is read before the request is authenticated (method, request URI, From, To); "%ff%"
-# stands for the byte 0xff, which no UTF-8 text holds.
+# stands for the byte 0xff, which no UTF-8 text holds. (Kamailio's URI parser refuses it in a
+# host, so the user parts carry it.)
 NOT_UTF8_REQUESTS = {
-    "To domain of a REGISTER": (
+    "To user of a REGISTER": (
         "REGISTER", f"sip:{LEGACY_DOMAIN}", "sip:481234001@ip.tanifon.pl",
-        "sip:481234001@ip.%ff%tanifon.pl",
+        "sip:48%ff%1234001@ip.tanifon.pl",
     ),
-    "From domain of an INVITE": (
-        "INVITE", f"sip:800100@{NEW_DOMAIN}", "sip:481234001@ip.%ff%tanifon.pl",
+    "From user of an INVITE": (
+        "INVITE", f"sip:800100@{NEW_DOMAIN}", "sip:48%ff%1234001@ip.tanifon.pl",
         f"sip:800100@{NEW_DOMAIN}",
     ),
     "request URI user of an OPTIONS": (
