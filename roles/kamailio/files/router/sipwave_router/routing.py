@@ -76,6 +76,8 @@ METHOD_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 # and only for values up to this long.
 SCANNER_VERDICTS_MAX = 1024
 SCANNER_VERDICT_LENGTH_MAX = 256
+CONTACT_VERDICTS_MAX = 8192
+CONTACT_VERDICT_LENGTH_MAX = 512
 HTABLE_AUTH_FAILURES = "authfail"
 # Failures are counted per source address and per identity ("u:user@domain"): guesses for
 # one login spread over many addresses still end in bans.
@@ -143,6 +145,7 @@ class Router:
         )
         self._max_forwards = settings.max_forwards
         self._scanner_verdicts: dict[str, bool] = {}
+        self._contact_verdicts: dict[str, bool] = {}
         self._migration_domains = settings.legacy_domains | (
             {settings.phase2_domain} if settings.phase2_domain else set()
         )
@@ -372,6 +375,18 @@ class Router:
         if contacts == PV_NULL:
             # pv gives no value for Contact headers longer than its buffer, too.
             return KSR.hdr.is_present("Contact") > 0
+        # A phone registers the same Contact again and again: the verdict is remembered,
+        # bounded like the scanner verdicts.
+        refused = self._contact_verdicts.get(contacts)
+        if refused is None:
+            refused = self.judge_contacts(contacts)
+            if len(contacts) <= CONTACT_VERDICT_LENGTH_MAX:
+                if len(self._contact_verdicts) >= CONTACT_VERDICTS_MAX:
+                    self._contact_verdicts.clear()
+                self._contact_verdicts[contacts] = refused
+        return refused
+
+    def judge_contacts(self, contacts: str) -> bool:
         refused = self._contact_hosts_refused
         for match in CONTACT_URI.finditer(contacts):
             for host in match[1].split("@"):
@@ -633,9 +648,11 @@ def host_of(hostport: str) -> str:
 def normalise_host(host: str) -> str:
     """One spelling per address: Kamailio reads 127.0.020.21 as 127.0.20.21, for instance."""
     host = host.lower().rstrip(".")
-    parts = host.split(".")
-    if len(parts) == 4 and all(p.isdigit() for p in parts):
-        return ".".join(str(int(p)) for p in parts)
+    # Only a dotted quad with a leading zero is spelt differently from the canonical form.
+    if (host[:1] == "0" or ".0" in host) and host.replace(".", "").isdigit():
+        parts = host.split(".")
+        if len(parts) == 4:
+            return ".".join(str(int(p)) for p in parts)
     if ":" in host:
         try:
             return str(ipaddress.ip_address(host))
