@@ -68,6 +68,8 @@ class Case:
     keepalive: bool = False
     # When set, the only final answers the case accepts (besides none at all).
     refused_with: frozenset[int] | None = None
+    # The proxy bans the source for it (a scanner): no later case may come from there.
+    bans_source: bool = False
 
     def unacceptable(self, statuses: list[int]) -> list[int]:
         """The final answers among ``statuses`` that this case must never get."""
@@ -403,29 +405,38 @@ def _cases() -> list[Case]:
         lambda t: request(t, "INVITE", extra=[
             _digest(t, "Proxy-Authorization", username='"\x00"', realm=f'"{t.domain}"')]))
     add("scanner-user-agent", "auth", "REGISTER",
-        lambda t: request(t, "REGISTER", headers={"User-Agent": "friendly-scanner"}))
+        lambda t: request(t, "REGISTER", headers={"User-Agent": "friendly-scanner"}),
+        bans_source=True)
     # fmt: on
     return c
 
 
 CASES: tuple[Case, ...] = tuple(_cases())
 
-# Where the cases come from, inside the /24 of the proxy under test: one source per case, so
-# that a ban a case earns (scanner, flood) never silences the next one, and the keepalive
-# check from a source of its own that no case ever used.
-KEEPALIVE_HOST = 159
-FIRST_CASE_HOST = 160
+# Where the cases come from, inside the /24 of the proxy under test (the kamailio scenario's
+# other tests use hosts below 199): two cases per source, and a case that gets its source
+# banned is the last from there, so that no ban silences a later case; the keepalive check
+# comes from a source of its own that no case uses.
+KEEPALIVE_HOST = 199
+FIRST_CASE_HOST = 200
 LAST_CASE_HOST = 249
+CASES_PER_SOURCE = 2
 
 
 def sources(proxy_host: str) -> tuple[str, dict[str, str]]:
     """The keepalive source and each case's source in the proxy's /24."""
     network = proxy_host.rsplit(".", 1)[0]
-    if len(CASES) > LAST_CASE_HOST - FIRST_CASE_HOST + 1:
-        raise ValueError(f"{len(CASES)} cases, but only hosts {FIRST_CASE_HOST}-{LAST_CASE_HOST}")
-    return f"{network}.{KEEPALIVE_HOST}", {
-        case.name: f"{network}.{FIRST_CASE_HOST + index}" for index, case in enumerate(CASES)
-    }
+    host, in_group, assigned = FIRST_CASE_HOST, 0, {}
+    for case in CASES:
+        if host > LAST_CASE_HOST:
+            raise ValueError(
+                f"{len(CASES)} cases do not fit hosts {FIRST_CASE_HOST}-{LAST_CASE_HOST}"
+            )
+        assigned[case.name] = f"{network}.{host}"
+        in_group += 1
+        if in_group == CASES_PER_SOURCE or case.bans_source:
+            host, in_group = host + 1, 0
+    return f"{network}.{KEEPALIVE_HOST}", assigned
 
 
 @dataclass

@@ -63,13 +63,19 @@ def test_what_a_case_never_accepts(keepalive, refused_with, statuses, unacceptab
     assert case.unacceptable(statuses) == unacceptable
 
 
-def test_every_case_and_the_keepalive_have_sources_of_their_own_near_the_proxy():
+def test_no_ban_a_case_earns_silences_another_case_or_the_keepalive():
     keepalive, sources = torture.sources("127.0.20.11")
     assert set(sources) == {case.name for case in torture.CASES}
-    assert len(set(sources.values())) == len(sources)
     assert keepalive not in sources.values()
     for address in [keepalive, *sources.values()]:
         assert ipaddress.ip_address(address) in ipaddress.ip_network("127.0.20.0/24")
+    order = [case.name for case in torture.CASES]
+    for case in torture.CASES:
+        sharing = [name for name in order if sources[name] == sources[case.name]]
+        assert len(sharing) <= torture.CASES_PER_SOURCE
+        if case.bans_source:
+            assert sharing[-1] == case.name, f"{sharing} come after the ban of {case.name}"
+    assert any(case.bans_source for case in torture.CASES)
 
 
 def test_sender_refuses_addresses_off_loopback():
