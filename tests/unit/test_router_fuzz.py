@@ -10,6 +10,7 @@ the header ended there), and the method holds no whitespace (the request line's 
 ends it). Every KSR function returns an arbitrary value of its type. For any of them:
 - no exception escapes request_route (in Kamailio it would be a traceback and no answer);
 - a source in the ban table gets no answer and nothing is relayed or saved for it;
+- a trusted or relaying peer (or the legacy platform) is never put in the ban table;
 - registrar.save only runs for a REGISTER whose credentials auth_check accepted;
 - only an OPTIONS is ever answered with a 2xx (the keepalive);
 - a method that is not an RFC 3261 token is never relayed or saved, and only refused (400).
@@ -209,7 +210,18 @@ def route(ksr, router, method, source, banned, pv: Callable[[str], Any], ret) ->
     return ksr.returns
 
 
-def check_properties(ksr, returns: DrawnReturns, method, banned: bool) -> None:
+def peers(name: str) -> set[str]:
+    """Addresses of ``name``'s settings that a spoofed packet must never get banned."""
+    values = SETTINGS[name]
+    legacy = values.get("legacy_platform", "")
+    return {*values.get("trusted_peers", []), *values.get("relaying_peers", []),
+            *([legacy.split(":")[1]] if legacy else [])}  # fmt: skip
+
+
+def check_properties(ksr, name: str, returns: DrawnReturns, method, banned: bool) -> None:
+    bans = [args[1] for call, args in ksr.calls
+            if call.startswith("htable.sht_set") and args[0] == "ipban"]  # fmt: skip
+    assert not set(bans) & peers(name), f"banned a peer: {bans}"
     codes = [args[0] for name, args in ksr.calls if name in CODED_REPLIES]
     answered = codes + [name for name, _ in ksr.calls if name in UNCODED_REPLIES | CHALLENGES]
     relayed = [name for name, _ in ksr.calls if name == "forward" or name.startswith("tm.t_relay")]
@@ -239,7 +251,7 @@ def test_no_exception_escapes_and_no_header_changes_the_meaning_of_another(ksr, 
             pv=lambda pv: data.draw(PV_VALUES, label=pv),
             ret=lambda function, kind: data.draw(RETURNS[kind], label=function),
         )  # fmt: skip
-        check_properties(ksr, returns, method, banned)
+        check_properties(ksr, name, returns, method, banned)
 
     any_request()
 
@@ -264,6 +276,12 @@ KNOWN = {
         {"$fd": LEGACY, "$fU": "481234001", "$rU": DIALIN, "$au": NotUtf8(b"\xff")},
         {"auth_db.auth_check": 1},
     ),
+    "scanner-user-agent-spoofed-from-a-peer": (
+        "OPTIONS", False, {"$si": PBX, "$ua": "friendly-scanner"}, {},
+    ),
+    "wrong-passwords-spoofed-from-a-peer": (
+        "REGISTER", False, {"$si": NEW_PROXY, "$td": LEGACY}, {"auth_db.auth_check": -2},
+    ),
 }  # fmt: skip
 # A new request that passes the flood and sanity checks and is not in a dialog.
 DEFAULT_RESULTS = {"siputils.has_totag": -1, "tmx.t_precheck_trans": -1, "tm.t_check_trans": -1}
@@ -276,8 +294,8 @@ def test_known_attack(ksr, name, attack):
     router = make_router(ksr, name)
     results = {**DEFAULT_RESULTS, **results}
     returns = route(
-        ksr, router, method, "10.0.0.1", banned,
+        ksr, router, method, pvars.get("$si", "10.0.0.1"), banned,
         pv=lambda pv: pvars.get(pv, f"{LEGACY}" if pv in ("$fd", "$td", "$rd") else None),
         ret=lambda function, kind: results.get(function, 1 if kind in ("int", "bool") else None),
     )  # fmt: skip
-    check_properties(ksr, returns, method, banned)
+    check_properties(ksr, name, returns, method, banned)
