@@ -6,14 +6,17 @@ headers, whatever it reads tomorrow) holds arbitrary text: any Unicode, '|', NUL
 to decode: reading such a value raises UnicodeDecodeError inside KSR.pv.get, exactly as in
 Kamailio). The only rules are the two that Kamailio's parser enforces before any route runs:
 a line break inside a value is always followed by a space or tab (header folding; otherwise
-the header ended there), and the method holds no whitespace (the request line's first space
-ends it). Every KSR function returns an arbitrary value of its type. For any of them:
+the header ended there), the method holds no whitespace (the request line's first space
+ends it), and the destination URI ($du, set by loose_route from a Route it parsed) is a URI
+with a scheme. Every KSR function returns an arbitrary value of its type. For any of them:
 - no exception escapes request_route (in Kamailio it would be a traceback and no answer);
 - a source in the ban table gets no answer and nothing is relayed or saved for it;
 - a trusted or relaying peer (or the legacy platform) is never put in the ban table;
 - registrar.save only runs for a REGISTER whose credentials auth_check accepted;
 - only an OPTIONS is ever answered with a 2xx (the keepalive);
 - a method that is not an RFC 3261 token is never relayed or saved, and only refused (400).
+The legacy failure route (tm, for requests relayed to the legacy platform) gets the same
+arbitrary values: no exception escapes and no peer is banned.
 """
 
 import importlib
@@ -152,6 +155,9 @@ METHODS = mostly(
     ),
     one_in=4,
 )
+# Pseudo-variables that Kamailio only ever fills with a parsed URI.
+URI_VALUES = st.one_of(st.none(), text.map(lambda rest: "sip:" + rest))
+DRAWN_AS = {"$du": URI_VALUES}
 SOURCES = st.one_of(st.sampled_from(["10.0.0.1", PBX, LEGACY_ADDRESS, NEW_PROXY]), text)
 BANNED = st.integers(1, 4).map(lambda n: n == 1)
 RESULTS = mostly(st.just(1), st.sampled_from([-8, -5, -3, -2, -1, 0, 2]), one_in=4)
@@ -248,7 +254,7 @@ def test_no_exception_escapes_and_no_header_changes_the_meaning_of_another(ksr, 
     def any_request(data, method, source, banned):
         returns = route(
             ksr, router, method, source, banned,
-            pv=lambda pv: data.draw(PV_VALUES, label=pv),
+            pv=lambda pv: data.draw(DRAWN_AS.get(pv, PV_VALUES), label=pv),
             ret=lambda function, kind: data.draw(RETURNS[kind], label=function),
         )  # fmt: skip
         check_properties(ksr, name, returns, method, banned)
@@ -299,3 +305,27 @@ def test_known_attack(ksr, name, attack):
         ret=lambda function, kind: results.get(function, 1 if kind in ("int", "bool") else None),
     )  # fmt: skip
     check_properties(ksr, name, returns, method, banned)
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_no_exception_escapes_the_legacy_failure_route(ksr, name):
+    # tm runs it for requests relayed to the legacy platform; the reply and the request it
+    # answers are as arbitrary as any request.
+    router = make_router(ksr, name)
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(st.data(), METHODS, SOURCES)
+    def any_failure(data, method, source):
+        ksr.calls.clear()
+        ksr.htables = {"ipban": {}, "routing": dict(ROUTING)}
+        ksr.pvars = DrawnPvars(
+            {"$si": source, "$rm": method},
+            lambda pv: data.draw(DRAWN_AS.get(pv, PV_VALUES), label=pv),
+        )
+        ksr.returns = DrawnReturns(lambda function, kind: data.draw(RETURNS[kind], label=function))
+        router.failure_route_legacy()
+        bans = [args[1] for call, args in ksr.calls
+                if call.startswith("htable.sht_set") and args[0] == "ipban"]  # fmt: skip
+        assert not set(bans) & peers(name), f"banned a peer: {bans}"
+
+    any_failure()
