@@ -346,6 +346,11 @@ def test_legacy_platform_sends_calls_for_moved_accounts_to_the_new_proxy(ksr, le
         ("sip:127.0.23.41:5060;transport=udp", "127.0.23.41"),
         ("sips:legacy@[::1]:5061", "::1"),
         ("", ""),
+        # From a request ($du after loose_route): never an exception.
+        ("127.0.20.99:5070", "127.0.20.99"),
+        ("no-colon-at-all", "no-colon-at-all"),
+        ("SIP:[::1", "::1"),
+        ("tel:+48221234567", "tel"),
     ],
 )
 def test_legacy_platform_address_is_the_host_of_its_uri(ksr, uri, host):

@@ -1,13 +1,13 @@
 """Fixtures for the asterisk scenario: addresses, accounts (read from molecule.yml) and calls."""
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from sipwave_testlib import dialin, sipp
+from sipwave_testlib.playbooks import run_playbook as run_project_playbook
 
 PROJECT = Path(__file__).resolve().parents[3]
 SCENARIO = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())
@@ -58,19 +58,12 @@ def cdr_rows(where: str) -> list[dict]:
 def run_playbook(
     *extra_vars: dict, tags: str = "", playbook: str = "asterisk.yml"
 ) -> subprocess.CompletedProcess:
-    """Run a playbook (the asterisk one unless named) against the scenario's inventory."""
-    command = [
-        "ansible-playbook",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        str(PROJECT / "playbooks" / playbook),
-    ]
-    if tags:
-        command += ["--tags", tags]
-    for extra in extra_vars:
-        command += ["-e", json.dumps(extra)]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
+    """Run a playbook (the asterisk one unless named) against the scenario's inventory.
+
+    Through the shared runner: at -vvvv, with a transcript that test_zz_secrets.py searches.
+    """
+    options = ["--tags", tags] if tags else []
+    return run_project_playbook(playbook, *extra_vars, options=options)
 
 
 def carrier_answers(timeout_s: float = 150, calls: int = 1):

@@ -1,11 +1,10 @@
 """Fixtures for the kamailio scenario: addresses and accounts of molecule.yml."""
 
-import json
-import os
 import subprocess
 from pathlib import Path
 
 from sipwave_testlib import sipp
+from sipwave_testlib.playbooks import run_playbook as run_project_playbook
 
 PROJECT = Path(__file__).resolve().parents[3]
 CONTAINER = "sipwave-molecule-proxy"
@@ -35,12 +34,11 @@ def call_row(caller: str, called_user: str, called_domain: str) -> list[str]:
 def run_playbook(
     *extra_vars: dict, playbook: Path = PROJECT / "playbooks" / "kamailio.yml"
 ) -> subprocess.CompletedProcess:
-    """Run the kamailio playbook (or another one) against the scenario's inventory."""
-    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook)]
-    for extra in extra_vars:
-        command += ["-e", json.dumps(extra)]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
+    """Run the kamailio playbook (or another one) against the scenario's inventory.
+
+    Through the shared runner: at -vvvv, with a transcript that test_zz_secrets.py searches.
+    """
+    return run_project_playbook(str(playbook), *extra_vars)
 
 
 def in_container(*command: str) -> subprocess.CompletedProcess:

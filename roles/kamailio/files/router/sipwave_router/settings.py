@@ -66,10 +66,17 @@ class Settings:
 
 
 def uri_host(uri: str) -> str:
-    """The host of a SIP URI such as ``sip:127.0.23.41:5060;transport=udp``."""
+    """The host of a SIP URI such as ``sip:127.0.23.41:5060;transport=udp``.
+
+    Never raises: it also reads what a request put into a URI (a Route's ``$du``); a value
+    without a sip/sips scheme is read as host[:port] alone.
+    """
     if not uri:
         return ""
-    hostport = uri.split(":", 1)[1].split(";", 1)[0].rsplit("@", 1)[-1]
+    scheme, colon, rest = uri.partition(":")
+    if not colon or scheme.lower() not in ("sip", "sips"):
+        rest = uri
+    hostport = rest.split(";", 1)[0].rsplit("@", 1)[-1]
     if hostport.startswith("["):
         return hostport[1:].split("]", 1)[0]
     return hostport.split(":", 1)[0]
