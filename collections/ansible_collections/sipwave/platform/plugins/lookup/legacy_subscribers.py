@@ -6,7 +6,7 @@ name: legacy_subscribers
 short_description: The legacy export's accounts as Kamailio subscribers (HA1 only)
 version_added: 0.1.0
 description:
-  - Reads a legacy export (CSV contract in DESIGN.md) on the controller and returns one
+  - Reads a legacy export (CSV contract in docs/contracts.md) on the controller and returns one
     subscriber per good row, in the form O(sipwave.platform.kamailio_subscribers#module:subscribers)
     takes - C(username), C(domain), C(ha1) and C(ha1b).
   - Passwords are hashed here, so no plaintext leaves the controller. Bad rows are left out

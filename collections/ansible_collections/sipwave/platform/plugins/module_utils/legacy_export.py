@@ -1,6 +1,6 @@
 # Copyright: sipwave developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The legacy platform's account export (CSV, contract in DESIGN.md), read and validated.
+"""The legacy platform's account export (CSV, contract in docs/contracts.md), read and validated.
 
 The file is read one physical line at a time and each line is decoded on its own, so a
 broken UTF-8 sequence is reported on the line where it is, also inside a quoted field that
