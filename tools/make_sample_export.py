@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a legacy export (docs/contracts.md) for the lab, the tests and the benchmark.
+"""Write a legacy export (docs/export-format.md) for the lab, the tests and the benchmark.
 
 The content depends only on the arguments (a seeded generator): the same call always writes
 the same file. With --bad-rows every kind of bad row the reader reports is mixed in, each at
