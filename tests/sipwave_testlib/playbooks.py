@@ -12,6 +12,7 @@ scenario's secrets, so the scenario's own runs are the -vvvv runs of its playboo
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,11 @@ TRANSCRIPT_VERBOSITY = 4
 # scenario sets ANSIBLE_LOG_PATH to it in its provisioner env (and ANSIBLE_VERBOSITY=4).
 MOLECULE_RUNS_LOG = "molecule-runs.log"
 _fresh_directories: set[Path] = set()
+
+# Ansible's log of every command in this process: testinfra's `ansible-inventory --list`
+# (the scenario's hosts for the tests) would write the whole inventory to it, subscriber
+# passwords included. Molecule sets it for its own runs; a test process never needs it.
+os.environ.pop("ANSIBLE_LOG_PATH", None)
 
 
 def ephemeral_directory() -> Path:
@@ -35,7 +41,7 @@ def transcript_directory() -> Path:
     if directory not in _fresh_directories:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         directory.chmod(0o700)
-        for old in directory.glob("*.log"):
+        for old in [*directory.glob("*.log"), *directory.glob("*.vars.json")]:
             old.unlink()
         _fresh_directories.add(directory)
     return directory
@@ -52,6 +58,18 @@ def transcripts() -> list[Path]:
     return found
 
 
+def extra_vars_file(extra: dict) -> Path:
+    """``extra`` as a JSON file (mode 0600) in the transcript directory, for ``-e @file``.
+
+    Never ``-e '{...}'``: from -vvv on, ansible-playbook echoes its command line options,
+    extra vars included, so a PIN or password handed that way lands in the transcript. The
+    file name is in the echo, its content is not."""
+    fd, name = tempfile.mkstemp(suffix=".vars.json", dir=transcript_directory())
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(extra, handle)
+    return Path(name)
+
+
 def playbook_command(
     name: str,
     *extra_vars: dict,
@@ -59,12 +77,12 @@ def playbook_command(
     check: bool = False,
     options: Sequence[str] = (),
 ) -> list[str]:
-    """ansible-playbook for playbooks/<name>, each dict of ``extra_vars`` as one -e; never
-    less verbose than -vvvv."""
+    """ansible-playbook for playbooks/<name>, each dict of ``extra_vars`` as one ``-e @file``
+    (see extra_vars_file); never less verbose than -vvvv."""
     command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
     command += [str(PROJECT / "playbooks" / name)]
     for extra in extra_vars:
-        command += ["-e", json.dumps(extra)]
+        command += ["-e", f"@{extra_vars_file(extra)}"]
     command.append("-" + "v" * max(verbosity, TRANSCRIPT_VERBOSITY))
     if check:
         command += ["--check", "--diff"]
