@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
 import make_sample_export  # the tools directory is not a package
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import device_token
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     plan_from_dict,
 )
@@ -37,7 +38,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
     VENDOR_FILES,
-    device_token,
     file_names,
 )
 from benchlib import (

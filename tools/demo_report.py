@@ -22,6 +22,7 @@ from sipwave_testlib import sipp  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "collections"))
 from ansible_collections.sipwave.platform.plugins.module_utils import (  # noqa: E402
+    credentials,
     e164,
     legacy_export,
     provisioning,
@@ -152,7 +153,7 @@ def print_provisioning(provisioning_hosts: dict) -> int:
     export = INVENTORY / "files" / "legacy_export.csv"
     vendor, mac = first_device(export, migration["sipwave_number_plan"])
     file_name = provisioning.file_names(vendor, mac)[0][1]
-    token = provisioning.device_token(migration["sipwave_site_secret"], mac)
+    token = credentials.device_token(migration["sipwave_site_secret"], mac)
     failures = 0
     for name, host_vars in provisioning_hosts.items():
         container, address = f"sipwave-lab-{name}", host_vars["lab_address"]

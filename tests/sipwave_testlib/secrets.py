@@ -31,8 +31,8 @@ LAB_INVENTORY = PROJECT / "inventories" / "lab"
 LAB_EXPORT = LAB_INVENTORY / "files" / "legacy_export.csv"
 BASE_CONFIG = PROJECT / ".config" / "molecule" / "config.yml"
 
-# The platform's derivations (module_utils/migration_db.py generated_password,
-# module_utils/provisioning.py device_token).
+# The platform's derivations (module_utils/credentials.py generated_password and
+# device_token).
 PHASE2_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 PHASE2_PASSWORD_LENGTH = 16
 TOKEN_MESSAGE_PREFIX = "provisioning-token:"

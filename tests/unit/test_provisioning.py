@@ -14,18 +14,19 @@ from ansible_collections.sipwave.platform.plugins.action.provisioning_configs im
     parse_states,
     plan_devices,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
-from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import read_export
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
+    CredentialError,
+    device_token,
     generated_password,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import read_export
 from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
     AccountState,
     DeviceConfig,
     Line,
     ProvisioningError,
     Renderer,
-    device_token,
 )
 from module_runner import run_module_file
 
@@ -65,7 +66,7 @@ def test_tokens_are_stable_per_mac_and_differ_between_macs_and_secrets():
 
 
 def test_a_token_needs_a_site_secret():
-    with pytest.raises(ProvisioningError, match="site secret"):
+    with pytest.raises(CredentialError, match="site secret"):
         device_token("", "0015651a2b3c")
 
 

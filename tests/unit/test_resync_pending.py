@@ -8,11 +8,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import device_token
 from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
     DeviceConfig,
     Line,
     Renderer,
-    device_token,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.resync_pending import (
     OwedResync,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
+    device_token,
     generated_password,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import device_token
 from sipwave_testlib import secrets
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import (
     dialin_db,
     legacy_export,
-    migration_db,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import generated_password
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
 from module_runner import COLLECTIONS, run_module_file
 from wave_helpers import NEW, PROJECT, create_database, dump, secrets_of, wave_accounts
@@ -141,7 +141,7 @@ def sample_secrets() -> list[str]:
     found = {LAB_SITE_SECRET}
     for account in export.accounts.values():
         found.update(s for s in (account.password, account.ha1) if s)
-        found.add(migration_db.generated_password(LAB_SITE_SECRET, account.login))
+        found.add(generated_password(LAB_SITE_SECRET, account.login))
     raw = SAMPLE.read_bytes().decode("utf-8", errors="replace")
     for row in raw.splitlines()[1:]:
         fields = row.split(",")
@@ -232,7 +232,7 @@ def test_phase2_password_filter_gives_the_password_the_wave_hashed():
 
     phase2_password = FilterModule().filters()["phase2_password"]
 
-    assert phase2_password("481200006", LAB_SITE_SECRET) == migration_db.generated_password(
+    assert phase2_password("481200006", LAB_SITE_SECRET) == generated_password(
         LAB_SITE_SECRET, "481200006"
     )
 

@@ -6,7 +6,16 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
-from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils import credentials, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import generated_password
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import record_consent
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    Consent,
+    Settings,
+    WaveAccount,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.rollback import rollback_wave
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import run_wave
 
 PROJECT = Path(__file__).resolve().parents[2]
 SCHEMA = PROJECT / "roles/kamailio/files/schema/sqlite.sql"
@@ -33,12 +42,12 @@ def account(
     *,
     ha1_only: bool = False,
     balance: str = "10.00",
-) -> migration_db.WaveAccount:
+) -> WaveAccount:
     """What the action plugin makes of a good export row: hashes of both identities."""
     password = password_of(login)
     new_login = f"tnf{login}"
-    new_password = migration_db.generated_password(SITE_SECRET, login) if ha1_only else password
-    return migration_db.WaveAccount(
+    new_password = generated_password(SITE_SECRET, login) if ha1_only else password
+    return WaveAccount(
         login=login,
         legacy_domain=LEGACY,
         department="sales",
@@ -46,18 +55,18 @@ def account(
         numbers=numbers,
         dialin_numbers=dialin,
         legacy_credentials=(
-            subscriber_db.ha1(login, LEGACY, password),
-            "" if ha1_only else subscriber_db.ha1b(login, LEGACY, password),
+            credentials.ha1(login, LEGACY, password),
+            "" if ha1_only else credentials.ha1b(login, LEGACY, password),
         ),
         new_credentials=(
-            subscriber_db.ha1(new_login, NEW, new_password),
-            subscriber_db.ha1b(new_login, NEW, new_password),
+            credentials.ha1(new_login, NEW, new_password),
+            credentials.ha1b(new_login, NEW, new_password),
         ),
         password_generated=ha1_only,
     )
 
 
-def wave_accounts(count: int = 6) -> list[migration_db.WaveAccount]:
+def wave_accounts(count: int = 6) -> list[WaveAccount]:
     return [
         account(
             f"4812340{index:02d}",
@@ -76,11 +85,11 @@ def secrets_of(accounts) -> list[str]:
         found.extend(h for h in (*acc.legacy_credentials, *acc.new_credentials) if h)
         found.append(password_of(acc.login))
         if acc.password_generated:
-            found.append(migration_db.generated_password(SITE_SECRET, acc.login))
+            found.append(generated_password(SITE_SECRET, acc.login))
     return found
 
 
-def settings(phase: int = 1, today: date = TODAY, **overrides) -> migration_db.Settings:
+def settings(phase: int = 1, today: date = TODAY, **overrides) -> Settings:
     values = {
         "wave": "wave1",
         "phase": phase,
@@ -91,15 +100,13 @@ def settings(phase: int = 1, today: date = TODAY, **overrides) -> migration_db.S
         "today": today,
         "run_id": "test-run",
     }
-    return migration_db.Settings(**(values | overrides))
+    return Settings(**(values | overrides))
 
 
 def run(database: Path, accounts, phase: int = 1, rejected=None, check=False, **overrides):
     conn = subscriber_db.connect("sqlite", database=str(database))
     try:
-        return migration_db.run_wave(
-            conn, accounts, rejected or {}, settings(phase, **overrides), check
-        )
+        return run_wave(conn, accounts, rejected or {}, settings(phase, **overrides), check)
     finally:
         conn.close()
 
@@ -107,9 +114,9 @@ def run(database: Path, accounts, phase: int = 1, rejected=None, check=False, **
 def consent(database: Path, **decisions: str) -> list[dict]:
     conn = subscriber_db.connect("sqlite", database=str(database))
     try:
-        return migration_db.record_consent(
+        return record_consent(
             conn,
-            [migration_db.Consent(login, decision) for login, decision in decisions.items()],
+            [Consent(login, decision) for login, decision in decisions.items()],
             "test-run",
             False,
         )
@@ -120,7 +127,7 @@ def consent(database: Path, **decisions: str) -> list[dict]:
 def rollback(database: Path, check=False):
     conn = subscriber_db.connect("sqlite", database=str(database))
     try:
-        return migration_db.rollback_wave(conn, settings(), check)
+        return rollback_wave(conn, settings(), check)
     finally:
         conn.close()
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
-from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import read_export
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
+    device_token,
     generated_password,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import read_export
 from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
-    device_token,
     file_names,
 )
 

@@ -13,6 +13,10 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.sipwave.platform.plugins.action.wave import selected_logins
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
+    CredentialError,
+    generated_password,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
     plan_from_dict,
@@ -20,10 +24,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     ExportError,
     read_export,
-)
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
-    MigrationError,
-    generated_password,
 )
 
 # Arguments only the controller side uses; the module never sees them.
@@ -119,7 +119,7 @@ class ActionModule(ActionBase):
                     secrets["new_password"] = generated_password(
                         controller["site_secret"], message["login"]
                     )
-        except (ExportError, MigrationError, NumberError) as exc:
+        except (ExportError, CredentialError, NumberError) as exc:
             raise AnsibleActionFail(str(exc)) from exc
         result["no_address"] = sorted(m["login"] for m in messages if not m.get("email"))
         args["messages"] = [m for m in messages if m.get("email")]

@@ -16,6 +16,11 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
+    CredentialError,
+    device_token,
+    generated_password,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
     plan_from_dict,
@@ -25,18 +30,13 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     ExportError,
     read_export,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
-    MigrationError,
-    generated_password,
-)
 from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
-    PROVISIONED_STATES,
     VENDOR_FILES,
     AccountState,
     ProvisioningError,
-    device_token,
     line_for,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import LIVE_STATES
 from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file import transfer_json
 
 CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "states", "template_dirs")
@@ -109,7 +109,7 @@ def plan_devices(
     duplicated: set[str] = set()
     for account in export.accounts.values():
         state = states.get(account.login)
-        if state is None or state.state not in PROVISIONED_STATES:
+        if state is None or state.state not in LIVE_STATES:
             continue
         generated = None
         if not account.password and state.state == "phase2":
@@ -171,7 +171,7 @@ class ActionModule(ActionBase):
                 export, states, str(controller["site_secret"])
             )
             templates, overridden = load_templates(list(controller["template_dirs"]))
-        except (ExportError, NumberError, MigrationError, ProvisioningError) as exc:
+        except (ExportError, NumberError, CredentialError, ProvisioningError) as exc:
             raise AnsibleActionFail(str(exc)) from exc
         args["templates"] = templates
         try:

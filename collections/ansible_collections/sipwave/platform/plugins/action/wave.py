@@ -14,6 +14,12 @@ from datetime import date
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
+    CredentialError,
+    generated_password,
+    ha1,
+    ha1b,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
     plan_from_dict,
@@ -25,12 +31,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     read_consent,
     read_export,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
-    MigrationError,
-    generated_password,
-    new_run_id,
-)
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import ha1, ha1b
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import new_run_id
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import add_host_result
 from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file import transfer_json
 
@@ -125,7 +126,7 @@ class ActionModule(ActionBase):
                     {"login": c.login, "decision": c.decision, "source": c.source}
                     for c in read_consent(controller["consent_file"])
                 ]
-        except (ExportError, MigrationError, NumberError) as exc:
+        except (ExportError, CredentialError, NumberError) as exc:
             raise AnsibleActionFail(str(exc)) from exc
         accounts = args.pop("accounts", None)
         try:

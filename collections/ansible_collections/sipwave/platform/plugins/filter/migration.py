@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (
-    MigrationError,
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
+    CredentialError,
     generated_password,
 )
 
@@ -50,7 +50,7 @@ _value:
 def phase2_password(login: str, site_secret: str) -> str:
     try:
         return generated_password(site_secret, str(login))
-    except MigrationError as exc:
+    except CredentialError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 

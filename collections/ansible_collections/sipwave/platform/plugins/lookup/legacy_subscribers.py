@@ -44,6 +44,10 @@ _raw:
 
 from ansible.errors import AnsibleLookupError  # noqa: E402
 from ansible.plugins.lookup import LookupBase  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (  # noqa: E402
+    ha1,
+    ha1b,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (  # noqa: E402
     NumberError,
     plan_from_dict,
@@ -51,10 +55,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (  # 
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (  # noqa: E402
     ExportError,
     read_export,
-)
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
-    ha1,
-    ha1b,
 )
 
 

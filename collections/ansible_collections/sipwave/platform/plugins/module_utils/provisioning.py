@@ -1,6 +1,6 @@
 # Copyright: sipwave developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Phone provisioning: which files each vendor's phones request, per-device tokens, and the
+"""Phone provisioning: which files each vendor's phones request, where per-device tokens go, and the
 rendering of every device's files in one pass that writes only what changed.
 
 Layout on the provisioning host: ``<output_dir>/<token>/<file>``. The token is an HMAC of
@@ -13,8 +13,6 @@ Nothing in this file puts a password or a token into a message, a diff or a resu
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
@@ -22,8 +20,6 @@ from dataclasses import dataclass, field
 
 from ansible_collections.sipwave.platform.plugins.module_utils.control_chars import printable
 
-TOKEN_LENGTH = 32
-TOKEN_PREFIX = "provisioning-token:"
 # Templates live under <vendor>/ in the role's templates/phones (or the site's override
 # directory). Each vendor's phones request these files from their provisioning URL; the
 # patterns use {mac} (lower case, no separators) or {MAC} (upper case).
@@ -47,22 +43,11 @@ VENDOR_FILES: dict[str, tuple[tuple[str, str], ...]] = {
     # Gigaset pro (N510/N670/N870 IP PRO): <MAC>.xml, a <ProviderFrame> of SYMB_ITEMs.
     "gigaset": (("gigaset/mac.xml.j2", "{MAC}.xml"),),
 }
-PHASE1_STATES = frozenset({"phase1", "consent_pending"})
-PHASE2_STATES = frozenset({"phase2"})
-PROVISIONED_STATES = PHASE1_STATES | PHASE2_STATES
 _TEMP_PREFIX = ".sipwave-"
 
 
 class ProvisioningError(Exception):
     """Bad input or an unusable output directory; the message never holds a secret."""
-
-
-def device_token(site_secret: str, mac: str) -> str:
-    """The device's path token: HMAC-SHA256 of its MAC under the site secret, 32 hex digits."""
-    if not site_secret:
-        raise ProvisioningError("a site secret is needed to derive the devices' tokens")
-    digest = hmac.new(site_secret.encode(), (TOKEN_PREFIX + mac.lower()).encode(), hashlib.sha256)
-    return digest.hexdigest()[:TOKEN_LENGTH]
 
 
 def file_names(vendor: str, mac: str) -> list[tuple[str, str]]:
@@ -91,7 +76,7 @@ class Line:
 
     @property
     def phase(self) -> int:
-        return 2 if self.state in PHASE2_STATES else 1
+        return 2 if self.state == "phase2" else 1
 
 
 @dataclass(frozen=True)
@@ -392,7 +377,7 @@ def line_for(
     gave (prefix + login on the new domain) with the same password, or, where the export
     only had an HA1, the generated password the wave engine mailed to the customer.
     """
-    if state.state in PHASE2_STATES:
+    if state.state == "phase2":
         if not state.current_username or not state.current_domain:
             raise ProvisioningError(f"account {login} is in phase 2 without a phase-2 identity")
         return Line(

@@ -8,13 +8,14 @@ exception message, so callers may show every message to the user.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import ha1, ha1b
 
 TABLE = "subscriber"
 MAX_NAME_LENGTH = 64
@@ -34,18 +35,6 @@ Credentials = tuple[str, str]  # (ha1, ha1b)
 
 class SubscriberError(Exception):
     """Invalid input or an unusable database; the message never contains a secret."""
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def ha1(username: str, domain: str, password: str) -> str:
-    return _md5(f"{username}:{domain}:{password}")
-
-
-def ha1b(username: str, domain: str, password: str) -> str:
-    return _md5(f"{username}@{domain}:{domain}:{password}")
 
 
 def label(key: Key) -> str:

@@ -19,7 +19,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     Account,
     Export,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import LIVE_STATES
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import LIVE_STATES
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import fold_dialin
 
 # Cost centre of a wave account whose export row leaves the department empty.

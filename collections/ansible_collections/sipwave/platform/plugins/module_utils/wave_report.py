@@ -101,7 +101,7 @@ def _refunds(accounts: list[dict], run_id: str | None) -> dict:
 
 def _closure_conflicts(hosts: dict) -> dict | None:
     """Closed accounts whose numbers kept their closure's decision against the run's setting,
-    as the hosts reported them (see migration_db.closure_conflicts_summary)."""
+    as the hosts reported them (see wave.plan.closure_conflicts_summary)."""
     found = [
         (s.get("reconciliation") or {}).get("closure_numbers_conflicts") for s in hosts.values()
     ]

@@ -239,20 +239,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 from datetime import date  # noqa: E402
 
-from ansible_collections.sipwave.platform.plugins.module_utils.migration_db import (  # noqa: E402
-    Consent,
-    MigrationError,
-    RunResult,
-    Settings,
-    WaveAccount,
-    closure_conflicts_message,
-    empty_database,
-    new_run_id,
-    record_consent,
-    rollback_wave,
-    run_wave,
-    total_refund,
-)
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
     QuietBulkModule,
 )
@@ -261,6 +247,30 @@ from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db imp
     SubscriberError,
     connect_with,
     database_argument_spec,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import (  # noqa: E402
+    record_consent,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (  # noqa: E402
+    Consent,
+    MigrationError,
+    RunResult,
+    Settings,
+    WaveAccount,
+    new_run_id,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.plan import (  # noqa: E402
+    closure_conflicts_message,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.rollback import (  # noqa: E402
+    rollback_wave,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import (  # noqa: E402
+    run_wave,
+    total_refund,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (  # noqa: E402
+    empty_database,
 )
 
 ACCOUNT_FIELDS = ("login", "domain", "legacy_ha1", "new_ha1")

@@ -7,7 +7,19 @@ import sys
 from datetime import timedelta
 
 import pytest
-from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils import credentials, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils.credentials import generated_password
+from ansible_collections.sipwave.platform.plugins.module_utils.wave import transaction
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import MigrationError
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.plan import (
+    closure_conflicts_message,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.reconcile import reconcile
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import total_refund
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (
+    ensure_tables,
+    read_state,
+)
 from wave_helpers import (
     CLOSING,
     LEGACY,
@@ -54,7 +66,7 @@ def test_phase1_serves_the_legacy_identity_with_password_as_ha1(database):
 
     state = dump(database)
     assert state["subscriber"] == [("481234001", LEGACY, *alice.legacy_credentials)]
-    assert alice.legacy_credentials[0] == subscriber_db.ha1(
+    assert alice.legacy_credentials[0] == credentials.ha1(
         "481234001", LEGACY, "Pw-481234001-secret"
     )
     assert state["dbaliases"] == [("48221234567", LEGACY, "481234001", LEGACY)]
@@ -98,10 +110,10 @@ def test_reconciliation_names_what_is_missing(database):
         connection.execute("DELETE FROM sipwave_number WHERE number = '+48600100000'")
     conn = subscriber_db.connect("sqlite", database=str(database))
     with conn.connection:
-        state = migration_db.read_state(conn, conn.connection.cursor(), {LEGACY, NEW})
+        state = read_state(conn, conn.connection.cursor(), {LEGACY, NEW})
     conn.close()
 
-    reconciliation = migration_db.reconcile(state, accounts, {}, settings())
+    reconciliation = reconcile(state, accounts, {}, settings())
 
     assert not reconciliation["ok"]
     assert reconciliation["problems"] == [
@@ -150,7 +162,7 @@ def test_phase2_with_consent_gives_the_prefixed_login_and_keeps_the_old_one_for_
         ("481234001", LEGACY, *alice.legacy_credentials),
         ("tnf481234001", NEW, *alice.new_credentials),
     ]
-    assert alice.new_credentials[0] == subscriber_db.ha1("tnf481234001", NEW, "Pw-481234001-secret")
+    assert alice.new_credentials[0] == credentials.ha1("tnf481234001", NEW, "Pw-481234001-secret")
     assert state["dbaliases"] == [("48221234567", NEW, "tnf481234001", NEW)]
     row = account_row(database, "481234001")
     assert (row["state"], row["grace_until"]) == ("phase2", GRACE_OVER.isoformat())
@@ -164,16 +176,16 @@ def test_ha1_only_account_gets_a_generated_password_flag(database):
     result = run(database, [bob], phase=2)
 
     assert result.plans[0].password_generated
-    generated = migration_db.generated_password(SITE_SECRET, "481234002")
-    assert dump(database)["subscriber"][-1][2] == subscriber_db.ha1("tnf481234002", NEW, generated)
+    generated = generated_password(SITE_SECRET, "481234002")
+    assert dump(database)["subscriber"][-1][2] == credentials.ha1("tnf481234002", NEW, generated)
 
 
 def test_generated_password_is_stable_per_account_and_secret():
-    first = migration_db.generated_password(SITE_SECRET, "481234002")
+    first = generated_password(SITE_SECRET, "481234002")
 
-    assert first == migration_db.generated_password(SITE_SECRET, "481234002")
-    assert first != migration_db.generated_password(SITE_SECRET, "481234003")
-    assert first != migration_db.generated_password("other-secret", "481234002")
+    assert first == generated_password(SITE_SECRET, "481234002")
+    assert first != generated_password(SITE_SECRET, "481234003")
+    assert first != generated_password("other-secret", "481234002")
     assert len(first) == 16
 
 
@@ -224,7 +236,7 @@ def test_closure_removes_the_account_keeps_or_releases_numbers_and_refunds(datab
     ]
     assert (result.plans[0].refund, result.plans[0].refund_run) == ("42.10", "test-run")
     assert result.plans[0].closure_numbers == closure
-    assert migration_db.total_refund(result.plans) == "42.10"
+    assert total_refund(result.plans) == "42.10"
 
 
 # -- closures and refunds across runs (a re-run after a kill) ----------------------------------
@@ -256,8 +268,8 @@ def test_a_rerun_accounts_for_an_earlier_closure_with_its_refund_recorded_once(d
     (plan,) = rerun.plans
     assert not rerun.changed and plan.action == "unchanged"
     assert (plan.account_row[1], plan.refund, plan.refund_run) == ("closed", "42.10", "closing-run")
-    assert migration_db.total_refund(rerun.plans, "rerun") == "0.00"
-    assert migration_db.total_refund(rerun.plans) == "42.10"
+    assert total_refund(rerun.plans, "rerun") == "0.00"
+    assert total_refund(rerun.plans) == "42.10"
     assert audit_actions(database, alice.login) == audit
     assert [a for a in audit if a[1] == "closed"] == [("closing-run", "closed")]
     assert not run(database, [alice], phase=2, run_id="third-run").changed
@@ -327,9 +339,7 @@ def test_the_conflict_warning_names_the_accounts_and_the_kept_decision(database)
 
     result = run(database, [alice], phase=2, closure_numbers="released")
 
-    message = migration_db.closure_conflicts_message(
-        result.reconciliation["closure_numbers_conflicts"]
-    )
+    message = closure_conflicts_message(result.reconciliation["closure_numbers_conflicts"])
     assert message == (
         "closure_numbers is released, but 1 account(s) closed earlier keep their numbers "
         "kept_for_porting as decided at closure (not changed by this run): 481234001"
@@ -446,7 +456,7 @@ def test_rollback_check_mode_writes_nothing(database):
 
 
 def test_rollback_of_a_wave_never_applied_is_an_error(database):
-    with pytest.raises(migration_db.MigrationError, match="never applied"):
+    with pytest.raises(MigrationError, match="never applied"):
         rollback(database)
 
 
@@ -494,7 +504,7 @@ def test_a_failure_between_statements_leaves_the_database_as_it_was(
 KILLER = """
 import json, os, signal, sys
 from datetime import date
-from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
 sys.path.insert(0, {tests!r})
 from wave_helpers import run, wave_accounts
 kill_at = int(sys.argv[2])
@@ -579,7 +589,7 @@ def test_consent_is_recorded_once(database):
 
 
 def test_invalid_consent_decision_is_refused(database):
-    with pytest.raises(migration_db.MigrationError, match="'maybe' is not migrate or close"):
+    with pytest.raises(MigrationError, match="'maybe' is not migrate or close"):
         consent(database, **{"481234001": "maybe"})
 
 
@@ -665,7 +675,7 @@ def test_a_run_failing_at_its_last_statement_leaves_routing_and_generation_as_th
 ):
     run(database, VIEW_ACCOUNTS)
     # The generation is counted up last in the transaction: fail there.
-    monkeypatch.setattr(migration_db, "_BUMP_GENERATION", "UPDATE no_such_table SET x = 1")
+    monkeypatch.setattr(transaction, "BUMP_GENERATION", "UPDATE no_such_table SET x = 1")
 
     with pytest.raises(sqlite3.OperationalError):
         run(database, [*VIEW_ACCOUNTS, account("481234104", ("+48221234104",))])
@@ -678,7 +688,7 @@ def test_a_run_failing_at_its_last_statement_leaves_routing_and_generation_as_th
 def test_the_role_schema_and_the_engine_define_shared_tables_alike(tmp_path, database, table):
     engine_only = sqlite3.connect(tmp_path / "engine.sqlite")
     conn = subscriber_db.Database("sqlite", engine_only, sqlite3.Error)
-    migration_db.ensure_tables(conn, engine_only.cursor())
+    ensure_tables(conn, engine_only.cursor())
     with sqlite3.connect(database) as role:
         from_role = role.execute(f"PRAGMA table_info({table})").fetchall()
     assert engine_only.execute(f"PRAGMA table_info({table})").fetchall() == from_role

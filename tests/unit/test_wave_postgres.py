@@ -11,7 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_collections.sipwave.platform.plugins.module_utils import migration_db, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import record_consent
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import Consent, RunResult
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.rollback import rollback_wave
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import run_wave
 from wave_helpers import (
     CLOSING,
     MOVING,
@@ -80,10 +84,10 @@ def connect(database):
     return subscriber_db.connect("postgres", **database)
 
 
-def run(database, accounts, phase=1, **overrides) -> migration_db.RunResult:
+def run(database, accounts, phase=1, **overrides) -> RunResult:
     conn = connect(database)
     try:
-        return migration_db.run_wave(conn, accounts, {}, settings(phase, **overrides), False)
+        return run_wave(conn, accounts, {}, settings(phase, **overrides), False)
     finally:
         conn.close()
 
@@ -113,16 +117,14 @@ def test_wave_phase2_grace_and_rollback_on_postgres(database):
     accounts = wave_accounts()
     first = run(database, accounts)
     conn = connect(database)
-    migration_db.record_consent(
-        conn, [migration_db.Consent(accounts[1].login, "migrate")], "test-run", False
-    )
+    record_consent(conn, [Consent(accounts[1].login, "migrate")], "test-run", False)
     conn.close()
     phase2 = run(database, accounts, phase=2)
     again = run(database, accounts, phase=2)
     run(database, accounts, phase=2, today=TODAY.replace(year=2027))
 
     conn = connect(database)
-    rolled_back = migration_db.rollback_wave(conn, settings(), False)
+    rolled_back = rollback_wave(conn, settings(), False)
     conn.close()
 
     assert first.changed and first.reconciliation["ok"]
@@ -143,9 +145,7 @@ def view_of(database) -> dict:
 def record(database, **decisions):
     conn = connect(database)
     try:
-        migration_db.record_consent(
-            conn, [migration_db.Consent(login, d) for login, d in decisions.items()], "t", False
-        )
+        record_consent(conn, [Consent(login, d) for login, d in decisions.items()], "t", False)
     finally:
         conn.close()
 
@@ -173,7 +173,7 @@ def test_the_generation_on_postgres_counts_changing_runs_and_rollback(database):
     generations = [run(database, VIEW_ACCOUNTS).routing_generation]
     generations.append(run(database, VIEW_ACCOUNTS).routing_generation)
     conn = connect(database)
-    generations.append(migration_db.rollback_wave(conn, settings(), False).routing_generation)
+    generations.append(rollback_wave(conn, settings(), False).routing_generation)
     conn.close()
 
     assert generations == [1, 1, 2]

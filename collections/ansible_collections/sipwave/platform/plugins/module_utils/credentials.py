@@ -1,0 +1,65 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every credential sipwave derives, in one place: SIP digest hashes (HA1, HA1b), the phase-2
+password of an account whose export only had an HA1, and a phone's provisioning token.
+
+The derived values are secrets: callers never log, report or diff them. The two HMAC
+derivations depend only on the site secret and the login or MAC, so every run (and the
+notification mail, and the phone's URL) gets the same value without storing it anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+# A phone's token is the first TOKEN_LENGTH hex digits of HMAC-SHA256(site secret,
+# TOKEN_PREFIX + lower-case MAC); the phase-2 password uses its own prefix, so the two
+# derivations never give the same value for one secret.
+TOKEN_PREFIX = "provisioning-token:"
+TOKEN_LENGTH = 32
+PHASE2_PREFIX = "phase2:"
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class CredentialError(ValueError):
+    """A derivation that cannot be made (no site secret); the message never holds a secret."""
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def ha1(username: str, domain: str, password: str) -> str:
+    """MD5(username:realm:password), the hash Kamailio's auth_db checks (realm = domain)."""
+    return _md5(f"{username}:{domain}:{password}")
+
+
+def ha1b(username: str, domain: str, password: str) -> str:
+    """The HA1 of phones that send user@domain as the digest username."""
+    return _md5(f"{username}@{domain}:{domain}:{password}")
+
+
+def _hmac(site_secret: str, message: str, needed_for: str) -> bytes:
+    if not site_secret:
+        raise CredentialError(f"a site secret is needed to {needed_for}")
+    return hmac.new(site_secret.encode(), message.encode(), hashlib.sha256).digest()
+
+
+def generated_password(site_secret: str, login: str, length: int = 16) -> str:
+    """The phase-2 password of an account whose export only had an HA1 (no look-alike
+    characters: the customer types it from a mail)."""
+    value = int.from_bytes(
+        _hmac(site_secret, PHASE2_PREFIX + login, "generate phase-2 passwords"), "big"
+    )
+    chars = []
+    for _ in range(length):
+        value, index = divmod(value, len(PASSWORD_ALPHABET))
+        chars.append(PASSWORD_ALPHABET[index])
+    return "".join(chars)
+
+
+def device_token(site_secret: str, mac: str) -> str:
+    """The device's path token: HMAC-SHA256 of its MAC under the site secret, 32 hex digits."""
+    digest = _hmac(site_secret, TOKEN_PREFIX + mac.lower(), "derive the devices' tokens")
+    return digest.hex()[:TOKEN_LENGTH]

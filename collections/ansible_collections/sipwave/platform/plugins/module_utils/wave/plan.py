@@ -1,0 +1,257 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planning a wave run: for each account of the wave, the state it should be in and the rows
+(subscribers, aliases, numbers, account row) that differ from what the database holds.
+Nothing here touches the database; ``transaction`` applies the plans."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (
+    Credentials,
+    Key,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    CLOSURE_NUMBER_STATES,
+    DIALIN,
+    MAX_REPORTED,
+    NUMBER,
+    AccountPlan,
+    AccountRow,
+    AliasRow,
+    Settings,
+    State,
+    WaveAccount,
+    alias_user,
+)
+
+
+def _target_state(phase: int, current: str | None, consent: str | None) -> str:
+    if current == "closed":
+        return "closed"
+    if phase == 1:
+        return current if current in ("consent_pending", "phase2") else "phase1"
+    if consent == "migrate":
+        return "phase2"
+    if consent == "close":
+        return "closed"
+    return "consent_pending"
+
+
+def _desired_rows(
+    account: WaveAccount, target: str, grace_until: str | None, settings: Settings
+) -> tuple[dict[Key, Credentials], list[AliasRow], dict[tuple[str, str], str], Key | None]:
+    legacy = (account.login, account.legacy_domain)
+    subscribers: dict[Key, Credentials] = {}
+    identity: Key | None = None
+    if target in ("phase1", "consent_pending"):
+        identity = legacy
+        subscribers[legacy] = account.legacy_credentials
+    elif target == "phase2":
+        identity = settings.new_identity(account.login)
+        subscribers[identity] = account.new_credentials
+        if grace_until and settings.today.isoformat() < grace_until:
+            subscribers[legacy] = account.legacy_credentials
+    if identity is not None:
+        aliases = [AliasRow(alias_user(n), identity[1], *identity) for n in account.numbers]
+        number_state = "active"
+        dialin_state = "active"
+    else:
+        aliases = []
+        number_state = settings.closure_numbers
+        dialin_state = "released"
+    numbers = {(n, NUMBER): number_state for n in account.numbers}
+    numbers.update({(n, DIALIN): dialin_state for n in account.dialin_numbers})
+    return subscribers, aliases, numbers, identity
+
+
+def plan_wave(
+    state: State,
+    accounts: Sequence[WaveAccount],
+    rejected: Mapping[str, str],
+    settings: Settings,
+) -> list[AccountPlan]:
+    """One AccountPlan per input account (good or rejected), in input order."""
+    by_target, by_number = state.aliases_by()
+    plans = []
+    for account in accounts:
+        plans.append(_plan_account(state, account, settings, by_target, by_number))
+    for login, reason in rejected.items():
+        plans.append(_plan_rejected(state, login, reason, settings))
+    return plans
+
+
+def _grace_until(current: AccountRow | None, target: str, settings: Settings) -> str | None:
+    if target != "phase2":
+        return None
+    if current is not None and current.state == "phase2" and current.grace_until:
+        return current.grace_until
+    return (settings.today + timedelta(days=settings.grace_days)).isoformat()
+
+
+def _plan_account(
+    state: State,
+    account: WaveAccount,
+    settings: Settings,
+    by_target: dict[Key, list[int]],
+    by_number: dict[str, list[int]],
+) -> AccountPlan:
+    login = account.login
+    current = state.accounts.get(login)
+    current_state = current.state if current else None
+    target = _target_state(settings.phase, current_state, state.consent.get(login))
+    grace_until = _grace_until(current, target, settings)
+    want_subs, want_aliases, want_numbers, identity = _desired_rows(
+        account, target, grace_until, settings
+    )
+    row = AccountRow(
+        login=login,
+        state=target,
+        wave=settings.wave,
+        legacy_domain=account.legacy_domain,
+        current_username=identity[0] if identity else None,
+        current_domain=identity[1] if identity else None,
+        grace_until=grace_until,
+        department=account.department,
+        balance=account.balance,
+    )
+    plan = AccountPlan(login, "unchanged", None, None, row)
+    plan.password_generated = account.password_generated and target == "phase2"
+
+    # This loop runs once per account of a 100,000-account wave: plain lookups, few objects.
+    scope = {(login, account.legacy_domain), settings.new_identity(login)}
+    if current is not None and current.legacy_domain:
+        scope.add((login, current.legacy_domain))
+    subscribers = state.subscribers
+    credentials_changed = False
+    for key in scope:
+        have, want = subscribers.get(key), want_subs.get(key)
+        if have != want:
+            plan.subscribers[key] = want
+            credentials_changed = credentials_changed or (have is not None and want is not None)
+
+    alias_ids: set[int] = set()
+    for key in scope:
+        alias_ids.update(by_target.get(key, ()))
+    for number in account.numbers:
+        alias_ids.update(by_number.get(alias_user(number), ()))
+    aliases = state.aliases
+    if alias_ids:
+        scope_domains = (
+            account.legacy_domain,
+            settings.new_domain,
+            current and current.legacy_domain,
+        )
+        alias_ids = {i for i in alias_ids if aliases[i].alias_domain in scope_domains}
+    plan.scope_keys, plan.scope_alias_ids = scope, alias_ids
+    have_aliases: dict[AliasRow, list[int]] = {}
+    for i in sorted(alias_ids):
+        have_aliases.setdefault(aliases[i], []).append(i)
+    if list(have_aliases) != want_aliases or len(alias_ids) != len(have_aliases):
+        for alias, ids in have_aliases.items():
+            # Duplicate rows would make Kamailio's alias lookup ambiguous: keep one.
+            plan.alias_remove.extend(ids if alias not in want_aliases else ids[1:])
+        plan.alias_add = [a for a in dict.fromkeys(want_aliases) if a not in have_aliases]
+
+    have_numbers = state.numbers.get(login, {})
+    if current_state == "closed":
+        plan.closure_conflicts = _keep_closure_decisions(have_numbers, want_numbers, settings)
+    if target == "closed":
+        states = {s for (_number, kind), s in want_numbers.items() if kind == NUMBER}
+        plan.closure_numbers = ",".join(sorted(states)) or None
+    if have_numbers != want_numbers:
+        for key in have_numbers.keys() | want_numbers.keys():
+            if have_numbers.get(key) != want_numbers.get(key):
+                plan.numbers[key] = want_numbers.get(key)
+
+    row_changed = current is None or current != row
+    if not (row_changed or plan.touches_rows):
+        return plan
+    plan.action = _action(current_state, target, plan, credentials_changed, settings)
+    if target == "closed" and current_state != "closed":
+        plan.refund = account.balance
+        plan.refund_run = settings.run_id
+    return plan
+
+
+def _keep_closure_decisions(
+    have: Mapping[tuple[str, str], str], want: dict[tuple[str, str], str], settings: Settings
+) -> dict[str, str]:
+    """An already closed account keeps each number as its closure left it (kept for porting
+    or released): releasing a kept number cannot be undone, and a released one may be someone
+    else's by now, so a later run's closure_numbers setting never flips it. Returns the numbers
+    whose recorded state differs from the setting."""
+    conflicts = {}
+    for key in want:
+        recorded = have.get(key)
+        if key[1] == NUMBER and recorded in CLOSURE_NUMBER_STATES:
+            want[key] = recorded
+            if recorded != settings.closure_numbers:
+                conflicts[key[0]] = recorded
+    return conflicts
+
+
+def _action(
+    current: str | None, target: str, plan: AccountPlan, credentials: bool, settings: Settings
+) -> str:
+    if current != target:
+        return target
+    legacy_removed = any(
+        want is None and key[1] != settings.new_domain for key, want in plan.subscribers.items()
+    )
+    if target == "phase2" and legacy_removed:
+        return "grace_ended"
+    return "credentials_changed" if credentials else "updated"
+
+
+def _plan_rejected(state: State, login: str, reason: str, settings: Settings) -> AccountPlan:
+    current = state.accounts.get(login)
+    if current is not None and current.state not in ("pending", "rejected"):
+        # Already served: a bad row in a later export must not take the service away.
+        plan = AccountPlan(login, "kept", None, None, None)
+        plan.reason = reason
+        return plan
+    row = AccountRow(
+        login=login,
+        state="rejected",
+        wave=settings.wave,
+        legacy_domain=current.legacy_domain if current else "",
+        current_username=None,
+        current_domain=None,
+        grace_until=None,
+        department=current.department if current else "",
+        balance=current.balance if current else "0.00",
+    )
+    plan = AccountPlan(login, "unchanged", None, None, row)
+    plan.reason = reason
+    if current is None or current != row:
+        plan.action = "rejected"
+    return plan
+
+
+def closure_conflicts_summary(kept: Mapping[str, Mapping[str, str]], settings: Settings) -> dict:
+    """What the report and the warning say of closed accounts whose numbers keep the decision
+    of their closure against this run's closure_numbers setting."""
+    logins = sorted(kept)
+    return {
+        "setting": settings.closure_numbers,
+        "count": len(logins),
+        "accounts": [
+            {"login": login, "numbers": dict(sorted(kept[login].items()))}
+            for login in logins[:MAX_REPORTED]
+        ],
+    }
+
+
+def closure_conflicts_message(conflicts: Mapping) -> str:
+    """The operator's warning for closure_numbers_conflicts (see closure_conflicts_summary)."""
+    shown = [a["login"] for a in conflicts["accounts"][:10]]
+    more = conflicts["count"] - len(shown)
+    states = sorted({s for a in conflicts["accounts"] for s in a["numbers"].values()})
+    return (
+        f"closure_numbers is {conflicts['setting']}, but {conflicts['count']} account(s) closed "
+        f"earlier keep their numbers {' or '.join(states)} as decided at closure (not changed "
+        f"by this run): {', '.join(shown)}" + (f" and {more} more" if more > 0 else "")
+    )

@@ -1,0 +1,94 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reconciliation: after a run, the database is checked against the input (every account in
+exactly one state, every number and alias where the state says), never against the plan."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    DIALIN,
+    LIVE_STATES,
+    MAX_REPORTED,
+    NUMBER,
+    STATES,
+    Settings,
+    State,
+    WaveAccount,
+    alias_user,
+    label,
+)
+
+
+def reconcile(
+    state: State,
+    accounts: Sequence[WaveAccount],
+    rejected: Mapping[str, str],
+    settings: Settings,
+    kept_decisions: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict:
+    """Check the result against the input: every account in one state, every number there.
+
+    A closed account's numbers are expected in the state the setting gives, except those in
+    ``kept_decisions`` (login -> {number: state}), which keep the decision of their closure.
+    """
+    kept_decisions = kept_decisions or {}
+    problems: list[str] = []
+    per_state: Counter[str] = Counter()
+    expected = Counter()
+    present = Counter()
+    aliases = set(state.aliases.values())
+    for login in rejected:
+        row = state.accounts.get(login)
+        if row is None:
+            problems.append(f"{login}: no account row")
+        else:
+            per_state[row.state] += 1
+    for account in accounts:
+        row = state.accounts.get(account.login)
+        if row is None or row.state not in STATES:
+            problems.append(f"{account.login}: no account row in a known state")
+            continue
+        account_state = row.state
+        per_state[account_state] += 1
+        live = account_state in LIVE_STATES
+        identity = (row.current_username, row.current_domain) if live else None
+        if live and identity not in state.subscribers:
+            problems.append(f"{account.login}: {label(identity)} cannot register")
+        numbers = state.numbers.get(account.login, {})
+        for kind, wanted, want_state in (
+            (NUMBER, account.numbers, "active" if live else settings.closure_numbers),
+            (DIALIN, account.dialin_numbers, "active" if live else "released"),
+        ):
+            for number in wanted:
+                expected[kind] += 1
+                if kind == NUMBER and not live:
+                    want_state = kept_decisions.get(account.login, {}).get(
+                        number, settings.closure_numbers
+                    )
+                if numbers.get((number, kind)) == want_state:
+                    present[kind] += 1
+                else:
+                    problems.append(f"{account.login}: {kind} {number} is not {want_state}")
+                if kind == NUMBER and live:
+                    expected["alias"] += 1
+                    if (alias_user(number), identity[1], *identity) in aliases:
+                        present["alias"] += 1
+                    else:
+                        problems.append(f"{account.login}: no alias for {number}")
+    return {
+        "ok": not problems,
+        "accounts": len(accounts) + len(rejected),
+        "accounts_in_one_state": sum(per_state.values()),
+        "per_state": {name: per_state[name] for name in STATES if per_state[name]},
+        "numbers_expected": expected[NUMBER],
+        "numbers_present": present[NUMBER],
+        "dialin_numbers_expected": expected[DIALIN],
+        "dialin_numbers_present": present[DIALIN],
+        "aliases_expected": expected["alias"],
+        "aliases_present": present["alias"],
+        "problems": problems[:MAX_REPORTED],
+        "problem_count": len(problems),
+    }

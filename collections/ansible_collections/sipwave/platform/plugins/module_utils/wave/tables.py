@@ -1,0 +1,200 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The engine's tables: their DDL for SQLite and PostgreSQL, the lock a run takes, and reading
+the rows a wave can touch into a State. Only ``subscriber`` and ``dbaliases`` are Kamailio's
+own tables; the engine creates ``dbaliases`` (alias_db) and its own tables when missing."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import Database
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    ACCOUNT_COLUMNS,
+    AccountRow,
+    AliasRow,
+    State,
+)
+
+IN_CHUNK = 500  # values per IN (...) list
+
+# {p} is the backend's parameter marker, {serial} its auto-increment primary key.
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS dbaliases (
+    id {serial},
+    alias_username VARCHAR(64) DEFAULT '' NOT NULL,
+    alias_domain VARCHAR(64) DEFAULT '' NOT NULL,
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT '' NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS alias_idx ON dbaliases (alias_username, alias_domain)",
+    "CREATE INDEX IF NOT EXISTS alias_target_idx ON dbaliases (username, domain)",
+    """CREATE TABLE IF NOT EXISTS sipwave_account (
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    wave VARCHAR(64) NOT NULL,
+    legacy_domain VARCHAR(64) NOT NULL,
+    current_username VARCHAR(64),
+    current_domain VARCHAR(64),
+    grace_until VARCHAR(10),
+    department VARCHAR(128) DEFAULT '' NOT NULL,
+    balance VARCHAR(32) DEFAULT '0.00' NOT NULL,
+    updated_at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sipwave_number (
+    number VARCHAR(16) NOT NULL,
+    login VARCHAR(64) NOT NULL,
+    kind VARCHAR(8) NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    PRIMARY KEY (number, login, kind))""",
+    "CREATE INDEX IF NOT EXISTS sipwave_number_login_idx ON sipwave_number (login)",
+    """CREATE TABLE IF NOT EXISTS sipwave_audit (
+    id {serial},
+    at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    wave VARCHAR(64) NOT NULL,
+    login VARCHAR(64) NOT NULL,
+    action VARCHAR(32) NOT NULL,
+    "before" TEXT,
+    "after" TEXT)""",
+    """CREATE TABLE IF NOT EXISTS sipwave_snapshot (
+    id {serial},
+    wave VARCHAR(64) NOT NULL,
+    taken_at VARCHAR(32) NOT NULL,
+    content TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sipwave_consent (
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    decision VARCHAR(16) NOT NULL,
+    recorded_at VARCHAR(32) NOT NULL,
+    source VARCHAR(255) DEFAULT '' NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sipwave_routing_generation (
+    id INTEGER PRIMARY KEY NOT NULL,
+    generation INTEGER NOT NULL)""",
+    "INSERT INTO sipwave_routing_generation (id, generation) SELECT 1, 0 "
+    "WHERE NOT EXISTS (SELECT 1 FROM sipwave_routing_generation)",
+)
+ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_consent",
+                 "sipwave_snapshot", "sipwave_routing_generation")  # fmt: skip
+# Every committed change of routing data counts up the generation, which the sipwave_routing
+# view hands to Kamailio's routing cache with the data (key g:generation): comparing the two
+# tells whether a proxy's cache is older than its database, also after a run that was killed
+# between its commit and the reload.
+BUMP_GENERATION = "UPDATE sipwave_routing_generation SET generation = generation + 1 WHERE id = 1"
+SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY"}
+ADVISORY_LOCK_KEY = 0x51C0A7E  # any constant: every wave run takes the same lock
+ALIAS_TABLE_VERSION = 1  # alias_db's schema version, checked by Kamailio at start
+
+
+def empty_database() -> Database:
+    """An empty in-memory stand-in for a database that does not exist yet (check mode on a
+    host where the kamailio role has not created it either)."""
+    connection = sqlite3.connect(":memory:")
+    connection.execute(
+        f"CREATE TABLE {subscriber_db.TABLE} (username TEXT, domain TEXT, ha1 TEXT, ha1b TEXT)"
+    )
+    return Database("sqlite", connection, sqlite3.Error)
+
+
+def lock_for_writing(conn: Database, cursor: Any) -> None:
+    """Serialise wave runs: a second run waits, then plans from what the first one wrote.
+
+    SQLite's IMMEDIATE transaction takes the write lock at once (readers such as Kamailio
+    carry on); PostgreSQL gets a transaction-scoped advisory lock.
+    """
+    if conn.backend == "sqlite":
+        if conn.connection.in_transaction:
+            conn.connection.commit()
+        cursor.execute("BEGIN IMMEDIATE")
+    else:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+
+
+def ensure_tables(conn: Database, cursor: Any) -> None:
+    for statement in TABLES:
+        cursor.execute(statement.format(serial=SERIAL[conn.backend]))
+    if table_exists(conn, cursor, "version"):
+        cursor.execute(
+            conn.sql(
+                "INSERT INTO version (table_name, table_version) SELECT {p}, {p} "
+                "WHERE NOT EXISTS (SELECT 1 FROM version WHERE table_name = {p})"
+            ),
+            ("dbaliases", ALIAS_TABLE_VERSION, "dbaliases"),
+        )
+
+
+def table_exists(conn: Database, cursor: Any, name: str) -> bool:
+    if conn.backend == "sqlite":
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    else:
+        cursor.execute("SELECT 1 FROM information_schema.tables WHERE table_name = %s", (name,))
+    return cursor.fetchone() is not None
+
+
+def routing_generation(conn: Database, cursor: Any) -> int:
+    """The generation of the routing data in the database (0 before the first change)."""
+    if not table_exists(conn, cursor, "sipwave_routing_generation"):
+        return 0
+    cursor.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def in_chunks(cursor: Any, conn: Database, select: str, values: Sequence) -> list[tuple]:
+    rows: list[tuple] = []
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = list(values[start : start + IN_CHUNK])
+        cursor.execute(select.format(markers=", ".join([conn.placeholder] * len(chunk))), chunk)
+        rows.extend(cursor.fetchall())
+    return rows
+
+
+def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
+    """Every engine row, and Kamailio's subscriber and alias rows of ``domains``.
+
+    A table that does not exist yet (check mode before the first run) reads as empty.
+    """
+    present = {name for name in ENGINE_TABLES if table_exists(conn, cursor, name)}
+
+    def rows(table: str, select: str) -> list[tuple]:
+        if table not in present:
+            return []
+        cursor.execute(select)
+        return cursor.fetchall()
+
+    accounts = {
+        row[0]: AccountRow._make(row)
+        for row in rows(
+            "sipwave_account", f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM sipwave_account"
+        )
+    }
+    numbers: dict[str, dict[tuple[str, str], str]] = {}
+    for number, login, kind, state in rows(
+        "sipwave_number", "SELECT number, login, kind, state FROM sipwave_number"
+    ):
+        numbers.setdefault(login, {})[(number, kind)] = state
+    consent = dict(rows("sipwave_consent", "SELECT login, decision FROM sipwave_consent"))
+    wanted = sorted(set(domains) | {row.legacy_domain for row in accounts.values()} - {""})
+    subscribers = {
+        (user, domain): (ha1, ha1b)
+        for user, domain, ha1, ha1b in in_chunks(
+            cursor,
+            conn,
+            "SELECT username, domain, ha1, ha1b FROM subscriber WHERE domain IN ({markers})",
+            wanted,
+        )
+    }
+    aliases = {}
+    if "dbaliases" in present:
+        aliases = {
+            row[0]: AliasRow._make(row[1:])
+            for row in in_chunks(
+                cursor,
+                conn,
+                "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases "
+                "WHERE domain IN ({markers})",
+                wanted,
+            )
+        }
+    return State(accounts, numbers, subscribers, aliases, consent)
