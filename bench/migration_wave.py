@@ -23,7 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import make_sample_export  # the tools directory is not a package
 from benchlib import PROJECT, RESULTS, BenchError, logger, playbook, write_results
 
-SCHEMA = PROJECT / "roles/kamailio/files/schema/sqlite.sql"
+sys.path.insert(0, str(PROJECT / "collections"))
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
+
 BULK_ACCOUNTS = int(os.environ.get("SIPWAVE_BENCH_WAVE_ACCOUNTS", "100000"))
 LOOP_ACCOUNTS = int(os.environ.get("SIPWAVE_BENCH_WAVE_LOOP", "1000"))
 GOAL_BULK_S = 60.0
@@ -35,8 +40,9 @@ log = logger("wave")
 
 
 def new_database(path: Path) -> Path:
+    """A proxy database as the kamailio role creates it (kamailio_db.schema)."""
     with sqlite3.connect(path) as connection:
-        connection.executescript(SCHEMA.read_text())
+        schema.ensure(Database("sqlite", connection, sqlite3.Error), connection.cursor())
     return path
 
 

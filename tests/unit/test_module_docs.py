@@ -51,11 +51,22 @@ def controller_options(name: str) -> tuple[str, ...]:
 
 
 def documentation(name: str) -> dict:
+    """The module's sections, with the options of the collection's own doc fragments that its
+    DOCUMENTATION extends merged in (as ansible-doc shows them)."""
     module = importlib.import_module(f"{PACKAGE}.modules.{name}")
-    return {
+    docs = {
         section: yaml.safe_load(getattr(module, section))
         for section in ("DOCUMENTATION", "EXAMPLES", "RETURN")
     }
+    for fragment in docs["DOCUMENTATION"].get("extends_documentation_fragment") or []:
+        if not fragment.startswith("sipwave.platform."):
+            continue
+        source = importlib.import_module(f"{PACKAGE}.doc_fragments.{fragment.split('.')[-1]}")
+        options = yaml.safe_load(source.ModuleDocFragment.DOCUMENTATION)["options"]
+        own = docs["DOCUMENTATION"].setdefault("options", {})
+        assert not set(options) & set(own or {}), f"{name} documents {fragment} options again"
+        docs["DOCUMENTATION"]["options"] = {**options, **(own or {})}
+    return docs
 
 
 def normalised(option: dict) -> dict:
@@ -97,4 +108,19 @@ def test_documented_types_requirements_and_defaults_match_the_spec(name, monkeyp
 
 
 def test_every_module_is_checked():
-    assert {"wave", "release", "kamailio_subscribers", "notify"} <= set(MODULES)
+    assert {"wave", "release", "kamailio_subscribers", "notify", "kamailio_schema"} <= set(MODULES)
+
+
+DATABASE_OPTIONS = {"backend", "database", "db_host", "db_port", "db_name", "db_user",
+                    "db_password"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_the_database_options_are_documented_once_in_the_fragment(name, monkeypatch):
+    """A module that opens the proxy database (database_argument_spec) takes its options from
+    the kamailio_db doc fragment instead of repeating them."""
+    if not set(argument_spec(name, monkeypatch)) >= DATABASE_OPTIONS:
+        pytest.skip("does not open the proxy database")
+    module = importlib.import_module(f"{PACKAGE}.modules.{name}")
+    own = yaml.safe_load(module.DOCUMENTATION).get("options") or {}
+    assert not DATABASE_OPTIONS & set(own)

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import (
+    connection as dbconn,
+)
 from module_runner import run_module_file
 
 COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
@@ -74,7 +77,7 @@ def database(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def conn(database: Path):
-    connection = subscriber_db.connect("sqlite", database=str(database))
+    connection = dbconn.connect("sqlite", database=str(database))
     yield connection
     connection.close()
 
@@ -180,15 +183,15 @@ def test_ha1_without_ha1b_stores_an_empty_ha1b():
 
 
 def test_missing_sqlite_database_is_an_error(tmp_path):
-    with pytest.raises(subscriber_db.SubscriberError, match="does not exist"):
-        subscriber_db.connect("sqlite", database=str(tmp_path / "missing.sqlite"))
+    with pytest.raises(dbconn.DatabaseError, match="does not exist"):
+        dbconn.connect("sqlite", database=str(tmp_path / "missing.sqlite"))
 
 
 def test_postgres_without_psycopg2_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg2", None)
 
-    with pytest.raises(subscriber_db.SubscriberError, match="python3-psycopg2"):
-        subscriber_db.connect("postgres", name="kamailio")
+    with pytest.raises(dbconn.DatabaseError, match="python3-psycopg2"):
+        dbconn.connect("postgres", name="kamailio")
 
 
 def fake_psycopg2(database: Path) -> types.ModuleType:
@@ -236,7 +239,7 @@ def test_postgres_backend_uses_its_own_parameter_markers(monkeypatch, database):
     monkeypatch.setitem(sys.modules, "psycopg2.extras", psycopg2.extras)
     insert(database, {("bob", DOMAIN): (OTHER_HA1, ""), ("carol", DOMAIN): (OTHER_HA1, "")})
     desired = {("alice", DOMAIN): (ALICE_HA1, ALICE_HA1B), ("bob", DOMAIN): (ALICE_HA1, "")}
-    conn = subscriber_db.connect("postgres", name="kamailio")
+    conn = dbconn.connect("postgres", name="kamailio")
 
     todo = subscriber_db.plan(subscriber_db.read_subscribers(conn, [DOMAIN]), desired, {DOMAIN})
     subscriber_db.apply(conn, todo, desired)

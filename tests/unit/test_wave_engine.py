@@ -7,8 +7,11 @@ import sys
 from datetime import timedelta
 
 import pytest
-from ansible_collections.sipwave.platform.plugins.module_utils import credentials, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils import credentials
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import generated_password
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import (
+    connection as dbconn,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave import transaction
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import MigrationError
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.plan import (
@@ -17,7 +20,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.plan import 
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.reconcile import reconcile
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import total_refund
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (
-    ensure_tables,
     read_state,
 )
 from wave_helpers import (
@@ -108,7 +110,7 @@ def test_reconciliation_names_what_is_missing(database):
     with sqlite3.connect(database) as connection:
         connection.execute("DELETE FROM dbaliases WHERE alias_username = '48221230000'")
         connection.execute("DELETE FROM sipwave_number WHERE number = '+48600100000'")
-    conn = subscriber_db.connect("sqlite", database=str(database))
+    conn = dbconn.connect("sqlite", database=str(database))
     with conn.connection:
         state = read_state(conn, conn.connection.cursor(), {LEGACY, NEW})
     conn.close()
@@ -483,7 +485,7 @@ def test_a_failure_between_statements_leaves_the_database_as_it_was(
     run(database, accounts[:2])
     before = dump(database, with_times=True)
     calls = []
-    real = subscriber_db.Database.executemany
+    real = dbconn.Database.executemany
 
     def failing(self, cursor, statement, rows):
         calls.append(statement)
@@ -491,7 +493,7 @@ def test_a_failure_between_statements_leaves_the_database_as_it_was(
             raise sqlite3.OperationalError("injected failure")
         return real(self, cursor, statement, rows)
 
-    monkeypatch.setattr(subscriber_db.Database, "executemany", failing)
+    monkeypatch.setattr(dbconn.Database, "executemany", failing)
     with pytest.raises(sqlite3.OperationalError, match="injected"):
         run(database, accounts)
     monkeypatch.undo()
@@ -504,7 +506,7 @@ def test_a_failure_between_statements_leaves_the_database_as_it_was(
 KILLER = """
 import json, os, signal, sys
 from datetime import date
-from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
+import ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection as dbconn
 sys.path.insert(0, {tests!r})
 from wave_helpers import run, wave_accounts
 kill_at = int(sys.argv[2])
@@ -516,12 +518,12 @@ def count(statement):
     if statements == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
 
-real_connect = subscriber_db.connect
+real_connect = dbconn.connect
 def connect(*args, **kwargs):
     conn = real_connect(*args, **kwargs)
     conn.connection.set_trace_callback(count)
     return conn
-subscriber_db.connect = connect
+dbconn.connect = connect
 from pathlib import Path
 run(Path(sys.argv[1]), wave_accounts(40))
 print(statements)
@@ -681,14 +683,3 @@ def test_a_run_failing_at_its_last_statement_leaves_routing_and_generation_as_th
         run(database, [*VIEW_ACCOUNTS, account("481234104", ("+48221234104",))])
 
     assert view_of(database) == VIEW_AFTER_PHASE1
-
-
-@pytest.mark.parametrize("table", ["dbaliases", "sipwave_account", "sipwave_number",
-                                   "sipwave_routing_generation"])  # fmt: skip
-def test_the_role_schema_and_the_engine_define_shared_tables_alike(tmp_path, database, table):
-    engine_only = sqlite3.connect(tmp_path / "engine.sqlite")
-    conn = subscriber_db.Database("sqlite", engine_only, sqlite3.Error)
-    ensure_tables(conn, engine_only.cursor())
-    with sqlite3.connect(database) as role:
-        from_role = role.execute(f"PRAGMA table_info({table})").fetchall()
-    assert engine_only.execute(f"PRAGMA table_info({table})").fetchall() == from_role

@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import (
+    connection as dbconn,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import record_consent
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import Consent, RunResult
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.rollback import rollback_wave
@@ -19,7 +25,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import r
 from wave_helpers import (
     CLOSING,
     MOVING,
-    PROJECT,
     TODAY,
     VIEW_ACCOUNTS,
     VIEW_AFTER_PHASE1,
@@ -31,7 +36,6 @@ from wave_helpers import (
 
 psycopg2 = pytest.importorskip("psycopg2")
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-SCHEMA = PROJECT / "roles/kamailio/files/schema/postgres.sql"
 
 
 def as_postgres(*command: str) -> list[str]:
@@ -75,13 +79,13 @@ def database(cluster):
     admin.close()
     connection = psycopg2.connect(host=cluster, port=5439, dbname=name, user="kamailio")
     with connection, connection.cursor() as cursor:
-        cursor.execute(SCHEMA.read_text())
+        schema.ensure(Database("postgres", connection, psycopg2.Error), cursor)
     connection.close()
     return {"host": cluster, "port": 5439, "name": name, "user": "kamailio"}
 
 
 def connect(database):
-    return subscriber_db.connect("postgres", **database)
+    return dbconn.connect("postgres", **database)
 
 
 def run(database, accounts, phase=1, **overrides) -> RunResult:

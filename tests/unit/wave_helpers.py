@@ -1,4 +1,4 @@
-"""Shared by the wave tests: a real SQLite file with the role's schema, accounts, dumps."""
+"""Shared by the wave tests: a real SQLite file with the proxy's schema, accounts, dumps."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
-from ansible_collections.sipwave.platform.plugins.module_utils import credentials, subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils import credentials
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import generated_password
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import (
+    connection as dbconn,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import record_consent
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     Consent,
@@ -18,7 +25,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.rollback imp
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import run_wave
 
 PROJECT = Path(__file__).resolve().parents[2]
-SCHEMA = PROJECT / "roles/kamailio/files/schema/sqlite.sql"
 LEGACY = "ip.tanifon.pl"
 NEW = "sip.sipwave.test"
 TODAY = date(2026, 11, 22)
@@ -30,8 +36,9 @@ def password_of(login: str) -> str:
 
 
 def create_database(path: Path) -> Path:
+    """The proxy database as the kamailio role creates it (kamailio_db.schema.ensure)."""
     with sqlite3.connect(path) as connection:
-        connection.executescript(SCHEMA.read_text())
+        schema.ensure(Database("sqlite", connection, sqlite3.Error), connection.cursor())
     return path
 
 
@@ -104,7 +111,7 @@ def settings(phase: int = 1, today: date = TODAY, **overrides) -> Settings:
 
 
 def run(database: Path, accounts, phase: int = 1, rejected=None, check=False, **overrides):
-    conn = subscriber_db.connect("sqlite", database=str(database))
+    conn = dbconn.connect("sqlite", database=str(database))
     try:
         return run_wave(conn, accounts, rejected or {}, settings(phase, **overrides), check)
     finally:
@@ -112,7 +119,7 @@ def run(database: Path, accounts, phase: int = 1, rejected=None, check=False, **
 
 
 def consent(database: Path, **decisions: str) -> list[dict]:
-    conn = subscriber_db.connect("sqlite", database=str(database))
+    conn = dbconn.connect("sqlite", database=str(database))
     try:
         return record_consent(
             conn,
@@ -125,7 +132,7 @@ def consent(database: Path, **decisions: str) -> list[dict]:
 
 
 def rollback(database: Path, check=False):
-    conn = subscriber_db.connect("sqlite", database=str(database))
+    conn = dbconn.connect("sqlite", database=str(database))
     try:
         return rollback_wave(conn, settings(), check)
     finally:

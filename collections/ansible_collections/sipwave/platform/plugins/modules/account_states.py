@@ -15,6 +15,7 @@ author:
   - sipwave developers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sipwave.platform.kamailio_db
 attributes:
   check_mode:
     support: full
@@ -22,31 +23,6 @@ attributes:
     support: none
   platform:
     platforms: posix
-options:
-  backend:
-    description: Database engine holding Kamailio's tables.
-    type: str
-    choices: [sqlite, postgres]
-    default: sqlite
-  database:
-    description: Path of the SQLite database file (when O(backend=sqlite)).
-    type: path
-  db_host:
-    description: PostgreSQL host name or socket directory.
-    type: str
-  db_port:
-    description: PostgreSQL port.
-    type: int
-    default: 5432
-  db_name:
-    description: PostgreSQL database name.
-    type: str
-  db_user:
-    description: PostgreSQL user.
-    type: str
-  db_password:
-    description: PostgreSQL password.
-    type: str
 """
 
 EXAMPLES = r"""
@@ -72,9 +48,9 @@ import os  # noqa: E402
 from collections import Counter  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
-    SubscriberError,
+    DatabaseError,
     connect_with,
     database_argument_spec,
 )
@@ -105,7 +81,7 @@ def main() -> None:
     if params["backend"] != "sqlite" or os.path.exists(params["database"]):
         try:
             conn = connect_with(params)
-        except SubscriberError as exc:
+        except DatabaseError as exc:
             module.fail_json(msg=str(exc))
         try:
             rows = read_states(conn)

@@ -19,6 +19,7 @@ author:
   - sipwave developers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sipwave.platform.kamailio_db
 attributes:
   check_mode:
     support: full
@@ -31,30 +32,6 @@ attributes:
 requirements:
   - python3-psycopg2 on the target host for O(backend=postgres).
 options:
-  backend:
-    description: Database engine holding the subscriber table.
-    type: str
-    choices: [sqlite, postgres]
-    default: sqlite
-  database:
-    description: Path of the SQLite database file. Required when O(backend=sqlite).
-    type: path
-  db_host:
-    description: PostgreSQL host name or socket directory; libpq's default when omitted.
-    type: str
-  db_port:
-    description: PostgreSQL port.
-    type: int
-    default: 5432
-  db_name:
-    description: PostgreSQL database name. Required when O(backend=postgres).
-    type: str
-  db_user:
-    description: PostgreSQL user.
-    type: str
-  db_password:
-    description: PostgreSQL password.
-    type: str
   subscribers:
     description:
       - The subscribers that must exist with exactly these credentials.
@@ -155,16 +132,19 @@ counts:
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
 import os  # noqa: E402
 
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
+    DATABASE_REQUIRED_IF,
+    DatabaseError,
+    connect_with,
+    database_argument_spec,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
     QuietBulkModule,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
-    DATABASE_REQUIRED_IF,
     Plan,
     SubscriberError,
     apply,
-    connect_with,
-    database_argument_spec,
     desired_from_entries,
     label,
     plan,
@@ -228,7 +208,7 @@ def main() -> None:
     else:
         try:
             conn = connect_with(params)
-        except SubscriberError as exc:
+        except DatabaseError as exc:
             module.fail_json(msg=str(exc))
         try:
             current = read_subscribers(conn, listed_domains | exclusive_domains)

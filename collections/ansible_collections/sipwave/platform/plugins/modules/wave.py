@@ -28,6 +28,7 @@ author:
   - sipwave developers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sipwave.platform.kamailio_db
 attributes:
   check_mode:
     support: full
@@ -132,30 +133,6 @@ options:
   run_id:
     description: Identifier of this run in the audit log and report; generated when omitted.
     type: str
-  backend:
-    description: Database engine holding Kamailio's tables.
-    type: str
-    choices: [sqlite, postgres]
-    default: sqlite
-  database:
-    description: Path of the SQLite database file. Required when O(backend=sqlite).
-    type: path
-  db_host:
-    description: PostgreSQL host name or socket directory.
-    type: str
-  db_port:
-    description: PostgreSQL port.
-    type: int
-    default: 5432
-  db_name:
-    description: PostgreSQL database name. Required when O(backend=postgres).
-    type: str
-  db_user:
-    description: PostgreSQL user.
-    type: str
-  db_password:
-    description: PostgreSQL password.
-    type: str
 """
 
 EXAMPLES = r"""
@@ -239,14 +216,14 @@ import json  # noqa: E402
 import os  # noqa: E402
 from datetime import date  # noqa: E402
 
-from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
-    QuietBulkModule,
-)
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
-    SubscriberError,
+    DatabaseError,
     connect_with,
     database_argument_spec,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
+    QuietBulkModule,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import (  # noqa: E402
     record_consent,
@@ -433,7 +410,7 @@ def main() -> None:
     try:
         # In check mode the play that creates the database did not run either.
         conn = empty_database() if module.check_mode and missing_sqlite else connect_with(params)
-    except SubscriberError as exc:
+    except DatabaseError as exc:
         module.fail_json(msg=str(exc))
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}
     try:

@@ -7,7 +7,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import Database
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.schema import (
+    table_exists,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave import transaction
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     DECISIONS,
@@ -19,7 +24,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (
     ensure_tables,
     lock_for_writing,
-    table_exists,
 )
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
-    Key,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.schema import (
+    table_exists,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import Key
 from ansible_collections.sipwave.platform.plugins.module_utils.wave import transaction
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     MAX_REPORTED,
@@ -28,7 +31,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables impor
     lock_for_writing,
     read_state,
     routing_generation,
-    table_exists,
 )
 
 

@@ -11,7 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import Database
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.schema import (
+    table_exists,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave import transaction
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     AccountPlan,
@@ -32,7 +37,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables impor
     lock_for_writing,
     read_state,
     routing_generation,
-    table_exists,
 )
 
 

@@ -1,8 +1,8 @@
 # Copyright: sipwave developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The engine's tables: their DDL for SQLite and PostgreSQL, the lock a run takes, and reading
-the rows a wave can touch into a State. Only ``subscriber`` and ``dbaliases`` are Kamailio's
-own tables; the engine creates ``dbaliases`` (alias_db) and its own tables when missing."""
+"""The engine's view of the proxy database: the lock a run takes, the routing generation, and
+reading the rows a wave can touch into a State. The tables themselves are described once, in
+kamailio_db.schema (the kamailio role creates them with the same code)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import Database
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.schema import (
+    table_exists,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     ACCOUNT_COLUMNS,
     AccountRow,
@@ -21,60 +27,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
 
 IN_CHUNK = 500  # values per IN (...) list
 
-# {p} is the backend's parameter marker, {serial} its auto-increment primary key.
-TABLES = (
-    """CREATE TABLE IF NOT EXISTS dbaliases (
-    id {serial},
-    alias_username VARCHAR(64) DEFAULT '' NOT NULL,
-    alias_domain VARCHAR(64) DEFAULT '' NOT NULL,
-    username VARCHAR(64) DEFAULT '' NOT NULL,
-    domain VARCHAR(64) DEFAULT '' NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS alias_idx ON dbaliases (alias_username, alias_domain)",
-    "CREATE INDEX IF NOT EXISTS alias_target_idx ON dbaliases (username, domain)",
-    """CREATE TABLE IF NOT EXISTS sipwave_account (
-    login VARCHAR(64) PRIMARY KEY NOT NULL,
-    state VARCHAR(16) NOT NULL,
-    wave VARCHAR(64) NOT NULL,
-    legacy_domain VARCHAR(64) NOT NULL,
-    current_username VARCHAR(64),
-    current_domain VARCHAR(64),
-    grace_until VARCHAR(10),
-    department VARCHAR(128) DEFAULT '' NOT NULL,
-    balance VARCHAR(32) DEFAULT '0.00' NOT NULL,
-    updated_at VARCHAR(32) NOT NULL,
-    run_id VARCHAR(64) NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sipwave_number (
-    number VARCHAR(16) NOT NULL,
-    login VARCHAR(64) NOT NULL,
-    kind VARCHAR(8) NOT NULL,
-    state VARCHAR(16) NOT NULL,
-    PRIMARY KEY (number, login, kind))""",
-    "CREATE INDEX IF NOT EXISTS sipwave_number_login_idx ON sipwave_number (login)",
-    """CREATE TABLE IF NOT EXISTS sipwave_audit (
-    id {serial},
-    at VARCHAR(32) NOT NULL,
-    run_id VARCHAR(64) NOT NULL,
-    wave VARCHAR(64) NOT NULL,
-    login VARCHAR(64) NOT NULL,
-    action VARCHAR(32) NOT NULL,
-    "before" TEXT,
-    "after" TEXT)""",
-    """CREATE TABLE IF NOT EXISTS sipwave_snapshot (
-    id {serial},
-    wave VARCHAR(64) NOT NULL,
-    taken_at VARCHAR(32) NOT NULL,
-    content TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sipwave_consent (
-    login VARCHAR(64) PRIMARY KEY NOT NULL,
-    decision VARCHAR(16) NOT NULL,
-    recorded_at VARCHAR(32) NOT NULL,
-    source VARCHAR(255) DEFAULT '' NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sipwave_routing_generation (
-    id INTEGER PRIMARY KEY NOT NULL,
-    generation INTEGER NOT NULL)""",
-    "INSERT INTO sipwave_routing_generation (id, generation) SELECT 1, 0 "
-    "WHERE NOT EXISTS (SELECT 1 FROM sipwave_routing_generation)",
-)
 ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_consent",
                  "sipwave_snapshot", "sipwave_routing_generation")  # fmt: skip
 # Every committed change of routing data counts up the generation, which the sipwave_routing
@@ -82,9 +34,7 @@ ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_cons
 # tells whether a proxy's cache is older than its database, also after a run that was killed
 # between its commit and the reload.
 BUMP_GENERATION = "UPDATE sipwave_routing_generation SET generation = generation + 1 WHERE id = 1"
-SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY"}
 ADVISORY_LOCK_KEY = 0x51C0A7E  # any constant: every wave run takes the same lock
-ALIAS_TABLE_VERSION = 1  # alias_db's schema version, checked by Kamailio at start
 
 
 def empty_database() -> Database:
@@ -112,24 +62,9 @@ def lock_for_writing(conn: Database, cursor: Any) -> None:
 
 
 def ensure_tables(conn: Database, cursor: Any) -> None:
-    for statement in TABLES:
-        cursor.execute(statement.format(serial=SERIAL[conn.backend]))
-    if table_exists(conn, cursor, "version"):
-        cursor.execute(
-            conn.sql(
-                "INSERT INTO version (table_name, table_version) SELECT {p}, {p} "
-                "WHERE NOT EXISTS (SELECT 1 FROM version WHERE table_name = {p})"
-            ),
-            ("dbaliases", ALIAS_TABLE_VERSION, "dbaliases"),
-        )
-
-
-def table_exists(conn: Database, cursor: Any, name: str) -> bool:
-    if conn.backend == "sqlite":
-        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-    else:
-        cursor.execute("SELECT 1 FROM information_schema.tables WHERE table_name = %s", (name,))
-    return cursor.fetchone() is not None
+    """Every table and the routing view, as the kamailio role creates them (kamailio_db.schema):
+    a database made before the engine's newest table still takes a run."""
+    schema.ensure(conn, cursor)
 
 
 def routing_generation(conn: Database, cursor: Any) -> int:

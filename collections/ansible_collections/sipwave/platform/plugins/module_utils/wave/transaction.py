@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
-from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import Database
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     ACCOUNT_COLUMNS,
     AccountPlan,

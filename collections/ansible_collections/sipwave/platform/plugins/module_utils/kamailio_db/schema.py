@@ -1,0 +1,264 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The proxy database's schema, the one description of every table, index and view for both
+backends: Kamailio's own tables (columns as in Kamailio's schema for the table versions
+recorded in ``version``), the migration engine's tables, and the routing view the router's
+routing cache loads.
+
+ensure() creates what is missing and replaces the routing view when its definition changed,
+inside the caller's transaction; it returns what it created or changed (empty when the
+database was already up to date), so a module can report ``changed`` truthfully and check
+mode can run it and roll back. Data is never touched: tables are only ever created.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
+
+# {serial} is the backend's auto-increment primary key.
+SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY NOT NULL"}
+
+# (name, columns and constraints). The subscriber table has no password column on purpose:
+# only HA1 hashes are stored.
+TABLES: tuple[tuple[str, str], ...] = (
+    ("version", """
+    id {serial},
+    table_name VARCHAR(32) NOT NULL,
+    table_version INTEGER DEFAULT 0 NOT NULL,
+    CONSTRAINT version_table_name_idx UNIQUE (table_name)"""),
+    ("subscriber", """
+    id {serial},
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT '' NOT NULL,
+    ha1 VARCHAR(128) DEFAULT '' NOT NULL,
+    ha1b VARCHAR(128) DEFAULT '' NOT NULL,
+    CONSTRAINT subscriber_account_idx UNIQUE (username, domain)"""),
+    ("location", """
+    id {serial},
+    ruid VARCHAR(64) DEFAULT '' NOT NULL,
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT NULL,
+    contact VARCHAR(512) DEFAULT '' NOT NULL,
+    received VARCHAR(128) DEFAULT NULL,
+    path VARCHAR(512) DEFAULT NULL,
+    expires TIMESTAMP WITHOUT TIME ZONE DEFAULT '2030-05-28 21:32:15' NOT NULL,
+    q REAL DEFAULT 1.0 NOT NULL,
+    callid VARCHAR(255) DEFAULT 'Default-Call-ID' NOT NULL,
+    cseq INTEGER DEFAULT 1 NOT NULL,
+    last_modified TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL,
+    flags INTEGER DEFAULT 0 NOT NULL,
+    cflags INTEGER DEFAULT 0 NOT NULL,
+    user_agent VARCHAR(255) DEFAULT '' NOT NULL,
+    socket VARCHAR(64) DEFAULT NULL,
+    methods INTEGER DEFAULT NULL,
+    instance VARCHAR(255) DEFAULT NULL,
+    reg_id INTEGER DEFAULT 0 NOT NULL,
+    server_id INTEGER DEFAULT 0 NOT NULL,
+    connection_id INTEGER DEFAULT 0 NOT NULL,
+    keepalive INTEGER DEFAULT 0 NOT NULL,
+    partition INTEGER DEFAULT 0 NOT NULL,
+    CONSTRAINT location_ruid_idx UNIQUE (ruid)"""),
+    ("location_attrs", """
+    id {serial},
+    ruid VARCHAR(64) DEFAULT '' NOT NULL,
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT NULL,
+    aname VARCHAR(64) DEFAULT '' NOT NULL,
+    atype INTEGER DEFAULT 0 NOT NULL,
+    avalue VARCHAR(512) DEFAULT '' NOT NULL,
+    last_modified TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL"""),
+    # The numbers served here (Kamailio's alias_db table, written by the migration engine):
+    # alias_username is the number in E.164 without "+".
+    ("dbaliases", """
+    id {serial},
+    alias_username VARCHAR(64) DEFAULT '' NOT NULL,
+    alias_domain VARCHAR(64) DEFAULT '' NOT NULL,
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT '' NOT NULL"""),
+    # The migration engine's tables (module_utils/wave).
+    ("sipwave_account", """
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    wave VARCHAR(64) NOT NULL,
+    legacy_domain VARCHAR(64) NOT NULL,
+    current_username VARCHAR(64),
+    current_domain VARCHAR(64),
+    grace_until VARCHAR(10),
+    department VARCHAR(128) DEFAULT '' NOT NULL,
+    balance VARCHAR(32) DEFAULT '0.00' NOT NULL,
+    updated_at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL"""),
+    ("sipwave_number", """
+    number VARCHAR(16) NOT NULL,
+    login VARCHAR(64) NOT NULL,
+    kind VARCHAR(8) NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    PRIMARY KEY (number, login, kind)"""),
+    ("sipwave_audit", """
+    id {serial},
+    at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    wave VARCHAR(64) NOT NULL,
+    login VARCHAR(64) NOT NULL,
+    action VARCHAR(32) NOT NULL,
+    "before" TEXT,
+    "after" TEXT"""),
+    ("sipwave_snapshot", """
+    id {serial},
+    wave VARCHAR(64) NOT NULL,
+    taken_at VARCHAR(32) NOT NULL,
+    content TEXT NOT NULL"""),
+    ("sipwave_consent", """
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    decision VARCHAR(16) NOT NULL,
+    recorded_at VARCHAR(32) NOT NULL,
+    source VARCHAR(255) DEFAULT '' NOT NULL"""),
+    # One row: counted up by every engine run that changes routing data.
+    ("sipwave_routing_generation", """
+    id INTEGER PRIMARY KEY NOT NULL,
+    generation INTEGER NOT NULL"""),
+)  # fmt: skip
+
+# (name, table, columns)
+INDEXES: tuple[tuple[str, str, str], ...] = (
+    ("subscriber_username_idx", "subscriber", "username"),
+    ("location_account_contact_idx", "location", "username, domain, contact"),
+    ("location_expires_idx", "location", "expires"),
+    ("alias_idx", "dbaliases", "alias_username, alias_domain"),
+    ("alias_target_idx", "dbaliases", "username, domain"),
+    ("sipwave_number_login_idx", "sipwave_number", "login"),
+)
+
+# Kamailio checks these versions at start (the modules' "table version mismatch").
+TABLE_VERSIONS = {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliases": 1}
+
+ROUTING_VIEW = "sipwave_routing"
+# What the router's routing cache (htable "routing") loads, in the htable columns:
+#   i:user@domain      an identity served here (it has a subscriber row)
+#   n:digits           a number served here (dbaliases) -> user@domain
+#   a:user@domain      the number an identity presents as caller (dial-in): its first
+#                      number (lowest dbaliases id) -> +digits
+#   c:login            a closed account (its requests are refused, 403 Account Closed)
+#   p:digits           a closed account's number -> kept_for_porting or released; a number
+#                      kept by one closed account and released by another is still kept
+#                      (kept_for_porting sorts first)
+#   g:generation       the generation of this content (sipwave_routing_generation)
+# {text} makes the literal '1' a TEXT column on PostgreSQL, so that CREATE OR REPLACE VIEW
+# keeps the column types of the view it replaces.
+_ROUTING_SELECT = """
+    SELECT 'i:' || username || '@' || lower(domain) AS key_name, 0 AS key_type,
+           1 AS value_type, '1'{text} AS key_value, 0 AS expires
+    FROM subscriber
+    UNION ALL
+    SELECT 'n:' || alias_username, 0, 0, username || '@' || lower(domain), 0
+    FROM dbaliases
+    UNION ALL
+    SELECT 'a:' || username || '@' || lower(domain), 0, 0, '+' || alias_username, 0
+    FROM dbaliases
+    WHERE id IN (SELECT MIN(id) FROM dbaliases GROUP BY username, lower(domain))
+    UNION ALL
+    SELECT 'c:' || login, 0, 1, '1', 0
+    FROM sipwave_account WHERE state = 'closed'
+    UNION ALL
+    SELECT 'p:' || ltrim(number, '+'), 0, 0, MIN(state), 0
+    FROM sipwave_number
+    WHERE kind = 'number' AND state IN ('kept_for_porting', 'released')
+    GROUP BY number
+    UNION ALL
+    SELECT 'g:generation', 0, 1, CAST(COALESCE(MAX(generation), 0) AS TEXT), 0
+    FROM sipwave_routing_generation"""
+_TEXT_CAST = {"sqlite": "", "postgres": "::TEXT"}
+
+
+def create_table(backend: str, name: str) -> str:
+    columns = dict(TABLES)[name]
+    return f"CREATE TABLE IF NOT EXISTS {name} ({columns.format(serial=SERIAL[backend])}\n)"
+
+
+def routing_view(backend: str) -> str:
+    """The CREATE VIEW statement of the routing view (OR REPLACE on PostgreSQL)."""
+    verb = "CREATE OR REPLACE VIEW" if backend == "postgres" else "CREATE VIEW"
+    return f"{verb} {ROUTING_VIEW} AS{_ROUTING_SELECT.format(text=_TEXT_CAST[backend])}"
+
+
+def _exists(conn: Database, cursor: Any, kind: str, name: str) -> bool:
+    if conn.backend == "sqlite":
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name))
+        return cursor.fetchone() is not None
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+    return bool(cursor.fetchone()[0])
+
+
+def table_exists(conn: Database, cursor: Any, name: str) -> bool:
+    return _exists(conn, cursor, "table", name)
+
+
+def _insert_missing(conn: Database, cursor: Any, table: str, key: str, row: dict) -> bool:
+    columns = ", ".join(row)
+    cursor.execute(
+        conn.sql(
+            f"INSERT INTO {table} ({columns}) SELECT {', '.join(['{p}'] * len(row))} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key} = {{p}})"
+        ),
+        (*row.values(), row[key]),
+    )
+    return cursor.rowcount > 0
+
+
+def _view_definition(conn: Database, cursor: Any) -> str | None:
+    if conn.backend == "sqlite":
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", (ROUTING_VIEW,)
+        )
+    else:
+        cursor.execute(
+            "SELECT pg_get_viewdef(c.oid) FROM pg_class c WHERE c.relname = %s AND c.relkind = 'v'",
+            (ROUTING_VIEW,),
+        )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _ensure_routing_view(conn: Database, cursor: Any) -> bool:
+    """Create the routing view, or replace an older definition of it; True if it changed."""
+    before = _view_definition(conn, cursor)
+    wanted = routing_view(conn.backend)
+    if conn.backend == "sqlite":
+        if before == wanted:
+            return False
+        cursor.execute(f"DROP VIEW IF EXISTS {ROUTING_VIEW}")
+        cursor.execute(wanted)
+        return True
+    # PostgreSQL keeps a normalised text of the view: compare it before and after replacing.
+    cursor.execute(wanted)
+    return _view_definition(conn, cursor) != before
+
+
+def ensure(conn: Database, cursor: Any) -> list[str]:
+    """Create every missing table, index, version row and the generation row, and the routing
+    view (replaced when its definition changed). Runs in the caller's transaction; committing
+    is the caller's. Returns the objects created or changed, e.g. ``["table sipwave_audit"]``."""
+    done = []
+    for name, _columns in TABLES:
+        if not table_exists(conn, cursor, name):
+            cursor.execute(create_table(conn.backend, name))
+            done.append(f"table {name}")
+    for name, table, columns in INDEXES:
+        if not _exists(conn, cursor, "index", name):
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+            done.append(f"index {name}")
+    for table, version in TABLE_VERSIONS.items():
+        row = {"table_name": table, "table_version": version}
+        if _insert_missing(conn, cursor, "version", "table_name", row):
+            done.append(f"version of {table}")
+    if _insert_missing(
+        conn, cursor, "sipwave_routing_generation", "id", {"id": 1, "generation": 0}
+    ):
+        done.append("routing generation")
+    if _ensure_routing_view(conn, cursor):
+        done.append(f"view {ROUTING_VIEW}")
+    return done

@@ -1,0 +1,100 @@
+"""kamailio_db.schema: one description of the proxy database for SQLite and PostgreSQL."""
+
+import sqlite3
+
+import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
+    Database,
+)
+from wave_helpers import VIEW_ACCOUNTS, VIEW_AFTER_PHASE1, routing_view, run
+
+EVERY_OBJECT = (
+    [f"table {name}" for name, _ in schema.TABLES]
+    + [f"index {name}" for name, _, _ in schema.INDEXES]
+    + [f"version of {table}" for table in schema.TABLE_VERSIONS]
+    + ["routing generation", "view sipwave_routing"]
+)
+
+
+def ensure_sqlite(path) -> list[str]:
+    with sqlite3.connect(path) as connection:
+        return schema.ensure(Database("sqlite", connection, sqlite3.Error), connection.cursor())
+
+
+def test_a_new_database_gets_every_object_once(tmp_path):
+    database = tmp_path / "proxy.sqlite"
+
+    assert ensure_sqlite(database) == EVERY_OBJECT
+    assert ensure_sqlite(database) == []
+
+
+def test_kamailio_finds_the_table_versions_it_checks(tmp_path):
+    database = tmp_path / "proxy.sqlite"
+    ensure_sqlite(database)
+    with sqlite3.connect(database) as connection:
+        versions = dict(connection.execute("SELECT table_name, table_version FROM version"))
+
+    assert versions == {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliases": 1}
+
+
+def test_the_subscriber_table_has_no_password_column(tmp_path):
+    database = tmp_path / "proxy.sqlite"
+    ensure_sqlite(database)
+    with sqlite3.connect(database) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(subscriber)")]
+
+    assert columns == ["id", "username", "domain", "ha1", "ha1b"]
+
+
+def test_a_missing_table_is_created_and_the_data_of_the_others_stays(tmp_path):
+    database = tmp_path / "proxy.sqlite"
+    ensure_sqlite(database)
+    with sqlite3.connect(database) as connection:
+        connection.execute("INSERT INTO subscriber (username, domain) VALUES ('a', 'b')")
+        connection.execute("DROP TABLE sipwave_audit")
+
+    assert ensure_sqlite(database) == ["table sipwave_audit"]
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT username FROM subscriber").fetchall() == [("a",)]
+
+
+def test_an_older_routing_view_is_replaced_and_reported(tmp_path):
+    database = tmp_path / "proxy.sqlite"
+    ensure_sqlite(database)
+    run(database, VIEW_ACCOUNTS)
+    with sqlite3.connect(database) as connection:
+        connection.executescript(
+            "DROP VIEW sipwave_routing; CREATE VIEW sipwave_routing AS"
+            " SELECT 'n:' || alias_username AS key_name, 0 AS key_type, 0 AS value_type,"
+            " username || '@' || lower(domain) AS key_value, 0 AS expires FROM dbaliases;"
+        )
+
+    assert ensure_sqlite(database) == ["view sipwave_routing"]
+    with sqlite3.connect(database) as connection:
+        assert routing_view(connection.cursor()) == VIEW_AFTER_PHASE1
+
+
+def test_check_mode_can_roll_back_what_ensure_did(tmp_path):
+    """What kamailio_schema does in check mode: an explicit transaction (Python's sqlite3
+    would run DDL outside one), ensure, roll back."""
+    database = tmp_path / "proxy.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("BEGIN")
+        done = schema.ensure(Database("sqlite", connection, sqlite3.Error), connection.cursor())
+        connection.rollback()
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+
+    assert done == EVERY_OBJECT
+    assert tables == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_each_backend_gets_the_same_tables_from_the_one_description(backend):
+    for name, _columns in schema.TABLES:
+        statement = schema.create_table(backend, name)
+        assert statement.startswith(f"CREATE TABLE IF NOT EXISTS {name} (")
+        assert "{" not in statement
+    view = schema.routing_view(backend)
+    assert ("::TEXT" in view) == (backend == "postgres")
+    assert view.startswith("CREATE OR REPLACE VIEW" if backend == "postgres" else "CREATE VIEW")
