@@ -1,12 +1,12 @@
 """Fixtures for the kamailio-postgres scenario: addresses, accounts and secrets of molecule.yml."""
 
 import hashlib
-import os
 import subprocess
 import time
 from pathlib import Path
 
 from sipwave_testlib import sipp
+from sipwave_testlib.playbooks import run_playbook as run_project_playbook
 
 PROJECT = Path(__file__).resolve().parents[3]
 DB_CONTAINER = "sipwave-molecule-pgsql-db"
@@ -68,14 +68,8 @@ def wait_until(check, timeout_s: float, step_s: float = 1.0):
         time.sleep(step_s)
 
 
-def run_playbook(*options: str) -> subprocess.CompletedProcess:
-    """Run the scenario's converge playbook against its inventory."""
-    command = [
-        "ansible-playbook",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        *options,
-        str(Path(__file__).resolve().parents[1] / "converge.yml"),
-    ]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
+def run_playbook(*extra_vars: dict, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run the scenario's converge playbook against its inventory, through the shared runner:
+    at -vvvv, extra vars from a 0600 file (never echoed), with a transcript."""
+    converge = Path(__file__).resolve().parents[1] / "converge.yml"
+    return run_project_playbook(str(converge), *extra_vars, options=options)

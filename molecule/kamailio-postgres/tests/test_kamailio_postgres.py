@@ -1,7 +1,5 @@
 """Kamailio on a real PostgreSQL server: digest auth, usrloc, secrets and reconnects."""
 
-import json
-
 import pytest
 from conftest import (
     ACCOUNTS,
@@ -113,7 +111,9 @@ def test_rerun_recreates_missing_tables_and_prints_no_secret():
     # tasks that handle the database password run at the verbosity that prints module
     # arguments and results.
     psql("DROP VIEW sipwave_routing")
-    run = run_playbook("-vvv", "--tags", "lab_postgres_user,kamailio_database,kamailio_subscribers")
+    run = run_playbook(
+        options=("--tags", "lab_postgres_user,kamailio_database,kamailio_subscribers")
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, run.stdout[-3000:]
     assert psql("SELECT to_regclass('sipwave_routing') IS NOT NULL") == [["t"]]
@@ -132,7 +132,7 @@ def test_rerun_recreates_missing_tables_and_prints_no_secret():
 def test_password_that_cannot_go_into_the_url_is_refused_by_name_not_by_value():
     bad = 'Quote"In-It-24'
     run = run_playbook(
-        "--tags", "kamailio_preflight", "-e", json.dumps({"kamailio_db_postgres_password": bad})
+        {"kamailio_db_postgres_password": bad}, options=("--tags", "kamailio_preflight")
     )
     output = run.stdout + run.stderr
     assert run.returncode != 0, run.stdout[-2000:]
