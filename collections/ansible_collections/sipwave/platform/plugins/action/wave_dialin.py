@@ -10,11 +10,9 @@ a dial-in number did not arrive. Nothing here connects to a host.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -23,6 +21,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
     plan_from_dict,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.files import locked_json_update
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     ExportError,
     read_export,
@@ -73,24 +72,10 @@ def _read_report(path: str) -> dict:
 def _update_report(path: str, section: dict) -> None:
     """Put the section into the report, under the lock the wave's hosts write it with
     (wave_report); written aside and renamed, so a reader never sees half a report."""
-    directory = os.path.dirname(path) or "."
-    lock = os.open(directory, os.O_RDONLY)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        report = with_dialin(_read_report(path), section)
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".report-", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(report, handle, indent=1, sort_keys=True)
-                handle.write("\n")
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        os.close(lock)
+        locked_json_update(path, lambda report: with_dialin(report, section), missing_ok=False)
+    except (OSError, ValueError) as exc:
+        raise AnsibleActionFail(f"cannot read the wave report {path}: {exc}") from exc
 
 
 class ActionModule(ActionBase):

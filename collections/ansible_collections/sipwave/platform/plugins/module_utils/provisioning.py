@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.sipwave.platform.plugins.module_utils.control_chars import printable
+from ansible_collections.sipwave.platform.plugins.module_utils.files import atomic_write
 
 # Templates live under <vendor>/ in the role's templates/phones (or the site's override
 # directory). Each vendor's phones request these files from their provisioning URL; the
@@ -204,20 +205,13 @@ def _file_ok(path: str, owner: Ownership) -> bool:
 
 
 def _write_atomically(directory: str, name: str, content: bytes, owner: Ownership) -> None:
-    """Write next to the target, then rename over it: a reader sees the old or the new file,
-    never a part of one; a crash leaves at most a temporary file the next run removes."""
-    temporary = os.path.join(directory, f"{_TEMP_PREFIX}{name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(descriptor, owner.file_mode)
-        if owner.uid != -1 or owner.gid != -1:
-            os.fchown(descriptor, owner.uid, owner.gid)
-        view = memoryview(content)
-        while view:
-            view = view[os.write(descriptor, view) :]
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, os.path.join(directory, name))
+    """A reader sees the old or the new file, never a part of one; a crash leaves at most a
+    temporary file (_TEMP_PREFIX) the next run removes. Not fsynced: every run rewrites what
+    differs, and thousands of small files would each wait for the disk."""
+    atomic_write(
+        os.path.join(directory, name), content, owner.file_mode, owner.uid, owner.gid,
+        fsync=False, temp_prefix=_TEMP_PREFIX,
+    )  # fmt: skip
 
 
 def _ensure_dir(path: str, owner: Ownership) -> None:

@@ -15,10 +15,11 @@ secret (MAC, vendor and the SIP identities the phone may be registered as).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from ansible_collections.sipwave.platform.plugins.module_utils.files import atomic_write, remove
 
 FORMAT_VERSION = 1
 _SIP_STATUS = re.compile(r"^[1-6][0-9][0-9]$")
@@ -73,42 +74,18 @@ def load_pending(path: str) -> Pending:
     return {entry.mac: entry for entry in entries}
 
 
-def _fsync_directory(directory: str) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def save_pending(path: str, pending: Pending) -> None:
     """Replace ``path`` atomically with ``pending``; an empty set removes the file.
 
     Either the old or the new list survives a crash, never a part of one."""
-    directory = os.path.dirname(path) or "."
     if not pending:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        _fsync_directory(directory)
+        remove(path)
         return
     document = {
         "version": FORMAT_VERSION,
         "devices": [pending[mac].as_dict() for mac in sorted(pending)],
     }
-    content = (json.dumps(document, indent=1) + "\n").encode("utf-8")
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(descriptor, view) :]
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, path)
-    _fsync_directory(directory)
+    atomic_write(path, json.dumps(document, indent=1) + "\n")
 
 
 def with_owed(pending: Pending, owed: Iterable[OwedResync]) -> Pending:

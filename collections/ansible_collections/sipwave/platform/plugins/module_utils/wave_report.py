@@ -19,12 +19,11 @@ says what this run recorded itself.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import tempfile
 from collections import Counter
 from decimal import Decimal
+
+from ansible_collections.sipwave.platform.plugins.module_utils.files import locked_json_update
 
 RUN_FIELDS = ("operation", "wave", "phase", "run_id", "today", "export", "bad_rows")
 HOST_FIELDS = ("changed", "counts", "reconciliation", "refunds", "snapshot_taken_for",
@@ -229,21 +228,8 @@ def add_host_result(
     """Add a host's result to its run's report file; safe with hosts finishing at once."""
     os.makedirs(report_dir, exist_ok=True)
     path = report_path(report_dir, result["wave"], result["run_id"])
-    directory = os.open(report_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(directory, fcntl.LOCK_EX)
-        report = None
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                report = json.load(handle)
-        report = merge_host_result(report, host, result, expected, dialin_hosts)
-        # Written aside and renamed: a reader never sees half a report.
-        with tempfile.NamedTemporaryFile("w", dir=report_dir, prefix=".report-", suffix=".tmp",
-                                         delete=False, encoding="utf-8") as handle:  # fmt: skip
-            json.dump(report, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-        os.replace(handle.name, path)
-    finally:
-        fcntl.flock(directory, fcntl.LOCK_UN)
-        os.close(directory)
+    # Under the report directory's lock: hosts finishing at once never lose each other's part.
+    locked_json_update(
+        path, lambda report: merge_host_result(report, host, result, expected, dialin_hosts)
+    )
     return path
