@@ -6,7 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible_collections.sipwave.platform.plugins.module_utils import legacy_export
+from ansible_collections.sipwave.platform.plugins.module_utils import (
+    consent_file,
+    export_fields,
+    legacy_export,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import NumberPlan
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -50,7 +54,7 @@ def test_good_row_is_kept_with_e164_numbers(tmp_path):
     account = export.accounts["481234001"]
     assert account.numbers == ("+48221234567", "+48221234568")
     assert account.dialin_numbers == ("+48600100200",)
-    assert account.devices == (legacy_export.Device("yealink", "T46U", "001565aabbcc"),)
+    assert account.devices == (export_fields.Device("yealink", "T46U", "001565aabbcc"),)
     assert (account.balance, account.wave, account.line) == ("12.50", "wave1", 2)
     assert export.bad_rows == []
 
@@ -279,7 +283,7 @@ def test_sample_export_has_every_kind_of_bad_row_and_500_good_ones():
 def test_consent_file_is_read_with_line_numbers(tmp_path):
     path = write(tmp_path, "login,decision", "481234001,migrate", "481234002,CLOSE", name="c.csv")
 
-    decisions = legacy_export.read_consent(str(path))
+    decisions = consent_file.read_consent(str(path))
 
     assert [(d.login, d.decision, d.source) for d in decisions] == [
         ("481234001", "migrate", f"{path}:2"),
@@ -294,7 +298,7 @@ def test_bad_consent_rows_are_all_reported(tmp_path):
     )  # fmt: skip
 
     with pytest.raises(legacy_export.ExportError) as raised:
-        legacy_export.read_consent(str(path))
+        consent_file.read_consent(str(path))
 
     assert str(raised.value).splitlines()[1:] == [
         f"{path}:2: decision 'maybe' is not migrate or close",

@@ -14,6 +14,7 @@ from datetime import date
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.sipwave.platform.plugins.module_utils.consent_file import read_consent
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
     CredentialError,
     generated_password,
@@ -28,7 +29,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     Account,
     Export,
     ExportError,
-    read_consent,
     read_export,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import new_run_id

@@ -231,10 +231,16 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent impo
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (  # noqa: E402
     Consent,
     MigrationError,
-    RunResult,
     Settings,
-    WaveAccount,
     new_run_id,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import (  # noqa: E402
+    OUTCOME_COLUMNS,
+    counts,
+    diff,
+    load_accounts,
+    outcome_rows,
+    wave_accounts,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.plan import (  # noqa: E402
     closure_conflicts_message,
@@ -249,110 +255,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import (
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (  # noqa: E402
     empty_database,
 )
-
-ACCOUNT_FIELDS = ("login", "domain", "legacy_ha1", "new_ha1")
-
-
-def _wave_accounts(entries: list) -> list[WaveAccount]:
-    accounts, problems, seen = [], [], set()
-    for index, entry in enumerate(entries):
-        missing = [name for name in ACCOUNT_FIELDS if not entry.get(name)]
-        if missing:
-            problems.append(
-                f"accounts[{index}] (login {entry.get('login')!r}) lacks {', '.join(missing)}"
-            )
-            continue
-        if entry["login"] in seen:
-            problems.append(f"accounts[{index}]: login {entry['login']!r} is listed twice")
-            continue
-        seen.add(entry["login"])
-        accounts.append(
-            WaveAccount(
-                login=str(entry["login"]),
-                legacy_domain=str(entry["domain"]),
-                department=str(entry.get("department") or ""),
-                balance=str(entry.get("balance") or "0.00"),
-                numbers=tuple(entry.get("numbers") or ()),
-                dialin_numbers=tuple(entry.get("dialin_numbers") or ()),
-                legacy_credentials=(entry["legacy_ha1"], entry.get("legacy_ha1b") or ""),
-                new_credentials=(entry["new_ha1"], entry.get("new_ha1b") or ""),
-                password_generated=bool(entry.get("password_generated")),
-            )
-        )
-    if problems:
-        raise MigrationError("invalid accounts:\n" + "\n".join(problems[:20]))
-    return accounts
-
-
-OUTCOME_COLUMNS = ("login", "action", "state", "identity", "grace_until", "refund",
-                   "refund_run", "closure_numbers", "password_generated", "reason")  # fmt: skip
-
-
-def _load_accounts(path: str | None) -> list:
-    if not path:
-        return []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            entries = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise MigrationError(f"cannot read the accounts file {path}: {exc}") from exc
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise MigrationError(f"the accounts file {path} is not a list of accounts")
-    return entries
-
-
-def _outcome_rows(result: RunResult) -> list[list]:
-    rows = []
-    for plan in result.plans:
-        row = plan.account_row
-        rows.append([
-            plan.login,
-            plan.action,
-            row[1] if row else None,
-            f"{row[4]}@{row[5]}" if row and row[4] else None,
-            row[6] if row else None,
-            plan.refund,
-            plan.refund_run,
-            plan.closure_numbers,
-            True if plan.password_generated else None,
-            plan.reason,
-        ])  # fmt: skip
-    return rows
-
-
-def _counts(rows: list[list]) -> dict:
-    actions: dict[str, int] = {}
-    states: dict[str, int] = {}
-    for row in rows:
-        actions[row[1]] = actions.get(row[1], 0) + 1
-        if row[2]:
-            states[row[2]] = states.get(row[2], 0) + 1
-    return {"accounts": len(rows), "outcomes": actions, "states": states}
-
-
-def _describe(view: dict | None) -> str:
-    if view is None:
-        return "(not migrated: served by the legacy platform)"
-    parts = [view["state"]]
-    if view["registers_as"]:
-        parts.append("registers as " + ", ".join(view["registers_as"]))
-    if view["grace_until"]:
-        parts.append(f"grace until {view['grace_until']}")
-    numbers = [f"{n} {s}" for n, s in view["numbers"].items()]
-    if numbers:
-        parts.append("numbers " + ", ".join(numbers))
-    dialin = [f"{n} {s}" for n, s in view["dialin_numbers"].items()]
-    if dialin:
-        parts.append("dial-in " + ", ".join(dialin))
-    return "; ".join(parts)
-
-
-def _diff(result: RunResult) -> dict:
-    changed = [plan for plan in result.plans if plan.changed]
-    return {
-        "before": "".join(f"{p.login}: {_describe(p.before)}\n" for p in changed),
-        "after": "".join(f"{p.login}: {p.action}: {_describe(p.after)}\n" for p in changed),
-    }
 
 
 def main() -> None:
@@ -432,7 +334,7 @@ def main() -> None:
             run = rollback_wave(conn, settings, module.check_mode)
         else:
             rejected = {str(r["login"]): str(r.get("reason") or "") for r in params["rejected"]}
-            accounts = _wave_accounts(_load_accounts(params["accounts_file"]))
+            accounts = wave_accounts(load_accounts(params["accounts_file"]))
             run = run_wave(conn, accounts, rejected, settings, module.check_mode)
     except MigrationError as exc:
         module.fail_json(msg=str(exc), **result)
@@ -440,12 +342,12 @@ def main() -> None:
         module.fail_json(msg=f"{params['backend']} database error: {exc}", **result)
     finally:
         conn.close()
-    outcomes = _outcome_rows(run)
+    outcomes = outcome_rows(run)
     result.update(
         changed=run.changed,
         phase=settings.phase,
         today=today.isoformat(),
-        counts=_counts(outcomes),
+        counts=counts(outcomes),
         # One string, not 100,000 dictionaries: AnsibleModule walks every value of a result
         # (remove_values), which took longer than the whole wave. The action plugin unpacks it.
         account_outcomes=json.dumps([OUTCOME_COLUMNS, outcomes]),
@@ -463,7 +365,7 @@ def main() -> None:
         if conflicts:
             module.warn(closure_conflicts_message(conflicts))
     if module._diff:
-        result["diff"] = _diff(run)
+        result["diff"] = diff(run)
     if not run.reconciliation["ok"] and not module.check_mode:
         module.fail_json(msg="reconciliation failed: " + "; ".join(
             run.reconciliation["problems"][:10]), **result)  # fmt: skip

@@ -1,0 +1,120 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the wave module reads and returns: the accounts file its action plugin transferred
+(hashes only), and a run's outcome as compact rows, counts and a diff without secrets."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    MigrationError,
+    RunResult,
+    WaveAccount,
+)
+
+ACCOUNT_FIELDS = ("login", "domain", "legacy_ha1", "new_ha1")
+
+
+def wave_accounts(entries: list) -> list[WaveAccount]:
+    accounts, problems, seen = [], [], set()
+    for index, entry in enumerate(entries):
+        missing = [name for name in ACCOUNT_FIELDS if not entry.get(name)]
+        if missing:
+            problems.append(
+                f"accounts[{index}] (login {entry.get('login')!r}) lacks {', '.join(missing)}"
+            )
+            continue
+        if entry["login"] in seen:
+            problems.append(f"accounts[{index}]: login {entry['login']!r} is listed twice")
+            continue
+        seen.add(entry["login"])
+        accounts.append(
+            WaveAccount(
+                login=str(entry["login"]),
+                legacy_domain=str(entry["domain"]),
+                department=str(entry.get("department") or ""),
+                balance=str(entry.get("balance") or "0.00"),
+                numbers=tuple(entry.get("numbers") or ()),
+                dialin_numbers=tuple(entry.get("dialin_numbers") or ()),
+                legacy_credentials=(entry["legacy_ha1"], entry.get("legacy_ha1b") or ""),
+                new_credentials=(entry["new_ha1"], entry.get("new_ha1b") or ""),
+                password_generated=bool(entry.get("password_generated")),
+            )
+        )
+    if problems:
+        raise MigrationError("invalid accounts:\n" + "\n".join(problems[:20]))
+    return accounts
+
+
+OUTCOME_COLUMNS = ("login", "action", "state", "identity", "grace_until", "refund",
+                   "refund_run", "closure_numbers", "password_generated", "reason")  # fmt: skip
+
+
+def load_accounts(path: str | None) -> list:
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entries = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise MigrationError(f"cannot read the accounts file {path}: {exc}") from exc
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise MigrationError(f"the accounts file {path} is not a list of accounts")
+    return entries
+
+
+def outcome_rows(result: RunResult) -> list[list]:
+    rows = []
+    for plan in result.plans:
+        row = plan.account_row
+        served = row is not None and row.current_username
+        rows.append([
+            plan.login,
+            plan.action,
+            row.state if row else None,
+            f"{row.current_username}@{row.current_domain}" if served else None,
+            row.grace_until if row else None,
+            plan.refund,
+            plan.refund_run,
+            plan.closure_numbers,
+            True if plan.password_generated else None,
+            plan.reason,
+        ])  # fmt: skip
+    return rows
+
+
+def counts(rows: list[list]) -> dict:
+    """Accounts per action and per final state, from outcome_rows()."""
+    actions: dict[str, int] = {}
+    states: dict[str, int] = {}
+    for row in rows:
+        actions[row[1]] = actions.get(row[1], 0) + 1
+        if row[2]:
+            states[row[2]] = states.get(row[2], 0) + 1
+    return {"accounts": len(rows), "outcomes": actions, "states": states}
+
+
+def describe(view: dict | None) -> str:
+    if view is None:
+        return "(not migrated: served by the legacy platform)"
+    parts = [view["state"]]
+    if view["registers_as"]:
+        parts.append("registers as " + ", ".join(view["registers_as"]))
+    if view["grace_until"]:
+        parts.append(f"grace until {view['grace_until']}")
+    numbers = [f"{n} {s}" for n, s in view["numbers"].items()]
+    if numbers:
+        parts.append("numbers " + ", ".join(numbers))
+    dialin = [f"{n} {s}" for n, s in view["dialin_numbers"].items()]
+    if dialin:
+        parts.append("dial-in " + ", ".join(dialin))
+    return "; ".join(parts)
+
+
+def diff(result: RunResult) -> dict:
+    changed = [plan for plan in result.plans if plan.changed]
+    return {
+        "before": "".join(f"{p.login}: {describe(p.before)}\n" for p in changed),
+        "after": "".join(f"{p.login}: {p.action}: {describe(p.after)}\n" for p in changed),
+    }
