@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The dial-in authorisation database: accounts, authorised caller numbers, PIN hashes.
 
+Standard library only: the PBX's AGI script imports a flat copy of this file.
+
 Written in bulk by the ``dialin_access`` module, read per call by the PBX's dial-in AGI
 script (which also records failed PIN attempts in the ``failure`` table). PINs are stored as
 salted scrypt hashes only; nothing in this file puts a PIN or a hash into a message.
@@ -19,19 +21,8 @@ import hmac
 import os
 import re
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-
-try:  # inside Ansible the collection path is importable; the AGI script has a flat copy
-    from ansible_collections.sipwave.platform.plugins.module_utils import control_chars
-    from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
-        NumberError,
-        NumberPlan,
-        normalise,
-    )
-except ImportError:  # pragma: no cover - exercised on the PBX by the AGI script
-    import control_chars  # type: ignore[no-redef]
-    from e164 import NumberError, NumberPlan, normalise  # type: ignore[no-redef]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PIN_MIN_DIGITS = 4
@@ -45,7 +36,7 @@ INVENTORY_SOURCE = "inventory"
 WAVE_SOURCE_PREFIX = "wave:"
 _SOURCE = re.compile(r"inventory|wave:[A-Za-z0-9._-]{1,64}")
 # A destination prefix in E.164: "+" and 1 to 15 digits ("+44", "+4930", "+48700").
-_PREFIX = re.compile(r"\+[0-9]{1,15}")
+PREFIX_PATTERN = re.compile(r"\+[0-9]{1,15}")
 PREFIX_SEPARATOR = ","
 
 # Schema 2 added account.source, schema 3 allowed_prefixes and daily_minutes (NULL: the
@@ -143,98 +134,6 @@ class Account:
             f"dialin={numbers} source={self.source} allowed={allowed or '-'} "
             f"daily_minutes={minutes}"
         )
-
-
-def _number(value: object, plan: NumberPlan, where: str) -> str:
-    try:
-        return normalise(str(value), plan)
-    except NumberError as exc:
-        raise DialinError(f"{where}: {exc}") from None
-
-
-def desired_from_entries(
-    entries: Sequence[Mapping], plan: NumberPlan, source: str = INVENTORY_SOURCE
-) -> dict[str, Account]:
-    """Validate and normalise the module's ``accounts``; every problem names the entry."""
-    accounts: dict[str, Account] = {}
-    owner_of: dict[str, str] = {}
-    problems: list[str] = []
-    for index, entry in enumerate(entries):
-        account_id = str(entry.get("id") or "").strip()
-        where = f"accounts[{index}] ({account_id or 'no id'})"
-        try:
-            if not account_id:
-                raise DialinError(f"{where}: id is empty")
-            if account_id in accounts:
-                raise DialinError(f"{where}: id is listed twice")
-            department = str(entry.get("department") or "").strip()
-            if not department:
-                raise DialinError(f"{where}: department is empty")
-            # Both go into the PBX's channel variables, CDRs and log lines.
-            for name, text in (("id", account_id), ("department", department)):
-                control = control_chars.first(text)
-                if control is not None:
-                    raise DialinError(f"{where}: {name} holds a control character ({control})")
-            max_calls = int(entry.get("max_calls", 1))
-            if max_calls < 1:
-                raise DialinError(f"{where}: max_calls must be at least 1")
-            pin = entry.get("pin")
-            if pin is not None:
-                pin = str(pin)
-                if not (pin.isascii() and pin.isdigit()) or not (
-                    PIN_MIN_DIGITS <= len(pin) <= PIN_MAX_DIGITS
-                ):
-                    raise DialinError(
-                        f"{where}: pin must be {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits"
-                    )
-            allowed = _prefixes(entry.get("allowed_prefixes"), where)
-            daily_minutes = entry.get("daily_minutes")
-            if daily_minutes is not None:
-                daily_minutes = int(daily_minutes)
-                if daily_minutes < 0:
-                    raise DialinError(f"{where}: daily_minutes must be 0 or more")
-            number = _number(entry.get("number", ""), plan, f"{where}: number")
-            dialin = set()
-            for raw in entry.get("dialin_numbers") or []:
-                caller = _number(raw, plan, f"{where}: dialin_numbers {raw!r}")
-                other = owner_of.get(caller)
-                if other is not None and other != account_id:
-                    raise DialinError(f"{where}: dialin number {caller} is already {other}'s")
-                owner_of[caller] = account_id
-                dialin.add(caller)
-        except (DialinError, ValueError, TypeError) as exc:
-            problems.append(str(exc) if isinstance(exc, DialinError) else f"{where}: {exc}")
-            continue
-        accounts[account_id] = Account(
-            id=account_id,
-            department=department,
-            number=number,
-            max_calls=max_calls,
-            dialin_numbers=frozenset(dialin),
-            source=source,
-            allowed_prefixes=allowed,
-            daily_minutes=daily_minutes,
-            pin=pin,
-        )
-    if problems:
-        raise DialinError("; ".join(problems))
-    return accounts
-
-
-def _prefixes(value: object, where: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise DialinError(f"{where}: allowed_prefixes must be a list")
-    prefixes = []
-    for prefix in value:
-        text = str(prefix).strip()
-        if not _PREFIX.fullmatch(text):
-            raise DialinError(
-                f"{where}: allowed prefix {text!r} is not '+' and 1 to 15 digits (E.164)"
-            )
-        prefixes.append(text)
-    return tuple(sorted(set(prefixes)))
 
 
 def connect(path: str) -> sqlite3.Connection:

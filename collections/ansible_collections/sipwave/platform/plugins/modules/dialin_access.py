@@ -219,7 +219,6 @@ without_pin:
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
 import os  # noqa: E402
 import sqlite3  # noqa: E402
-from dataclasses import replace  # noqa: E402
 
 from ansible_collections.sipwave.platform.plugins.module_utils.dialin_db import (  # noqa: E402
     Account,
@@ -229,13 +228,18 @@ from ansible_collections.sipwave.platform.plugins.module_utils.dialin_db import 
     apply,
     check_source,
     connect,
-    desired_from_entries,
     lock_for_writing,
     needs_upgrade,
     plan,
     read_accounts,
     upgrade,
     without_conflicts,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.dialin_entries import (  # noqa: E402
+    desired_from_entries,
+    diff,
+    plan_result,
+    presence,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (  # noqa: E402
     NumberError,
@@ -248,52 +252,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module impo
 MAX_WARNED_CONFLICTS = 20
 
 
-def _after(current: dict[str, Account], desired: dict[str, Account], todo: Plan) -> dict:
-    """The accounts as the plan leaves them (what check mode reports as present)."""
-    moved = {n for a in todo.add + todo.update for n in desired[a].dialin_numbers}
-    after = {
-        account_id: replace(account, dialin_numbers=account.dialin_numbers - moved)
-        for account_id, account in current.items()
-        if account_id not in todo.remove
-    }
-    after.update({a: desired[a] for a in todo.add + todo.update})
-    return after
-
-
-def _presence(listed: dict[str, Account], after: dict[str, Account], source: str) -> dict:
-    present = {"accounts": 0, "numbers": 0}
-    for account_id, wanted in listed.items():
-        stored = after.get(account_id)
-        if stored is not None and stored.source == source:
-            present["accounts"] += 1
-            present["numbers"] += len(wanted.dialin_numbers & stored.dialin_numbers)
-    held = [a for a in after.values() if a.source == source]
-    rows = {"accounts": len(held), "numbers": sum(len(a.dialin_numbers) for a in held)}
-    return {"present": present, "source_rows": rows}
-
-
 def _conflict_message(conflicts: list[Conflict]) -> str:
     return f"{len(conflicts)} conflict(s) with other sources, nothing written: " + "; ".join(
         str(c) for c in conflicts
     )
-
-
-def _diff(current: dict[str, Account], after: dict[str, Account], todo: Plan, source: str) -> dict:
-    """One line per account of the run's source (other sources are not its business)."""
-
-    def line(account: Account) -> str:
-        note = " (PIN changed)" if account.id in todo.pin_changes - set(todo.add) else ""
-        return account.summary() + note + "\n"
-
-    def lines(accounts: dict[str, Account], render) -> str:
-        return "".join(
-            render(accounts[a]) for a in sorted(accounts) if accounts[a].source == source
-        )
-
-    return {
-        "before": lines(current, lambda account: account.summary() + "\n"),
-        "after": lines(after, line),
-    }
 
 
 def main() -> None:
@@ -353,7 +315,7 @@ def main() -> None:
         if module.check_mode and not os.path.exists(params["database"]):
             current: dict[str, Account] = {}
             accepted, conflicts, todo = planned(current)
-            after = _after(current, accepted, todo)
+            after = plan_result(current, accepted, todo)
         else:
             connection = connect(params["database"])
             try:
@@ -363,7 +325,7 @@ def main() -> None:
                 current = read_accounts(connection)
                 accepted, conflicts, todo = planned(current)
                 if module.check_mode:
-                    after = _after(current, accepted, todo)
+                    after = plan_result(current, accepted, todo)
                 else:
                     upgrade(connection)
                     if todo.changed:
@@ -399,10 +361,10 @@ def main() -> None:
         "conflicts": [c.as_dict() for c in conflicts],
         "schema_upgraded": upgraded,
         "without_pin": sorted(a.id for a in after.values() if not a.has_pin),
-        **_presence(desired, after, source),
+        **presence(desired, after, source),
     }
     if module._diff:
-        result["diff"] = _diff(current, _after(current, accepted, todo), todo, source)
+        result["diff"] = diff(current, plan_result(current, accepted, todo), todo, source)
     module.exit_json(**result)
 
 
