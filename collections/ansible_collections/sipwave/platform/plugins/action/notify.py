@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.sipwave.platform.plugins.action.wave import selected_logins
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
     CredentialError,
     generated_password,
@@ -23,7 +22,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     ExportError,
-    read_export,
+)
+from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import (
+    read_export_once,
+    selected_logins,
 )
 
 # Arguments only the controller side uses; the module never sees them.
@@ -103,7 +105,7 @@ class ActionModule(ActionBase):
             if controller["export"]:
                 if not controller["number_plan"]:
                     raise AnsibleActionFail("export needs number_plan")
-                export = read_export(
+                export = read_export_once(
                     controller["export"], plan_from_dict(controller["number_plan"])
                 )
             if controller["accounts"] is not None:

@@ -28,7 +28,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     Export,
     ExportError,
-    read_export,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
     VENDOR_FILES,
@@ -37,6 +36,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.provisioning impo
     line_for,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import LIVE_STATES
+from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import read_export_once
 from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file import transfer_json
 
 CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "states", "template_dirs")
@@ -165,7 +165,9 @@ class ActionModule(ActionBase):
             if controller[name] in (None, ""):
                 raise AnsibleActionFail(f"{name} is required")
         try:
-            export = read_export(controller["export"], plan_from_dict(controller["number_plan"]))
+            export = read_export_once(
+                controller["export"], plan_from_dict(controller["number_plan"])
+            )
             states = parse_states(controller["states"])
             rows, _identities, problems = plan_devices(
                 export, states, str(controller["site_secret"])

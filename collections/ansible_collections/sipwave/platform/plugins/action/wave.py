@@ -29,13 +29,15 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     Account,
     Export,
     ExportError,
-    read_export,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import new_run_id
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import add_host_result
+from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import (
+    read_export_once,
+    selected_logins,
+)
 from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file import transfer_json
 
-SELECT_BY_COLUMN = "csv-wave-column"
 # Arguments only the controller side uses; the module never sees them.
 CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "report_dir", "consent_file",
                    "dialin_hosts")  # fmt: skip
@@ -50,21 +52,6 @@ def _wave_definition(wave) -> dict:
     if isinstance(wave, str) and wave:
         return {"name": wave}
     raise AnsibleActionFail("wave must be a wave of sipwave_waves or a wave name")
-
-
-def selected_logins(wave: dict, export: Export) -> list[str]:
-    """The logins the wave takes: listed in the inventory, or pinned by the export's column."""
-    if wave.get("accounts") is not None and wave.get("select") is not None:
-        raise AnsibleActionFail(f"wave {wave['name']}: give accounts or select, not both")
-    if wave.get("accounts") is not None:
-        return list(dict.fromkeys(str(login) for login in wave["accounts"]))
-    if wave.get("select") != SELECT_BY_COLUMN:
-        raise AnsibleActionFail(
-            f"wave {wave['name']}: needs accounts (a list of logins) or select: {SELECT_BY_COLUMN}"
-        )
-    logins = [a.login for a in export.accounts.values() if a.wave == wave["name"]]
-    logins += [row.login for row in export.bad_rows if row.login and row.wave == wave["name"]]
-    return list(dict.fromkeys(logins))
 
 
 def module_account(account: Account, new_login: str, new_domain: str, site_secret: str) -> dict:
@@ -158,7 +145,7 @@ class ActionModule(ActionBase):
     def _prepare_wave(self, args: dict, wave: dict, controller: dict) -> Export:
         if not controller["number_plan"]:
             raise AnsibleActionFail("number_plan is required with export")
-        export = read_export(controller["export"], plan_from_dict(controller["number_plan"]))
+        export = read_export_once(controller["export"], plan_from_dict(controller["number_plan"]))
         new_domain = args.get("new_domain")
         prefix = args.get("login_prefix", "tnf")
         accounts, rejected = [], []

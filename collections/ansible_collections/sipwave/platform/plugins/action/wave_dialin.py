@@ -24,7 +24,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
 from ansible_collections.sipwave.platform.plugins.module_utils.files import locked_json_update
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     ExportError,
-    read_export,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_dialin import (
     DEFAULT_DEPARTMENT,
@@ -33,6 +32,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave_dialin impor
     wave_dialin,
     with_dialin,
 )
+from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import read_export_once
 
 OPERATIONS = ("plan", "record")
 # Every option is the controller's; the module file of the same name documents them all in
@@ -118,7 +118,7 @@ class ActionModule(ActionBase):
             if operation != "rollback":
                 if not args.get("export") or not args.get("number_plan"):
                     raise AnsibleActionFail("export and number_plan are needed after an apply")
-                export = read_export(args["export"], plan_from_dict(args["number_plan"]))
+                export = read_export_once(args["export"], plan_from_dict(args["number_plan"]))
             mapping = wave_dialin(
                 wave,
                 operation,

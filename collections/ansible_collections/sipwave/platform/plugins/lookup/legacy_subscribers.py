@@ -54,8 +54,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (  # 
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (  # noqa: E402
     ExportError,
-    read_export,
 )
+from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import read_export_once  # noqa: E402
 
 
 class LookupModule(LookupBase):
@@ -65,7 +65,7 @@ class LookupModule(LookupBase):
             plan = plan_from_dict(self.get_option("number_plan"))
             subscribers = []
             for path in terms:
-                for account in read_export(path, plan).accounts.values():
+                for account in read_export_once(path, plan).accounts.values():
                     identity = (account.login, account.domain)
                     subscriber = {
                         "username": account.login,

@@ -1,0 +1,114 @@
+"""plugin_utils/controller.py: the export read once per playbook run, shared by the action
+plugins' worker processes (each a child of the ansible-playbook process)."""
+
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
+from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import ExportError
+from ansible_collections.sipwave.platform.plugins.plugin_utils import controller
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import make_sample_export  # tools/ is not a package
+
+PLAN = plan_from_dict({"country_code": "48", "national_lengths": [9]})
+
+
+@pytest.fixture
+def counted(tmp_path, monkeypatch):
+    """The cache under tmp_path, and every real parse written to a file (shared by forks)."""
+    monkeypatch.setenv("SIPWAVE_CONTROLLER_CACHE", str(tmp_path / "cache"))
+    parses = tmp_path / "parses"
+    parses.touch()
+    real = controller.read_export
+
+    def read_export(path, plan):
+        with open(parses, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return real(path, plan)
+
+    monkeypatch.setattr(controller, "read_export", read_export)
+    return parses
+
+
+def export_file(tmp_path, accounts=200, seed=1) -> str:
+    path = tmp_path / "export.csv"
+    path.write_bytes(make_sample_export.build(accounts, seed=seed, waves=["w1"], bad_rows=True))
+    return str(path)
+
+
+def _worker(path: str, results) -> None:
+    export = controller.read_export_once(path, PLAN)
+    results.put((len(export.accounts), len(export.bad_rows), tuple(sorted(export.accounts)[:3])))
+
+
+def test_workers_of_one_run_parse_the_export_once(tmp_path, counted):
+    path = export_file(tmp_path)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    workers = [context.Process(target=_worker, args=(path, results)) for _ in range(5)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+
+    seen = {results.get(timeout=5) for _ in workers}
+    assert len(counted.read_text().split()) == 1
+    assert len(seen) == 1 and next(iter(seen))[0] > 0
+
+
+def test_a_changed_export_is_parsed_again(tmp_path, counted):
+    path = export_file(tmp_path, seed=1)
+    first = controller.read_export_once(path, PLAN)
+    export_file(tmp_path, seed=2)
+    second = controller.read_export_once(path, PLAN)
+    again = controller.read_export_once(path, PLAN)
+
+    assert len(counted.read_text().split()) == 2
+    assert sorted(second.accounts) == sorted(again.accounts)
+    assert first.summary()["rows"] == second.summary()["rows"]
+
+
+def test_the_cache_is_private(tmp_path, counted):
+    controller.read_export_once(export_file(tmp_path), PLAN)
+    root = tmp_path / "cache"
+    run = next(root.glob("run-*"))
+    cached = next(run.glob("export-*.pickle"))
+
+    assert oct(root.stat().st_mode & 0o777) == oct(0o700)
+    assert oct(run.stat().st_mode & 0o777) == oct(0o700)
+    assert oct(cached.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_a_cache_directory_others_can_enter_is_not_used(tmp_path, counted):
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    path = export_file(tmp_path)
+    controller.read_export_once(path, PLAN)
+    controller.read_export_once(path, PLAN)
+
+    assert len(counted.read_text().split()) == 2
+    assert list(root.iterdir()) == []
+
+
+def test_runs_whose_playbook_ended_are_removed(tmp_path, counted):
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    finished = root / "run-999999999-1"
+    finished.mkdir(mode=0o700)
+    (finished / "export-x.pickle").write_bytes(b"old")
+
+    controller.read_export_once(export_file(tmp_path), PLAN)
+
+    assert not finished.exists()
+    assert [p.name.split("-")[1] for p in root.glob("run-*")] == [str(os.getppid())]
+
+
+def test_a_missing_export_is_the_same_error_as_without_cache(tmp_path, counted):
+    with pytest.raises(ExportError, match="cannot read the export"):
+        controller.read_export_once(str(tmp_path / "missing.csv"), PLAN)
