@@ -643,23 +643,6 @@ def test_the_routing_view_after_a_closure_marks_the_account_and_its_numbers(data
     assert view_of(database) == view_after_closure(closure)
 
 
-def test_the_schema_applied_again_upgrades_an_older_routing_view_in_place(database):
-    """What the kamailio role does when the schema file changed: the data stays, the view
-    of an older release (here one without the a: keys) is replaced."""
-    run(database, VIEW_ACCOUNTS)
-    with sqlite3.connect(database) as connection:
-        connection.executescript(
-            "DROP VIEW sipwave_routing; CREATE VIEW sipwave_routing AS"
-            " SELECT 'n:' || alias_username AS key_name, 0 AS key_type, 0 AS value_type,"
-            " username || '@' || lower(domain) AS key_value, 0 AS expires FROM dbaliases;"
-        )
-    assert "a:481234101@ip.tanifon.pl" not in view_of(database)
-
-    create_database(database)
-
-    assert view_of(database) == VIEW_AFTER_PHASE1
-
-
 def test_the_generation_counts_changing_runs_only(database):
     generations = [run(database, VIEW_ACCOUNTS).routing_generation]
     generations.append(run(database, VIEW_ACCOUNTS).routing_generation)
