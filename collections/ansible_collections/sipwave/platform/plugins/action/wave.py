@@ -14,6 +14,7 @@ from datetime import date
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.sipwave.platform.plugins.module_utils.bulk import without_cycle_collection
 from ansible_collections.sipwave.platform.plugins.module_utils.consent_file import read_consent
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
     CredentialError,
@@ -107,7 +108,8 @@ class ActionModule(ActionBase):
             args.setdefault("phase", int(wave.get("phase", 1)))
         try:
             if operation == "apply" and controller["export"]:
-                export = self._prepare_wave(args, wave, controller)
+                with without_cycle_collection():
+                    export = self._prepare_wave(args, wave, controller)
             if operation == "consent" and controller["consent_file"]:
                 args["consent"] = [
                     {"login": c.login, "decision": c.decision, "source": c.source}

@@ -216,6 +216,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 from datetime import date  # noqa: E402
 
+from ansible_collections.sipwave.platform.plugins.module_utils.bulk import without_cycle_collection  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
     DatabaseError,
@@ -373,4 +374,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with without_cycle_collection():
+        main()

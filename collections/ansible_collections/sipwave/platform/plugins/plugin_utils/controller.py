@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from ansible.errors import AnsibleActionFail
+from ansible_collections.sipwave.platform.plugins.module_utils.bulk import without_cycle_collection
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import NumberPlan
 from ansible_collections.sipwave.platform.plugins.module_utils.files import atomic_write
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
@@ -111,9 +112,10 @@ def read_export_once(path: str, plan: NumberPlan) -> Export:
     (the file is parsed again), never trusted."""
     directory = run_directory()
     if directory is None:
-        return read_export(path, plan)
+        with without_cycle_collection():
+            return read_export(path, plan)
     cached = directory / f"export-{_export_key(path, plan)}.pickle"
-    with open(directory / "lock", "a") as lock:
+    with open(directory / "lock", "a") as lock, without_cycle_collection():
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             with open(cached, "rb") as handle:
