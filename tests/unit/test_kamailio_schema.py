@@ -1,12 +1,16 @@
 """kamailio_db.schema: one description of the proxy database for SQLite and PostgreSQL."""
 
+import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
 )
+from pg_cluster import throwaway_cluster
+from schema_listing import postgres_listing, sqlite_listing
 from wave_helpers import VIEW_ACCOUNTS, VIEW_AFTER_PHASE1, routing_view, run
 
 EVERY_OBJECT = (
@@ -15,6 +19,14 @@ EVERY_OBJECT = (
     + [f"version of {table}" for table in schema.TABLE_VERSIONS]
     + ["routing generation", "view sipwave_routing"]
 )
+
+# Recorded from the role's removed SQL files plus the engine's former ensure_tables, and checked
+# equal to what ensure() created then (see schema_listing.py).
+RECORDED = Path(__file__).parent / "golden" / "kamailio_schema"
+
+
+def recorded(backend: str) -> dict:
+    return json.loads((RECORDED / f"{backend}.json").read_text())
 
 
 def ensure_sqlite(path) -> list[str]:
@@ -98,3 +110,35 @@ def test_each_backend_gets_the_same_tables_from_the_one_description(backend):
     view = schema.routing_view(backend)
     assert ("::TEXT" in view) == (backend == "postgres")
     assert view.startswith("CREATE OR REPLACE VIEW" if backend == "postgres" else "CREATE VIEW")
+
+
+def test_ensure_creates_on_sqlite_the_objects_the_role_sql_file_created(tmp_path):
+    database = tmp_path / "proxy.sqlite"
+    ensure_sqlite(database)
+    with sqlite3.connect(database) as connection:
+        assert sqlite_listing(connection) == recorded("sqlite")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    yield from throwaway_cluster(5438)
+
+
+def test_ensure_creates_on_postgres_the_objects_the_role_sql_file_created(cluster):
+    import psycopg2
+
+    admin = psycopg2.connect(host=cluster, port=5438, dbname="postgres", user="kamailio")
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE schema_objects")
+    admin.close()
+    connection = psycopg2.connect(host=cluster, port=5438, dbname="schema_objects", user="kamailio")
+    try:
+        with connection, connection.cursor() as cursor:
+            assert schema.ensure(Database("postgres", connection, psycopg2.Error), cursor) == (
+                EVERY_OBJECT
+            )
+        assert postgres_listing(connection) == recorded("postgres")
+        with connection, connection.cursor() as cursor:
+            assert schema.ensure(Database("postgres", connection, psycopg2.Error), cursor) == []
+    finally:
+        connection.close()

@@ -3,12 +3,7 @@
 Skipped where PostgreSQL's server binaries or psycopg2 are missing.
 """
 
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import (
@@ -22,6 +17,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent impo
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import Consent, RunResult
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.rollback import rollback_wave
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import run_wave
+from pg_cluster import throwaway_cluster
 from wave_helpers import (
     CLOSING,
     MOVING,
@@ -35,39 +31,11 @@ from wave_helpers import (
 )
 
 psycopg2 = pytest.importorskip("psycopg2")
-PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-
-
-def as_postgres(*command: str) -> list[str]:
-    return list(command) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *command]
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    if PG_BIN is None or not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("runuser is needed to start PostgreSQL as root")
-    # Not under pytest's tmp_path: the postgres user cannot enter root's private directory.
-    root = Path(tempfile.mkdtemp(prefix="sipwave-pg-"))
-    data, socket_dir = root / "data", root / "socket"
-    socket_dir.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(socket_dir, "postgres")
-    subprocess.run(as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "kamailio",
-                               "--auth=trust"), check=True, capture_output=True)  # fmt: skip
-    subprocess.run(
-        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"),
-                    "-o", f"-c listen_addresses='' -k {socket_dir} -p 5439", "start"),
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield str(socket_dir)
-    finally:
-        subprocess.run(as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                   "stop"), check=False, capture_output=True)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+    yield from throwaway_cluster(5439)
 
 
 @pytest.fixture
