@@ -142,3 +142,45 @@ def test_ensure_creates_on_postgres_the_objects_the_role_sql_file_created(cluste
             assert schema.ensure(Database("postgres", connection, psycopg2.Error), cursor) == []
     finally:
         connection.close()
+
+
+def test_on_postgres_an_up_to_date_view_is_left_alone_and_an_older_one_replaced(cluster):
+    """ensure() runs in every wave's transaction: an up-to-date view must not be replaced
+    (CREATE OR REPLACE would hold its exclusive lock until the wave commits, stalling every
+    reader such as a proxy reloading its routing cache); an older definition is replaced."""
+    import psycopg2
+
+    admin = psycopg2.connect(host=cluster, port=5438, dbname="postgres", user="kamailio")
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE schema_view_lock")
+    admin.close()
+
+    def connect():
+        return psycopg2.connect(host=cluster, port=5438, dbname="schema_view_lock", user="kamailio")
+
+    writer, reader = connect(), connect()
+    try:
+        with writer, writer.cursor() as cursor:
+            schema.ensure(Database("postgres", writer, psycopg2.Error), cursor)
+        with reader.cursor() as read:
+            read.execute("SELECT count(*) FROM sipwave_routing")  # holds ACCESS SHARE until commit
+            with writer, writer.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '1s'")
+                assert schema.ensure(Database("postgres", writer, psycopg2.Error), cursor) == []
+        reader.rollback()
+        with writer, writer.cursor() as cursor:
+            cursor.execute(
+                "DROP VIEW sipwave_routing; CREATE VIEW sipwave_routing AS SELECT"
+                " 'n:' || alias_username AS key_name, 0 AS key_type, 0 AS value_type,"
+                " (username || '@' || lower(domain))::TEXT AS key_value, 0 AS expires"
+                " FROM dbaliases"
+            )
+        with writer, writer.cursor() as cursor:
+            done = schema.ensure(Database("postgres", writer, psycopg2.Error), cursor)
+            cursor.execute("SELECT pg_get_viewdef('sipwave_routing')")
+            definition = cursor.fetchone()[0]
+        assert done == ["view sipwave_routing"]
+        assert "'a:'" in definition
+    finally:
+        writer.close()
+        reader.close()

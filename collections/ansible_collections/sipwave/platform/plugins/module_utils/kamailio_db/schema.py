@@ -13,6 +13,7 @@ mode can run it and roll back. Data is never touched: tables are only ever creat
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
@@ -123,6 +124,8 @@ TABLES: tuple[tuple[str, str], ...] = (
     generation INTEGER NOT NULL"""),
 )  # fmt: skip
 
+_COLUMNS = dict(TABLES)
+
 # (name, table, columns)
 INDEXES: tuple[tuple[str, str, str], ...] = (
     ("subscriber_username_idx", "subscriber", "username"),
@@ -137,6 +140,7 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
 TABLE_VERSIONS = {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliases": 1}
 
 ROUTING_VIEW = "sipwave_routing"
+VIEW_MARKER_PREFIX = "sipwave routing view "
 # What the router's routing cache (htable "routing") loads, in the htable columns:
 #   i:user@domain      an identity served here (it has a subscriber row)
 #   n:digits           a number served here (dbaliases) -> user@domain
@@ -175,7 +179,7 @@ _TEXT_CAST = {"sqlite": "", "postgres": "::TEXT"}
 
 
 def create_table(backend: str, name: str) -> str:
-    columns = dict(TABLES)[name]
+    columns = _COLUMNS[name]
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns.format(serial=SERIAL[backend])}\n)"
 
 
@@ -225,16 +229,24 @@ def _view_definition(conn: Database, cursor: Any) -> str | None:
 
 def _ensure_routing_view(conn: Database, cursor: Any) -> bool:
     """Create the routing view, or replace an older definition of it; True if it changed."""
-    before = _view_definition(conn, cursor)
     wanted = routing_view(conn.backend)
     if conn.backend == "sqlite":
-        if before == wanted:
+        if _view_definition(conn, cursor) == wanted:
             return False
         cursor.execute(f"DROP VIEW IF EXISTS {ROUTING_VIEW}")
         cursor.execute(wanted)
         return True
-    # PostgreSQL keeps a normalised text of the view: compare it before and after replacing.
+    # PostgreSQL keeps only a normalised text of a view, so the view carries a comment naming
+    # the digest of the statement that made it: when it matches, nothing runs, and no wave
+    # run holds the view's exclusive lock until its commit. Otherwise the view is replaced;
+    # it counts as changed when its normalised text differs from before.
+    marker = VIEW_MARKER_PREFIX + hashlib.sha256(wanted.encode()).hexdigest()[:16]
+    cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (ROUTING_VIEW,))
+    if cursor.fetchone()[0] == marker:
+        return False
+    before = _view_definition(conn, cursor)
     cursor.execute(wanted)
+    cursor.execute(f"COMMENT ON VIEW {ROUTING_VIEW} IS %s", (marker,))
     return _view_definition(conn, cursor) != before
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
 )
@@ -22,7 +23,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     now,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (
-    ensure_tables,
     lock_for_writing,
 )
 
@@ -42,7 +42,7 @@ def record_consent(
         current: dict[str, str] = {}
         if not check_mode:
             lock_for_writing(conn, cursor)
-            ensure_tables(conn, cursor)
+            schema.ensure(conn, cursor)
         if table_exists(conn, cursor, "sipwave_consent"):
             cursor.execute("SELECT login, decision FROM sipwave_consent")
             current = dict(cursor.fetchall())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
 )
@@ -27,7 +28,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     alias_user,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (
-    ensure_tables,
     lock_for_writing,
     read_state,
     routing_generation,
@@ -45,7 +45,7 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
         domains = {settings.new_domain} | {d for _login, _u, d in snapshot["keys"]}
         if not check_mode:
             lock_for_writing(conn, cursor)
-            ensure_tables(conn, cursor)  # a database of an engine without the generation table
+            schema.ensure(conn, cursor)  # a database of an engine without the generation table
         state = read_state(conn, cursor, domains)
         plans = _plan_rollback(state, snapshot, settings)
         state = transaction.apply(conn, cursor, state, plans, settings, check_mode, domains)

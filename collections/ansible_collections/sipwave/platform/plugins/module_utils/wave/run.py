@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
 )
@@ -32,7 +33,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.plan import 
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.reconcile import reconcile
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (
-    ensure_tables,
     in_chunks,
     lock_for_writing,
     read_state,
@@ -56,7 +56,7 @@ def run_wave(
             )
         if not check_mode:
             lock_for_writing(conn, cursor)
-            ensure_tables(conn, cursor)
+            schema.ensure(conn, cursor)
         state = read_state(conn, cursor, domains)
         covered: set[str] = set()
         if table_exists(conn, cursor, "sipwave_snapshot"):

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
-from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
 )
@@ -59,12 +58,6 @@ def lock_for_writing(conn: Database, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")
     else:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
-
-
-def ensure_tables(conn: Database, cursor: Any) -> None:
-    """Every table and the routing view, as the kamailio role creates them (kamailio_db.schema):
-    a database made before the engine's newest table still takes a run."""
-    schema.ensure(conn, cursor)
 
 
 def routing_generation(conn: Database, cursor: Any) -> int:
