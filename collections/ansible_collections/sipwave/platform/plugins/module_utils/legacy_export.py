@@ -124,6 +124,8 @@ def read_export(path: str, plan: NumberPlan) -> Export:
         pending = records(handle)
         header = _header(path, next(pending, None))
         password_column = header.index("password")
+        login_at = header.index("login")
+        wave_at = header.index("wave") if "wave" in header else None
         for record in pending:
             if len(record.text_lines) == 1 and not record.text_lines[0].strip():
                 continue
@@ -134,7 +136,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
             fields = next(csv.reader(record.text_lines), [])
             # Whose row it is, when that can still be read: the wave then reports the
             # account as rejected with this reason instead of not knowing it.
-            login, wave = _identify(header, fields)
+            login, wave = _identify(header, login_at, wave_at, fields)
             if record.undecodable:
                 for line, message in record.undecodable:
                     reject(line, login, wave, [("utf8", message)])
@@ -197,10 +199,11 @@ def read_export(path: str, plan: NumberPlan) -> Export:
     return Export(path=path, accounts=accounts, bad_rows=bad_rows, rows=rows)
 
 
-def _identify(header: list[str], fields: list[str]) -> tuple[str | None, str | None]:
-    position = header.index("login")
-    login = fields[position].strip() if position < len(fields) else ""
+def _identify(
+    header: list[str], login_at: int, wave_at: int | None, fields: list[str]
+) -> tuple[str | None, str | None]:
+    login = fields[login_at].strip() if login_at < len(fields) else ""
     wave = ""
-    if "wave" in header and len(fields) == len(header):
-        wave = fields[header.index("wave")].strip()
+    if wave_at is not None and len(fields) == len(header):
+        wave = fields[wave_at].strip()
     return (login if LOGIN_PATTERN.fullmatch(login) else None), (wave or None)

@@ -173,14 +173,18 @@ counts:
   sample: {"outcomes": {"phase1": 480, "rejected": 20}, "states": {"phase1": 480}}
 account_outcomes:
   description:
-    - One entry per input account, packed as a JSON string C([columns, rows]) with the columns
+    - One entry per input account, packed in one string (the JSON text C([columns, rows]),
+      zlib-compressed and base64-encoded) with the columns
       C(login), C(action), C(state), C(identity), C(grace_until), C(refund), C(refund_run),
       C(closure_numbers), C(password_generated), C(reason). Never a secret.
     - Every closed account has its C(refund) and C(refund_run), the run that recorded the
       refund (this run, or the earlier run that closed it, from the audit log), and
       C(closure_numbers), the state of its numbers.
-    - The action plugin unpacks it into C(accounts), a list of dictionaries (adding C(email)
-      and C(display_name) from the export for notifications).
+    - The task result keeps this string (100,000 dictionaries in a registered result take
+      Ansible seconds to carry); the filter C(sipwave.platform.wave_outcomes) turns it into a
+      list of dictionaries, one per account, without the null columns. The run's report holds
+      the same list under C(accounts), with C(email) and C(display_name) from the export for
+      notifications.
   returned: when operation is apply or rollback
   type: str
 reconciliation:
@@ -212,7 +216,6 @@ consent:
 """
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
-import json  # noqa: E402
 import os  # noqa: E402
 from datetime import date  # noqa: E402
 
@@ -236,11 +239,11 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     new_run_id,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import (  # noqa: E402
-    OUTCOME_COLUMNS,
     counts,
     diff,
     load_accounts,
     outcome_rows,
+    pack,
     wave_accounts,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.plan import (  # noqa: E402
@@ -351,7 +354,7 @@ def main() -> None:
         counts=counts(outcomes),
         # One string, not 100,000 dictionaries: AnsibleModule walks every value of a result
         # (remove_values), which took longer than the whole wave. The action plugin unpacks it.
-        account_outcomes=json.dumps([OUTCOME_COLUMNS, outcomes]),
+        account_outcomes=pack(outcomes),
         reconciliation=run.reconciliation,
         snapshot_taken_for=run.snapshot_logins,
         routing_generation=run.routing_generation,

@@ -147,14 +147,14 @@ class State:
             for key in (current, legacy, new_identity)
             if key and key[0] and key in self.subscribers
         ]
-        numbers = self.numbers.get(login, {})
+        numbers = sorted(self.numbers.get(login, {}).items())
         return {
             "state": row.state,
             "identity": label(current) if current[0] else None,
             "registers_as": sorted(set(identities)),
             "grace_until": row.grace_until,
-            "numbers": {n: s for (n, kind), s in sorted(numbers.items()) if kind == NUMBER},
-            "dialin_numbers": {n: s for (n, kind), s in sorted(numbers.items()) if kind == DIALIN},
+            "numbers": {n: s for (n, kind), s in numbers if kind == NUMBER},
+            "dialin_numbers": {n: s for (n, kind), s in numbers if kind == DIALIN},
         }
 
 

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     MigrationError,
@@ -49,6 +51,32 @@ def wave_accounts(entries: list) -> list[WaveAccount]:
 
 OUTCOME_COLUMNS = ("login", "action", "state", "identity", "grace_until", "refund",
                    "refund_run", "closure_numbers", "password_generated", "reason")  # fmt: skip
+
+
+def pack(rows: list[list]) -> str:
+    """Outcome rows as one text: the JSON of [columns, rows], zlib-compressed, base64. As JSON
+    text inside the module's JSON reply, 100,000 rows were 10.9 MB (every quote escaped);
+    packed they are 0.7 MB, in 25 ms."""
+    text = json.dumps([OUTCOME_COLUMNS, rows], separators=(",", ":"))
+    return base64.b64encode(zlib.compress(text.encode(), 1)).decode("ascii")
+
+
+def unpack(packed: str) -> list[dict]:
+    """The per-account outcomes of account_outcomes (see pack) as one dictionary per account,
+    without the columns that are null for it."""
+    columns, rows = json.loads(zlib.decompress(base64.b64decode(packed, validate=True)))
+    return [
+        {name: value for name, value in zip(columns, row, strict=True) if value is not None}
+        for row in rows
+    ]
+
+
+def outcomes_of(run: dict) -> list[dict]:
+    """A wave run's per-account outcomes: from a registered task result (packed, see unpack)
+    or from a report (a list under accounts)."""
+    if run.get("accounts") is not None:
+        return list(run["accounts"])
+    return unpack(run["account_outcomes"]) if run.get("account_outcomes") else []
 
 
 def load_accounts(path: str | None) -> list:
