@@ -31,8 +31,8 @@ MAX_FORWARDS = int(_SETTINGS["max_forwards"])
 
 
 def ksr_request_route():
-    facts = _pv_get("$_s($si\n|$sht(ipban=>$si)\n|$rm\n|$td\n|$(hdr(Contact)[*])\n|$ua)")
-    _source, banned, method, to_domain, _contacts, _user_agent = facts.split("\n|", 5)
+    facts = _pv_get("$_s($si\n|$sht(ipban=>$si)\n|$rm\n|$td\n|$ua)")
+    _source, banned, method, to_domain, _user_agent = facts.split("\n|", 4)
     if banned != "<null>" or _pike_check_req() < 0 or _sanity_check() < 0:
         return 1
     if method != "REGISTER":
@@ -46,6 +46,7 @@ def ksr_request_route():
     if _auth_check(realm, "subscriber", 1) < 0:
         _auth_challenge(realm, 0)
         return 1
+    _pv_get("$(hdr(Contact)[*])")
     if _save("location", 0) < 0:
         KSR.sl.sl_reply_error()
     return 1

@@ -115,6 +115,23 @@ def test_a_contact_elsewhere_is_saved(ksr, router, contacts):
     assert ksr.called("registrar.save") == [("location", 0)]
 
 
+@pytest.mark.parametrize(
+    ("method", "auth", "reads"),
+    [("REGISTER", -5, 0), ("REGISTER", 1, 1), ("INVITE", 1, 0), ("OPTIONS", -5, 0)],
+)
+def test_contacts_are_read_only_for_a_register_whose_credentials_passed(
+    ksr, router, method, auth, reads
+):
+    """Collecting every Contact header costs Kamailio a walk over all headers: a challenged
+    REGISTER and every other method never ask for them (the REGISTER bench's cost)."""
+    request(ksr, method)
+    ksr.pvars[CONTACTS] = "<sip:a@10.0.0.1:5060>"
+    ksr.returns["auth_db.auth_check"] = auth
+    router.request_route()
+    assert ksr.called("pv.get").count((CONTACTS,)) == reads
+    assert not any("Contact" in name for (name,) in ksr.called("pv.get")[:1])
+
+
 def test_contacts_too_long_to_read_are_refused(ksr, router):
     request(ksr, "REGISTER")
     ksr.pvars[CONTACTS] = None  # pv's buffer was too small for them

@@ -43,22 +43,22 @@ AUTH_FAILURES = frozenset({AUTH_INVALID_PASSWORD, AUTH_INVALID_USER, AUTH_USER_M
 AUTH_CHECK_USER_MATCH = 1
 
 HTABLE_BANNED = "ipban"
-# What every request needs first, read in one crossing into Kamailio instead of six: the
+# What every request needs first, read in one crossing into Kamailio instead of five: the
 # source address, its entry in the ban table, the method, the To domain (the registrar's
-# realm), every Contact and the User-Agent. pv prints an absent value as "<null>".
+# realm) and the User-Agent. pv prints an absent value as "<null>". The Contacts are read
+# only once a REGISTER's credentials are accepted (CONTACTS): every other request, and every
+# REGISTER that is challenged, would pay for collecting them for nothing.
 # The separator is a line feed followed by "|", which no value can hold: the method ends at
 # the request line's first space, and a header value holds a line feed only where the next
 # line starts with a space or tab (folding), else the header would have ended there. A "|"
 # alone, as before, could be typed into the method and shifted every field after it.
 FACT_SEPARATOR = "\n|"
-FACT_FIELDS = 5
+FACT_FIELDS = 4
 REQUEST_FACTS = (
-    "$_s("
-    + FACT_SEPARATOR.join(
-        ("$si", f"$sht({HTABLE_BANNED}=>$si)", "$rm", "$td", "$(hdr(Contact)[*])", "$ua")
-    )
-    + ")"
+    "$_s(" + FACT_SEPARATOR.join(("$si", f"$sht({HTABLE_BANNED}=>$si)", "$rm", "$td", "$ua")) + ")"
 )
+# Every Contact header's value, joined by commas (None when pv's buffer cannot hold them).
+CONTACTS = "$(hdr(Contact)[*])"
 # When a value is not UTF-8 (Python cannot hold it as str): only the source and its ban.
 SOURCE_FACTS = f"$_s($si{FACT_SEPARATOR}$sht({HTABLE_BANNED}=>$si))"
 PV_NULL = "<null>"
@@ -180,9 +180,7 @@ class Router:
             facts = _pv_get(REQUEST_FACTS)
             if facts is None:
                 return 1
-            source, banned, method, to_domain, contacts, user_agent = facts.split(
-                FACT_SEPARATOR, FACT_FIELDS
-            )
+            source, banned, method, to_domain, user_agent = facts.split(FACT_SEPARATOR, FACT_FIELDS)
             if banned != PV_NULL or self.route_reqinit(source, method, user_agent):
                 return 1
             # The registrar answers statelessly and a REGISTER never belongs to a dialog: it
@@ -190,7 +188,7 @@ class Router:
             # REGISTER). Max-Forwards matters only to a request that is forwarded: checked
             # when a REGISTER is relayed.
             if method == "REGISTER":
-                self.route_registrar(source, to_domain.lower(), contacts)
+                self.route_registrar(source, to_domain.lower())
                 return 1
             if self.route_max_forwards():
                 return 1
@@ -352,8 +350,8 @@ class Router:
 
     # -- registrar and authentication ---------------------------------------------------
 
-    def route_registrar(self, source: str, realm: str, contacts: str) -> None:
-        """``realm`` is the lower-cased To domain, ``contacts`` every Contact value."""
+    def route_registrar(self, source: str, realm: str) -> None:
+        """``realm`` is the lower-cased To domain."""
         if realm not in self.settings.domains:
             _sl_send_reply(403, "Domain Not Served")
             return
@@ -361,7 +359,7 @@ class Router:
             return
         if not self.check_credentials(source, realm, "$tU"):
             return
-        if self.contacts_refused(contacts):
+        if self.contacts_refused(_pv_get(CONTACTS)):
             _sl_send_reply(403, "Contact Not Allowed")
             return
         # The credentials stay on the request: the registrar answers it here and it is never
@@ -369,10 +367,10 @@ class Router:
         if _save(USRLOC_TABLE, 0) < 0:
             KSR.sl.sl_reply_error()
 
-    def contacts_refused(self, contacts: str) -> bool:
+    def contacts_refused(self, contacts: str | None) -> bool:
         """A contact at a peer or at this proxy would make it send calls there as if the
         peer had registered; Contact values too long to read are refused as well."""
-        if contacts == PV_NULL:
+        if contacts is None:
             # pv gives no value for Contact headers longer than its buffer, too.
             return KSR.hdr.is_present("Contact") > 0
         # A phone registers the same Contact again and again: the verdict is remembered,
