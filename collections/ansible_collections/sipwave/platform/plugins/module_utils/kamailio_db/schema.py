@@ -23,6 +23,25 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
 # {serial} is the backend's auto-increment primary key.
 SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY NOT NULL"}
 
+# Kamailio acc's columns, then the router's (acc db_extra in kamailio.cfg): account, its
+# department, the carrier, caller and callee in E.164, direction and the INVITE's arrival.
+_CALL_RECORD_COLUMNS = """
+    id {serial},
+    method VARCHAR(16) DEFAULT '' NOT NULL,
+    from_tag VARCHAR(128) DEFAULT '' NOT NULL,
+    to_tag VARCHAR(128) DEFAULT '' NOT NULL,
+    callid VARCHAR(255) DEFAULT '' NOT NULL,
+    sip_code VARCHAR(3) DEFAULT '' NOT NULL,
+    sip_reason VARCHAR(128) DEFAULT '' NOT NULL,
+    time TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    account VARCHAR(128) DEFAULT '' NOT NULL,
+    department VARCHAR(128) DEFAULT '' NOT NULL,
+    carrier VARCHAR(64) DEFAULT '' NOT NULL,
+    caller VARCHAR(64) DEFAULT '' NOT NULL,
+    callee VARCHAR(64) DEFAULT '' NOT NULL,
+    direction VARCHAR(16) DEFAULT '' NOT NULL,
+    start_time VARCHAR(32) DEFAULT '' NOT NULL"""
+
 # (name, columns and constraints). The subscriber table has no password column on purpose:
 # only HA1 hashes are stored.
 TABLES: tuple[tuple[str, str], ...] = (
@@ -118,6 +137,11 @@ TABLES: tuple[tuple[str, str], ...] = (
     decision VARCHAR(16) NOT NULL,
     recorded_at VARCHAR(32) NOT NULL,
     source VARCHAR(255) DEFAULT '' NOT NULL"""),
+    # Call records (Kamailio's acc, one row per INVITE transaction: answered, failed or
+    # cancelled) with the router's columns after Kamailio's own; time is the final answer's.
+    ("acc", _CALL_RECORD_COLUMNS),
+    # The end of an answered call: its BYE (acc_db_request from the router), by Call-ID.
+    ("sipwave_call_end", _CALL_RECORD_COLUMNS),
     # One row: counted up by every engine run that changes routing data.
     ("sipwave_routing_generation", """
     id INTEGER PRIMARY KEY NOT NULL,
@@ -134,6 +158,8 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
     ("alias_idx", "dbaliases", "alias_username, alias_domain"),
     ("alias_target_idx", "dbaliases", "username, domain"),
     ("sipwave_number_login_idx", "sipwave_number", "login"),
+    ("acc_callid_idx", "acc", "callid"),
+    ("sipwave_call_end_callid_idx", "sipwave_call_end", "callid"),
 )
 
 # Kamailio checks these versions at start (the modules' "table version mismatch").
