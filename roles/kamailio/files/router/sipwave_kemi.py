@@ -31,6 +31,10 @@ ROUTER = _package.Router(_package.load_settings(SETTINGS_FILE))
 ksr_request_route = ROUTER.request_route
 # tm failure route of requests relayed to the legacy platform (routing.LEGACY_FAILURE_ROUTE).
 ksr_failure_legacy = ROUTER.failure_route_legacy
+# Carriers (telephony.CARRIER_BRANCH_ROUTE, CARRIER_FAILURE_ROUTE): caller ID per carrier,
+# failover to the next carrier.
+ksr_branch_carrier = ROUTER.branch_route_carrier
+ksr_failure_carrier = ROUTER.failure_route_carrier
 
 
 def ksr_reply_route():

@@ -18,7 +18,18 @@ import re
 import KSR
 
 from sipwave_router.e164 import normalise_or_none
+from sipwave_router.keys import (
+    CALLER_NUMBER_KEY,
+    CLOSED_ACCOUNT_KEY,
+    CLOSED_NUMBER_KEY,
+    CLOSED_NUMBER_REPLIES,
+    HTABLE_ROUTING,
+    IDENTITY_KEY,
+    NUMBER_KEY,
+    USRLOC_TABLE,
+)
 from sipwave_router.settings import Settings, uri_host
+from sipwave_router.telephony import TelephonyRoutes
 
 # The functions every request calls, bound once per import (a reload imports this module
 # again): looking them up on KSR's submodules for each call is measurable at this rate.
@@ -87,27 +98,14 @@ HTABLE_BANS = "bans"
 HTABLE_SCANNER_BANS = "scannerbans"
 BANS_KEY = "all"
 SCANNER_BANS_KEY = "scanner"
-HTABLE_ROUTING = "routing"
-IDENTITY_KEY = "i:"
-NUMBER_KEY = "n:"
-CLOSED_ACCOUNT_KEY = "c:"
-CLOSED_NUMBER_KEY = "p:"
-CALLER_NUMBER_KEY = "a:"
 # The subscriber row (username, domain) that auth_check() accepted, loaded by auth_db
 # (load_credentials in kamailio.cfg). Never $au: that is the first credentials header, which
 # the client chooses; auth_check() accepts any header whose realm matches.
 AUTH_USER_AVP = "$avp(sipwave_auth_user)"
 AUTH_DOMAIN_AVP = "$avp(sipwave_auth_domain)"
-# What a call to a closed account's number gets, by what the closure did with the number
-# (sipwave_closure_numbers): kept for porting it may come back elsewhere, released it is gone.
-CLOSED_NUMBER_REPLIES = {
-    "kept_for_porting": (480, "Number Kept For Porting"),
-    "released": (410, "Number Released"),
-}
 # Between the new proxy and the legacy platform: the proxy asserts the identity it has
 # authenticated, so the legacy side need not challenge a phone that registered elsewhere.
 ASSERTED_IDENTITY = "P-Asserted-Identity"
-USRLOC_TABLE = "location"
 SUBSCRIBER_TABLE = "subscriber"
 RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
 # Headers that claim an identity or what the proxy established (X-Sipwave-*, the dial-in
@@ -135,7 +133,7 @@ LEGACY_AUTH_FAILURES = frozenset({"401", "403", "407"})
 DIALIN_CALLER_HEADER = "X-Sipwave-Caller"
 
 
-class Router:
+class Router(TelephonyRoutes):
     def __init__(self, settings: Settings):
         self.settings = settings
         # Derived once from the settings for the per-request checks.
@@ -166,6 +164,8 @@ class Router:
             )
             if h
         )
+        # The host of the From and P-Asserted-Identity the proxy writes towards carriers.
+        self._from_host = min(settings.proxy_addresses, default="localhost")
         self._claim_headers_re = {
             True: RELAYED_CLAIM_HEADERS_RE,
             False: CLAIM_HEADERS_RE,
@@ -203,9 +203,11 @@ class Router:
                 return 1
             if self.route_authenticate(source, method):
                 return 1
+            if method == "INVITE":
+                self.start_call_record(self.authenticated_identity())
             if method in RECORD_ROUTED_METHODS:
                 KSR.rr.record_route()
-            self.route_destination(source)
+            self.route_destination(source, method)
         except UnicodeDecodeError:
             self.route_undecodable()
         return 1
@@ -320,6 +322,7 @@ class Router:
             return method == "ACK"
         if KSR.rr.loose_route() > 0:
             if source in self.settings.trusted_peers or self.route_set_followed():
+                self.record_call_end(method)
                 self.relay()
             elif method != "ACK":
                 _sl_send_reply(403, "Route Not Followed")
@@ -525,7 +528,7 @@ class Router:
 
     # -- destination ---------------------------------------------------------------------
 
-    def route_destination(self, source: str) -> None:
+    def route_destination(self, source: str, method: str) -> None:
         called = KSR.pv.get("$rU") or ""
         route = self.settings.route_for(called) if called else None
         if route is not None:
@@ -533,18 +536,21 @@ class Router:
                 return
             self.relay_to(route.destination)
             return
+        if source in self.settings.carriers:
+            self.route_from_carrier(source, called, method)
+            return
         domain = (KSR.pv.get("$rd") or "").lower()
         if domain not in self.settings.domains:
             KSR.sl.sl_send_reply(403, "Relaying Forbidden")
             return
-        if called and not self.route_to_served_account(source, called, domain):
+        if called and not self.route_to_served_account(source, called, domain, method):
             return
         if KSR.registrar.lookup(USRLOC_TABLE) < 0:
             self.route_unregistered()
             return
         self.relay()
 
-    def route_to_served_account(self, source: str, called: str, domain: str) -> bool:
+    def route_to_served_account(self, source: str, called: str, domain: str, method: str) -> bool:
         """Point the request at the account served here; False when it went elsewhere."""
         identity = f"{called}@{domain}"
         if KSR.htable.sht_get(HTABLE_ROUTING, IDENTITY_KEY + identity) is not None:
@@ -560,6 +566,9 @@ class Router:
             closed = KSR.htable.sht_get(HTABLE_ROUTING, CLOSED_NUMBER_KEY + digits)
             if closed in CLOSED_NUMBER_REPLIES:
                 KSR.sl.sl_send_reply(*CLOSED_NUMBER_REPLIES[closed])
+                return False
+            # A number of the public network: the carriers of its prefix, if any.
+            if method == "INVITE" and self.route_to_carrier(number):
                 return False
         if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
             return True

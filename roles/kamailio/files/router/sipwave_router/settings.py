@@ -2,10 +2,10 @@
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipwave_router.e164 import NumberPlan, plan_from_dict
+from sipwave_router.e164 import NumberPlan, normalise, plan_from_dict
 
 # Without a number_plan in settings.json (a proxy without dial-in), numbers without a
 # country code are not read as national ones of any particular country.
@@ -17,6 +17,14 @@ class PrefixRoute:
     prefix: str
     destination: str
     name: str
+
+
+@dataclass(frozen=True)
+class Carrier:
+    name: str
+    address: str
+    port: int
+    allows_foreign_clip: bool
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,25 @@ class Settings:
     # spoofed sources must not fill the ban table without end.
     scanner_ban_limit: int = 60
     ban_table_limit: int = 10000
+    # Carriers by address (they are trusted peers too), and the dispatcher set of each E.164
+    # prefix they serve, longest prefix first (the set ids of dispatcher.list).
+    carriers: dict[str, Carrier] = field(default_factory=dict)
+    carrier_sets: tuple[tuple[str, int], ...] = ()
+    carrier_algorithm: int = 8
+    # CLIP no screening: login -> E.164 numbers it may present on carriers that allow it.
+    clip_allow: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
             if called.startswith(route.prefix):
                 return route
+        return None
+
+    def carrier_set_for(self, number: str) -> int | None:
+        """The dispatcher set of an E.164 number (``+digits``), None when no carrier serves it."""
+        for prefix, setid in self.carrier_sets:
+            if number.startswith(prefix):
+                return setid
         return None
 
     @property
@@ -96,9 +118,31 @@ def settings_from_dict(data: dict) -> Settings:
         reverse=True,
     )
     scanners = tuple(u.lower() for u in data.get("scanner_user_agents", []))
+    plan = plan_from_dict(data.get("number_plan") or NO_NATIONAL_NUMBERS)
+    carriers = {
+        str(c["address"]): Carrier(
+            name=str(c["name"]),
+            address=str(c["address"]),
+            port=int(c.get("port", 5060)),
+            allows_foreign_clip=bool(c.get("allows_foreign_clip", False)),
+        )
+        for c in data.get("carriers", [])
+    }
+    # dispatcher.list numbers the sorted prefixes from 1 (carrier_prefixes, the same list).
+    carrier_sets = sorted(
+        ((str(p), setid) for setid, p in enumerate(data.get("carrier_prefixes", []), 1)),
+        key=lambda entry: len(entry[0]),
+        reverse=True,
+    )
+    # A number that is not one fails the release (the router is imported before it goes
+    # live), instead of being ignored at call time.
+    clip_allow = {
+        str(login): frozenset(normalise(str(n), plan) for n in numbers)
+        for login, numbers in (data.get("clip_allow") or {}).items()
+    }
     return Settings(
         domains=frozenset(d.lower() for d in data["domains"]),
-        trusted_peers=frozenset(data.get("trusted_peers", [])),
+        trusted_peers=frozenset(data.get("trusted_peers", [])) | frozenset(carriers),
         prefix_routes=tuple(routes),
         auth_failure_limit=int(data.get("auth_failure_limit", 20)),
         max_forwards=int(data.get("max_forwards", 10)),
@@ -113,8 +157,12 @@ def settings_from_dict(data: dict) -> Settings:
         proxy_addresses=frozenset(data.get("proxy_addresses", [])),
         scanner_ban_limit=int(data.get("scanner_ban_limit", 60)),
         ban_table_limit=int(data.get("ban_table_limit", 10000)),
-        number_plan=plan_from_dict(data.get("number_plan") or NO_NATIONAL_NUMBERS),
+        number_plan=plan,
         dialin_numbers=frozenset(str(n) for n in data.get("dialin_numbers", [])),
+        carriers=carriers,
+        carrier_sets=tuple(carrier_sets),
+        carrier_algorithm=int(data.get("carrier_algorithm", 8)),
+        clip_allow=clip_allow,
     )
 
 

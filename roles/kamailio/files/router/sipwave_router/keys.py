@@ -1,0 +1,18 @@
+"""Names shared by the router's modules: the routing cache's keys and the usrloc table."""
+
+HTABLE_ROUTING = "routing"
+IDENTITY_KEY = "i:"
+NUMBER_KEY = "n:"
+CLOSED_ACCOUNT_KEY = "c:"
+CLOSED_NUMBER_KEY = "p:"
+CALLER_NUMBER_KEY = "a:"
+# The department of the account behind an identity, for the call records, when the routing
+# cache carries it (d:user@domain); calls are recorded without one otherwise.
+DEPARTMENT_KEY = "d:"
+USRLOC_TABLE = "location"
+# What a call to a closed account's number gets, by what the closure did with the number
+# (sipwave_closure_numbers): kept for porting it may come back elsewhere, released it is gone.
+CLOSED_NUMBER_REPLIES = {
+    "kept_for_porting": (480, "Number Kept For Porting"),
+    "released": (410, "Number Released"),
+}

@@ -1,0 +1,227 @@
+"""Calls to and from the public network: carriers, caller ID and call records.
+
+Outbound: an authenticated subscriber's INVITE to an E.164 number that no account here
+serves goes to the carriers of the number's longest prefix (a dispatcher set, in priority
+order); a 408, 5xx or timeout tries the next one. Which number the call presents is decided
+per carrier, in the branch route: the account's number (or another of its own numbers that
+the phone asked for in P-Preferred-Identity), or a number of the account's CLIP allow-list
+on carriers that allow presenting numbers they do not hold.
+
+Inbound: only a carrier's address may call a number; the call reaches every registered
+contact of the number's account at once, 480 when none is registered, 404 for a number not
+served here (nothing else is said about it).
+
+Call records: Kamailio's acc writes one row per INVITE transaction (flags below) with the
+AVPs set here as extra columns (kamailio.cfg, acc db_extra).
+"""
+
+import re
+import time
+
+import KSR
+
+from sipwave_router.e164 import normalise_or_none
+from sipwave_router.keys import (
+    CLOSED_NUMBER_KEY,
+    CLOSED_NUMBER_REPLIES,
+    DEPARTMENT_KEY,
+    HTABLE_ROUTING,
+    NUMBER_KEY,
+    USRLOC_TABLE,
+)
+from sipwave_router.settings import Carrier, uri_host
+
+# acc flags (kamailio.cfg): every call, and failed ones too.
+FLAG_ACC = 1
+FLAG_ACC_FAILED = 2
+ACC_AVPS = {
+    "account": "$avp(sipwave_acc_account)",
+    "department": "$avp(sipwave_acc_department)",
+    "carrier": "$avp(sipwave_acc_carrier)",
+    "caller": "$avp(sipwave_acc_caller)",
+    "callee": "$avp(sipwave_acc_callee)",
+    "direction": "$avp(sipwave_acc_direction)",
+    "start": "$avp(sipwave_acc_start)",
+}
+CALL_END_TABLE = "sipwave_call_end"
+# What the branch route needs to present the caller on each carrier's branch.
+OWN_NUMBER_AVP = "$avp(sipwave_clip_own)"
+FOREIGN_NUMBER_AVP = "$avp(sipwave_clip_foreign)"
+CALLED_NUMBER_AVP = "$avp(sipwave_called)"
+CARRIER_BRANCH_ROUTE = "ksr_branch_carrier"
+CARRIER_FAILURE_ROUTE = "ksr_failure_carrier"
+# A carrier that answered none of these (or did not answer) is failed over.
+FAILOVER_CODES = frozenset({408}) | frozenset(range(500, 600))
+ANONYMOUS_FROM = ("Anonymous", "sip:anonymous@anonymous.invalid")
+# The user part of the first URI in a header value (sip:, sips: or tel:).
+URI_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE)
+DIRECTION_OUT = "outbound"
+DIRECTION_IN = "inbound"
+
+
+class TelephonyRoutes:
+    """Mixed into Router: uses its settings, relay() and identity helpers."""
+
+    # -- call records ---------------------------------------------------------------------
+
+    def start_call_record(self, account: str | None) -> None:
+        """Flag an INVITE for acc and note when it arrived and whose call it is."""
+        KSR.setflag(FLAG_ACC)
+        KSR.setflag(FLAG_ACC_FAILED)
+        KSR.pv.sets(ACC_AVPS["start"], time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
+        if account:
+            KSR.pv.sets(ACC_AVPS["account"], account)
+            self.note_department(account)
+
+    @staticmethod
+    def note_department(account: str) -> None:
+        """The account's department, when the routing cache knows it (``d:user@domain``)."""
+        department = KSR.htable.sht_get(HTABLE_ROUTING, DEPARTMENT_KEY + account)
+        if department:
+            KSR.pv.sets(ACC_AVPS["department"], department)
+
+    @staticmethod
+    def record_call_end(method: str) -> None:
+        """The BYE of a call ends it: one row in sipwave_call_end, joined by Call-ID."""
+        if method == "BYE":
+            KSR.acc.acc_db_request("end", CALL_END_TABLE)
+
+    @staticmethod
+    def reply_call(code: int, reason: str) -> None:
+        """Answer statefully, so that acc records the refused call too."""
+        KSR.tm.t_reply(code, reason)
+
+    # -- outbound -------------------------------------------------------------------------
+
+    def route_to_carrier(self, number: str) -> bool:
+        """Send an authenticated subscriber's call to ``number`` (E.164) to its carriers.
+
+        False when no carrier serves the number or the request is not a subscriber's call
+        (a carrier or a PBX never reaches a carrier through the proxy).
+        """
+        setid = self.settings.carrier_set_for(number)
+        identity = self.authenticated_identity()
+        if setid is None or identity is None:
+            return False
+        own = normalise_or_none(self.caller_number(identity) or "", self.settings.number_plan)
+        if own is None:
+            self.reply_call(403, "Caller Number Unknown")
+            return True
+        requested = self.requested_number()
+        if requested is not None and self.is_own_number(requested, identity):
+            own = requested
+        foreign = requested if requested in self.clip_allow_list(identity) else None
+        KSR.pv.sets(OWN_NUMBER_AVP, own)
+        if foreign is not None:
+            KSR.pv.sets(FOREIGN_NUMBER_AVP, foreign)
+        KSR.pv.sets(CALLED_NUMBER_AVP, number)
+        KSR.pv.sets(ACC_AVPS["callee"], number)
+        KSR.pv.sets(ACC_AVPS["direction"], DIRECTION_OUT)
+        if KSR.dispatcher.ds_select_dst(setid, self.settings.carrier_algorithm) < 0:
+            self.reply_call(503, "No Carrier Available")
+            return True
+        self.relay_to_selected_carrier()
+        return True
+
+    def relay_to_selected_carrier(self) -> None:
+        carrier = self.selected_carrier()
+        if carrier is not None:
+            KSR.pv.sets(ACC_AVPS["carrier"], carrier.name)
+            KSR.pv.sets(ACC_AVPS["caller"], self.presented_number(carrier))
+        KSR.tm.t_on_branch(CARRIER_BRANCH_ROUTE)
+        KSR.tm.t_on_failure(CARRIER_FAILURE_ROUTE)
+        self.relay()
+
+    def selected_carrier(self) -> Carrier | None:
+        return self.settings.carriers.get(uri_host(KSR.pv.get("$du") or ""))
+
+    def requested_number(self) -> str | None:
+        """The number the phone asked to present (P-Preferred-Identity), in E.164.
+
+        route_strip_claims has removed the header from what is relayed; its value is still
+        readable here, and it is only ever a wish checked against the account's numbers.
+        """
+        value = KSR.pv.get("$hdr(P-Preferred-Identity)")
+        match = URI_USER.search(value or "")
+        return normalise_or_none(match[1], self.settings.number_plan) if match else None
+
+    def is_own_number(self, number: str, identity: str) -> bool:
+        account = KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + number.lstrip("+"))
+        return account == identity
+
+    def clip_allow_list(self, identity: str) -> frozenset[str]:
+        user = identity.rsplit("@", 1)[0]
+        login = self.phase2_login(user) or user
+        return self.settings.clip_allow.get(login) or self.settings.clip_allow.get(
+            user, frozenset()
+        )
+
+    @staticmethod
+    def presented_number(carrier: Carrier) -> str:
+        foreign = KSR.pv.get(FOREIGN_NUMBER_AVP)
+        if foreign and carrier.allows_foreign_clip:
+            return foreign
+        return KSR.pv.get(OWN_NUMBER_AVP) or ""
+
+    def branch_route_carrier(self) -> int:
+        """Per carrier branch: request URI, From and P-Asserted-Identity for this carrier.
+
+        ``Privacy: id`` makes the From anonymous; the P-Asserted-Identity still goes to the
+        carrier (which withholds it), never to anyone else.
+        """
+        carrier = self.selected_carrier()
+        if carrier is None:
+            return 1
+        number = self.presented_number(carrier)
+        called = KSR.pv.get(CALLED_NUMBER_AVP) or ""
+        KSR.pv.sets("$ru", f"sip:{called}@{carrier.address}:{carrier.port}")
+        privacy = (KSR.pv.get("$hdr(Privacy)") or "").lower()
+        if "id" in re.split(r"[;,\s]+", privacy):
+            KSR.uac.uac_replace_from(*ANONYMOUS_FROM)
+        else:
+            KSR.uac.uac_replace_from("", f"sip:{number}@{self._from_host}")
+        KSR.hdr.append(f"P-Asserted-Identity: <sip:{number}@{self._from_host}>\r\n")
+        return 1
+
+    def failure_route_carrier(self) -> int:
+        """408/5xx or no answer from a carrier: the next carrier of the set, if any."""
+        if KSR.tm.t_is_canceled() > 0:
+            return 1
+        code = KSR.pv.get("$T_reply_code")
+        if not isinstance(code, int):
+            code = int(code) if str(code).isdigit() else 0
+        if code not in FAILOVER_CODES:
+            return 1
+        if KSR.tm.t_branch_timeout() > 0 and KSR.tm.t_branch_replied() < 0:
+            # Silent: inactive until the OPTIONS probe hears from it again.
+            KSR.dispatcher.ds_mark_dst_state("ip")
+        if KSR.dispatcher.ds_next_dst() > 0:
+            self.relay_to_selected_carrier()
+        return 1
+
+    # -- inbound --------------------------------------------------------------------------
+
+    def route_from_carrier(self, source: str, called: str, method: str) -> None:
+        """A carrier calls a number: the account's phones, 480 or 404."""
+        carrier = self.settings.carriers[source]
+        number = normalise_or_none(called, self.settings.number_plan)
+        if method == "INVITE":
+            KSR.pv.sets(ACC_AVPS["carrier"], carrier.name)
+            KSR.pv.sets(ACC_AVPS["direction"], DIRECTION_IN)
+            KSR.pv.sets(ACC_AVPS["caller"], KSR.pv.get("$fU") or "")
+            KSR.pv.sets(ACC_AVPS["callee"], number or called)
+        digits = number.lstrip("+") if number is not None else ""
+        account = KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + digits) if digits else None
+        if account is None:
+            closed = KSR.htable.sht_get(HTABLE_ROUTING, CLOSED_NUMBER_KEY + digits)
+            self.reply_call(*CLOSED_NUMBER_REPLIES.get(closed, (404, "Not Found")))
+            return
+        if method == "INVITE":
+            KSR.pv.sets(ACC_AVPS["account"], account)
+            self.note_department(account)
+        KSR.pv.sets("$ru", "sip:" + account)
+        # Every registered contact, forked in parallel by t_relay().
+        if KSR.registrar.lookup(USRLOC_TABLE) < 0:
+            self.reply_call(480, "Temporarily Unavailable")
+            return
+        self.relay()
