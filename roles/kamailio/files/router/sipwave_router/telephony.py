@@ -114,6 +114,7 @@ class TelephonyRoutes:
         KSR.pv.sets(OWN_NUMBER_AVP, own)
         if foreign is not None:
             KSR.pv.sets(FOREIGN_NUMBER_AVP, foreign)
+        KSR.pv.sets("$rU", number)
         KSR.pv.sets(CALLED_NUMBER_AVP, number)
         KSR.pv.sets(ACC_AVPS["callee"], number)
         KSR.pv.sets(ACC_AVPS["direction"], DIRECTION_OUT)
