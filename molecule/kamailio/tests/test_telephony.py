@@ -1,0 +1,332 @@
+"""Calls to and from the public network through the real proxy: two carriers, caller ID,
+failover, inbound calls and call records.
+
+The carriers are UDP responders on their own loopback addresses (kamailio_carriers in
+molecule.yml): each answers OPTIONS probes, answers INVITEs with the code the test chose and
+keeps every request it received, so that a test checks what the carrier saw.
+"""
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from conftest import ACCOUNTS, LEGACY_DOMAIN, in_container
+from test_attacks import PROXY_ADDRESS, PROXY_PORT, authenticated, phone, reply, status
+
+CARRIER_A = "127.0.20.31"
+CARRIER_B = "127.0.20.32"
+STRANGER = "127.0.20.201"
+HANDSETS = ("127.0.20.202", "127.0.20.203")
+CALLER_SOCKETS = iter(f"127.0.20.{n}" for n in range(210, 250))
+DATABASE = "/var/lib/kamailio/sipwave.sqlite"
+ACCOUNT = f"481234001@{LEGACY_DOMAIN}"
+OWN_NUMBER = "+48221110001"
+LEGACY_NUMBER = "+48225550999"  # on 481234001's CLIP allow-list (molecule.yml)
+UNREGISTERED_NUMBER = "+48221110003"  # 481234002's, never registered here
+CALLED = "+48225550100"
+# Numbers of the scenario's accounts, as the wave engine would write them (dbaliases).
+NUMBERS = {"48221110001": "481234001", "48221110002": "481234001", "48221110003": "481234002"}
+PROBE_INTERVAL_S = 1  # kamailio_carrier_probe_interval
+PROBE_TIMEOUT_S = 4  # kamailio_tm_fr_timer_ms
+
+
+class Carrier:
+    """A carrier's SIP side: answers OPTIONS 200, INVITE with ``invite_answer``, BYE 200."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self.invite_answer = b"200 OK"
+        self.received: list[bytes] = []
+        self.sock: socket.socket | None = None
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.address, 5060))
+        self.sock.settimeout(0.1)
+        self.stopped.clear()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.sock.close()
+
+    def serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            if data.startswith((b"SIP/2.0", b"ACK ")):
+                continue
+            self.received.append(data)
+            if data.startswith(b"INVITE "):
+                code = self.invite_answer
+                contact = f"Contact: <sip:carrier@{self.address}:5060>".encode()
+                self.sock.sendto(reply(data, code, contact), peer)
+            else:
+                self.sock.sendto(reply(data, b"200 OK"), peer)
+
+    def invites(self) -> list[bytes]:
+        return [r for r in self.received if r.startswith(b"INVITE ")]
+
+
+@pytest.fixture(scope="module")
+def carriers() -> Iterator[dict[str, Carrier]]:
+    started = {"a": Carrier(CARRIER_A), "b": Carrier(CARRIER_B)}
+    for carrier in started.values():
+        carrier.start()
+    wait_for_carrier_state(CARRIER_A, active=True)
+    wait_for_carrier_state(CARRIER_B, active=True)
+    yield started
+    for carrier in started.values():
+        carrier.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_carriers(carriers) -> None:
+    for carrier in carriers.values():
+        carrier.received.clear()
+        carrier.invite_answer = b"200 OK"
+
+
+def sql(statement: str) -> str:
+    result = in_container("sqlite3", DATABASE, statement)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module", autouse=True)
+def numbers() -> Iterator[None]:
+    """The accounts' numbers in dbaliases, loaded into the routing cache."""
+    values = ", ".join(
+        f"('{number}', '{LEGACY_DOMAIN}', '{login}', '{LEGACY_DOMAIN}')"
+        for number, login in NUMBERS.items()
+    )
+    sql(f"INSERT INTO dbaliases (alias_username, alias_domain, username, domain) VALUES {values}")
+    in_container("kamcmd", "htable.reload", "routing")
+    yield
+    listed = ", ".join(f"'{number}'" for number in NUMBERS)
+    sql(f"DELETE FROM dbaliases WHERE alias_username IN ({listed})")
+    in_container("kamcmd", "htable.reload", "routing")
+
+
+def carrier_flags(address: str) -> str:
+    listing = in_container("kamcmd", "dispatcher.list").stdout
+    found = re.findall(rf"URI: sip:{re.escape(address)}:5060\S*\s+FLAGS: (\w+)", listing)
+    return found[0] if found else ""
+
+
+def wait_for_carrier_state(address: str, *, active: bool) -> float:
+    """Seconds until dispatcher shows the carrier (in)active; fails after a generous wait."""
+    start = time.monotonic()
+    deadline = start + PROBE_TIMEOUT_S + 4 * PROBE_INTERVAL_S + 5
+    while time.monotonic() < deadline:
+        if carrier_flags(address).startswith("A" if active else "I"):
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise AssertionError(f"{address} never became {'active' if active else 'inactive'}")
+
+
+def call_out(dialled: str, *headers: str, account: str = "legacy-a") -> tuple[str, str]:
+    """An authenticated INVITE of ``account`` to ``dialled``; (final status, Call-ID)."""
+    _, domain, _ = ACCOUNTS[account]
+    with phone(next(CALLER_SOCKETS)) as handset:
+        answer = authenticated(
+            handset, account, "INVITE", f"sip:{dialled}@{domain}", to_user=dialled,
+            headers=headers, wait_s=PROBE_TIMEOUT_S + 3,
+        )  # fmt: skip
+        return status(answer), handset.call_id
+
+
+def header(message: bytes, name: str) -> str:
+    found = re.search(rf"^{name}:\s*(.*?)\r$", message.decode(), re.M | re.I)
+    return found[1] if found else ""
+
+
+def call_records(call_id: str) -> list[tuple[str, ...]]:
+    rows = sql(
+        "SELECT account, carrier, caller, callee, direction, sip_code FROM acc "
+        f"WHERE callid = '{call_id}'"
+    )
+    return [tuple(line.split("|")) for line in rows.splitlines()]
+
+
+# -- outbound ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialled", ["+48 22 555 01 00", "0048225550100", "225550100"])
+def test_any_notation_reaches_the_carrier_once_in_e164_with_the_accounts_number(carriers, dialled):
+    answer, call_id = call_out(dialled.replace(" ", ""))
+    assert answer == "SIP/2.0 200 OK"
+    invites = carriers["a"].invites()
+    assert len(invites) == 1 and carriers["b"].invites() == []
+    assert invites[0].startswith(f"INVITE sip:{CALLED}@{CARRIER_A}:5060 SIP/2.0".encode())
+    assert f"sip:{OWN_NUMBER}@" in header(invites[0], "From")
+    assert header(invites[0], "P-Asserted-Identity") == f"<sip:{OWN_NUMBER}@{PROXY_ADDRESS}>"
+    assert call_records(call_id) == [(ACCOUNT, "carrier-a", OWN_NUMBER, CALLED, "outbound", "200")]
+
+
+@pytest.mark.parametrize(
+    ("dialled", "carrier", "presented"),
+    [("+48225550100", "a", LEGACY_NUMBER), ("+48615550100", "b", OWN_NUMBER)],
+)
+def test_clip_allow_list_number_only_on_the_carrier_that_allows_it(
+    carriers, dialled, carrier, presented
+):
+    answer, _ = call_out(dialled, f"P-Preferred-Identity: <tel:{LEGACY_NUMBER}>")
+    assert answer == "SIP/2.0 200 OK"
+    (invite,) = carriers[carrier].invites()
+    assert f"sip:{presented}@" in header(invite, "From")
+    assert presented in header(invite, "P-Asserted-Identity")
+    assert header(invite, "P-Preferred-Identity") == ""
+
+
+def test_a_number_not_on_the_list_is_replaced_by_the_accounts(carriers):
+    answer, _ = call_out(CALLED, "P-Preferred-Identity: <tel:+48229999999>")
+    assert answer == "SIP/2.0 200 OK"
+    (invite,) = carriers["a"].invites()
+    assert f"sip:{OWN_NUMBER}@" in header(invite, "From")
+    assert b"+48229999999" not in invite
+
+
+def test_privacy_id_hides_the_number_in_from_and_keeps_pai_for_the_carrier(carriers):
+    answer, _ = call_out(CALLED, "Privacy: id")
+    assert answer == "SIP/2.0 200 OK"
+    (invite,) = carriers["a"].invites()
+    assert "anonymous@anonymous.invalid" in header(invite, "From")
+    assert OWN_NUMBER not in header(invite, "From")
+    assert header(invite, "P-Asserted-Identity") == f"<sip:{OWN_NUMBER}@{PROXY_ADDRESS}>"
+    assert header(invite, "Privacy") == "id"
+
+
+def test_carrier_a_answering_503_completes_over_carrier_b(carriers):
+    carriers["a"].invite_answer = b"503 Service Unavailable"
+    answer, call_id = call_out(CALLED)
+    assert answer == "SIP/2.0 200 OK"
+    assert len(carriers["a"].invites()) == 1
+    (invite,) = carriers["b"].invites()
+    # carrier B does not allow foreign numbers; the account's own number is all it gets
+    assert f"sip:{OWN_NUMBER}@" in header(invite, "From")
+    assert call_records(call_id) == [(ACCOUNT, "carrier-b", OWN_NUMBER, CALLED, "outbound", "200")]
+
+
+def test_a_stopped_carrier_is_probed_down_and_calls_go_to_the_next_at_once(carriers):
+    carriers["a"].stop()
+    try:
+        wait_for_carrier_state(CARRIER_A, active=False)
+        started = time.monotonic()
+        answer, _ = call_out(CALLED)
+        took = time.monotonic() - started
+    finally:
+        carriers["a"].start()
+    assert answer == "SIP/2.0 200 OK"
+    assert len(carriers["b"].invites()) == 1
+    assert took < 2, f"the call waited {took:.1f} s for a carrier known to be down"
+    wait_for_carrier_state(CARRIER_A, active=True)
+
+
+# -- inbound -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def registered_handsets() -> Iterator[list]:
+    """Two phones of 481234001, each registered with its own contact."""
+    user, domain, _ = ACCOUNTS["legacy-a"]
+    with phone(HANDSETS[0]) as first, phone(HANDSETS[1]) as second:
+        handsets = [first, second]
+        for handset in handsets:
+            contact = f"Contact: <sip:{user}@{handset.address}:{handset.port}>"
+            answer = authenticated(
+                handset, "legacy-a", "REGISTER", f"sip:{domain}", headers=(contact, "Expires: 600")
+            )
+            assert status(answer) == "SIP/2.0 200 OK"
+        try:
+            yield handsets
+        finally:
+            for handset in handsets:
+                authenticated(
+                    handset, "legacy-a", "REGISTER", f"sip:{domain}",
+                    headers=("Contact: *", "Expires: 0"),
+                )  # fmt: skip
+
+
+def call_in(source: str, called: str, *, wait_s: float = 3) -> tuple[str, str]:
+    """An INVITE from ``source`` as a carrier sends it; (final status, Call-ID)."""
+    with phone(source) as network:
+        invite = network.request(
+            "INVITE",
+            f"sip:{called}@{PROXY_ADDRESS}",
+            from_uri=f"sip:+48601000001@{CARRIER_A}",
+            to_uri=f"sip:{called}@{PROXY_ADDRESS}",
+            headers=(f"Contact: <sip:+48601000001@{source}:{network.port}>",),
+        )
+        return status(network.exchange(invite, wait_s)), network.call_id
+
+
+def test_inbound_call_to_a_served_number_rings_every_registered_phone():
+    with registered_handsets() as handsets, phone(CARRIER_A) as network:
+        invite = network.request(
+            "INVITE",
+            f"sip:{OWN_NUMBER}@{PROXY_ADDRESS}",
+            from_uri=f"sip:+48601000001@{CARRIER_A}",
+            to_uri=f"sip:{OWN_NUMBER}@{PROXY_ADDRESS}",
+            headers=(f"Contact: <sip:+48601000001@{CARRIER_A}:{network.port}>",),
+        )
+        network.send(invite)
+        rung = [handset.answer(3, skip_provisional=False) for handset in handsets]
+        for handset, arrived in zip(handsets, rung, strict=True):
+            if arrived is not None:
+                handset.sock.sendto(reply(arrived, b"486 Busy Here"), (PROXY_ADDRESS, PROXY_PORT))
+        final = status(network.answer(3))
+        call_id = network.call_id
+    assert all(arrived is not None and arrived.startswith(b"INVITE ") for arrived in rung), rung
+    assert final == "SIP/2.0 486 Busy Here"
+    assert call_records(call_id) == [
+        (ACCOUNT, "carrier-a", "+48601000001", OWN_NUMBER, "inbound", "486")
+    ]
+
+
+def test_inbound_call_to_an_unregistered_account_gets_480():
+    answer, call_id = call_in(CARRIER_B, UNREGISTERED_NUMBER)
+    assert answer == "SIP/2.0 480 Temporarily Unavailable"
+    assert len(call_records(call_id)) == 1
+
+
+def test_inbound_call_to_an_unknown_number_gets_a_bare_404():
+    answer, _ = call_in(CARRIER_A, "+48229999999")
+    assert answer == "SIP/2.0 404 Not Found"
+
+
+def test_the_same_call_from_an_address_that_is_no_carrier_is_refused():
+    with registered_handsets() as handsets:
+        answer, _ = call_in(STRANGER, OWN_NUMBER)
+        rung = [handset.answer(1, skip_provisional=False) for handset in handsets]
+    assert answer == "SIP/2.0 403 Relaying Forbidden"
+    assert rung == [None, None]
+
+
+def test_the_call_records_table_has_every_column_of_a_call():
+    columns = sql("SELECT name FROM pragma_table_info('acc')").split()
+    assert {"account", "department", "carrier", "caller", "callee", "start_time", "time"} <= set(
+        columns
+    )
+
+
+def test_probing_never_reaches_anything_but_the_carriers():
+    listing = in_container("kamcmd", "dispatcher.list").stdout
+    assert set(re.findall(r"URI: sip:([\d.]+):", listing)) == {CARRIER_A, CARRIER_B}
+
+
+def test_no_client_identity_header_reaches_a_carrier(carriers):
+    call_out(CALLED, "P-Asserted-Identity: <tel:+48229999999>", "Remote-Party-ID: <tel:+4822999>")
+    (invite,) = carriers["a"].invites()
+    assert b"+48229999999" not in invite and b"Remote-Party-ID" not in invite
