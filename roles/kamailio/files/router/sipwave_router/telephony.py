@@ -31,6 +31,8 @@ from sipwave_router.keys import (
 )
 from sipwave_router.settings import Carrier, uri_host
 
+_sl_send_reply = KSR.sl.sl_send_reply
+
 # acc flags (kamailio.cfg): every call, and failed ones too.
 FLAG_ACC = 1
 FLAG_ACC_FAILED = 2
@@ -43,6 +45,7 @@ ACC_AVPS = {
     "direction": "$avp(sipwave_acc_direction)",
     "start": "$avp(sipwave_acc_start)",
 }
+ACC_TABLE = "acc"
 CALL_END_TABLE = "sipwave_call_end"
 # What the branch route needs to present the caller on each carrier's branch.
 OWN_NUMBER_AVP = "$avp(sipwave_clip_own)"
@@ -88,8 +91,14 @@ class TelephonyRoutes:
 
     @staticmethod
     def reply_call(code: int, reason: str) -> None:
-        """Answer statefully, so that acc records the refused call too."""
-        KSR.tm.t_reply(code, reason)
+        """Refuse a call here; an INVITE (flagged for acc) leaves its one row in acc too.
+
+        acc records a transaction's replies, not one that tm generates itself: the row is
+        written here (acc reads "code reason" from the comment) and the answer is stateless.
+        """
+        if KSR.isflagset(FLAG_ACC) > 0:
+            KSR.acc.acc_db_request(f"{code} {reason}", ACC_TABLE)
+        _sl_send_reply(code, reason)
 
     # -- outbound -------------------------------------------------------------------------
 

@@ -24,23 +24,25 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
 SERIAL = {"sqlite": "INTEGER PRIMARY KEY NOT NULL", "postgres": "SERIAL PRIMARY KEY NOT NULL"}
 
 # Kamailio acc's columns, then the router's (acc db_extra in kamailio.cfg): account, its
-# department, the carrier, caller and callee in E.164, direction and the INVITE's arrival.
+# department, the carrier, caller and callee in E.164, direction and the INVITE's arrival;
+# NULL where the call has none (acc writes an unset AVP, and the To tag of a call refused
+# here, as NULL).
 _CALL_RECORD_COLUMNS = """
     id {serial},
     method VARCHAR(16) DEFAULT '' NOT NULL,
-    from_tag VARCHAR(128) DEFAULT '' NOT NULL,
-    to_tag VARCHAR(128) DEFAULT '' NOT NULL,
+    from_tag VARCHAR(128),
+    to_tag VARCHAR(128),
     callid VARCHAR(255) DEFAULT '' NOT NULL,
     sip_code VARCHAR(3) DEFAULT '' NOT NULL,
-    sip_reason VARCHAR(128) DEFAULT '' NOT NULL,
+    sip_reason VARCHAR(128),
     time TIMESTAMP WITHOUT TIME ZONE NOT NULL,
-    account VARCHAR(128) DEFAULT '' NOT NULL,
-    department VARCHAR(128) DEFAULT '' NOT NULL,
-    carrier VARCHAR(64) DEFAULT '' NOT NULL,
-    caller VARCHAR(64) DEFAULT '' NOT NULL,
-    callee VARCHAR(64) DEFAULT '' NOT NULL,
-    direction VARCHAR(16) DEFAULT '' NOT NULL,
-    start_time VARCHAR(32) DEFAULT '' NOT NULL"""
+    account VARCHAR(128),
+    department VARCHAR(128),
+    carrier VARCHAR(64),
+    caller VARCHAR(64),
+    callee VARCHAR(64),
+    direction VARCHAR(16),
+    start_time VARCHAR(32)"""
 
 # (name, columns and constraints). The subscriber table has no password column on purpose:
 # only HA1 hashes are stored.
@@ -108,7 +110,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     current_username VARCHAR(64),
     current_domain VARCHAR(64),
     grace_until VARCHAR(10),
-    department VARCHAR(128) DEFAULT '' NOT NULL,
+    department VARCHAR(128),
     balance VARCHAR(32) DEFAULT '0.00' NOT NULL,
     updated_at VARCHAR(32) NOT NULL,
     run_id VARCHAR(64) NOT NULL"""),
