@@ -110,7 +110,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     current_username VARCHAR(64),
     current_domain VARCHAR(64),
     grace_until VARCHAR(10),
-    department VARCHAR(128),
+    department VARCHAR(128) DEFAULT '' NOT NULL,
     balance VARCHAR(32) DEFAULT '0.00' NOT NULL,
     updated_at VARCHAR(32) NOT NULL,
     run_id VARCHAR(64) NOT NULL"""),
