@@ -9,13 +9,13 @@ import hashlib
 import re
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from conftest import ACCOUNTS, LEGACY_DOMAIN, NEW_DOMAIN, PBX_ADDRESS, in_container
+from sip_responder import SipResponder
 from sipwave_testlib import sipp
 
 PROXY_ADDRESS, PROXY_PORT = "127.0.20.11", 5060
@@ -364,36 +364,14 @@ def test_identity_headers_from_a_client_never_reach_the_pbx():
 # -- 7. the legacy platform's refusals --------------------------------------------------------
 
 
-class LegacyPlatform:
+class LegacyPlatform(SipResponder):
     """The legacy platform's registrar as a phone sees it: challenges, then refuses."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(LEGACY_PLATFORM)
-        self.sock.settimeout(0.2)
-        self.received: list[bytes] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
+        super().__init__(LEGACY_PLATFORM, poll_s=0.2)
 
-    def __enter__(self) -> "LegacyPlatform":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.sock.close()
-
-    def serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            if data.startswith((b"SIP/2.0", b"ACK ")):
-                continue
-            self.received.append(data)
-            self.sock.sendto(self.refusal(data), peer)
+    def answer(self, request: bytes) -> bytes:
+        return self.refusal(request)
 
     @staticmethod
     def refusal(request: bytes) -> bytes:

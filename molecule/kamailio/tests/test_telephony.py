@@ -7,14 +7,13 @@ keeps every request it received, so that a test checks what the carrier saw.
 """
 
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from conftest import ACCOUNTS, LEGACY_DOMAIN, in_container
+from sip_responder import SipResponder
 from test_attacks import PROXY_ADDRESS, PROXY_PORT, authenticated, phone, reply, status
 
 CARRIER_A = "127.0.20.31"
@@ -34,46 +33,18 @@ PROBE_INTERVAL_S = 1  # kamailio_carrier_probe_interval
 PROBE_TIMEOUT_S = 4  # kamailio_tm_fr_timer_ms
 
 
-class Carrier:
+class Carrier(SipResponder):
     """A carrier's SIP side: answers OPTIONS 200, INVITE with ``invite_answer``, BYE 200."""
 
     def __init__(self, address: str):
-        self.address = address
+        super().__init__((address, 5060))
         self.invite_answer = b"200 OK"
-        self.received: list[bytes] = []
-        self.sock: socket.socket | None = None
-        self.stopped = threading.Event()
-        self.thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((self.address, 5060))
-        self.sock.settimeout(0.1)
-        self.stopped.clear()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.sock.close()
-
-    def serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            if data.startswith((b"SIP/2.0", b"ACK ")):
-                continue
-            self.received.append(data)
-            if data.startswith(b"INVITE "):
-                code = self.invite_answer
-                contact = f"Contact: <sip:carrier@{self.address}:5060>".encode()
-                self.sock.sendto(reply(data, code, contact), peer)
-            else:
-                self.sock.sendto(reply(data, b"200 OK"), peer)
+    def answer(self, request: bytes) -> bytes:
+        if request.startswith(b"INVITE "):
+            contact = f"Contact: <sip:carrier@{self.address[0]}:5060>".encode()
+            return reply(request, self.invite_answer, contact)
+        return reply(request, b"200 OK")
 
     def invites(self) -> list[bytes]:
         return [r for r in self.received if r.startswith(b"INVITE ")]
@@ -263,29 +234,27 @@ def registered_handsets() -> Iterator[list]:
                 )  # fmt: skip
 
 
+def public_network_invite(network, called: str) -> bytes:
+    """An INVITE to ``called`` as a carrier sends it, from a caller on the public network."""
+    return network.request(
+        "INVITE",
+        f"sip:{called}@{PROXY_ADDRESS}",
+        from_uri=f"sip:+48601000001@{CARRIER_A}",
+        to_uri=f"sip:{called}@{PROXY_ADDRESS}",
+        headers=(f"Contact: <sip:+48601000001@{network.address}:{network.port}>",),
+    )
+
+
 def call_in(source: str, called: str, *, wait_s: float = 3) -> tuple[str, str]:
     """An INVITE from ``source`` as a carrier sends it; (final status, Call-ID)."""
     with phone(source) as network:
-        invite = network.request(
-            "INVITE",
-            f"sip:{called}@{PROXY_ADDRESS}",
-            from_uri=f"sip:+48601000001@{CARRIER_A}",
-            to_uri=f"sip:{called}@{PROXY_ADDRESS}",
-            headers=(f"Contact: <sip:+48601000001@{source}:{network.port}>",),
-        )
+        invite = public_network_invite(network, called)
         return status(network.exchange(invite, wait_s)), network.call_id
 
 
 def test_inbound_call_to_a_served_number_rings_every_registered_phone():
     with registered_handsets() as handsets, phone(CARRIER_A) as network:
-        invite = network.request(
-            "INVITE",
-            f"sip:{OWN_NUMBER}@{PROXY_ADDRESS}",
-            from_uri=f"sip:+48601000001@{CARRIER_A}",
-            to_uri=f"sip:{OWN_NUMBER}@{PROXY_ADDRESS}",
-            headers=(f"Contact: <sip:+48601000001@{CARRIER_A}:{network.port}>",),
-        )
-        network.send(invite)
+        network.send(public_network_invite(network, OWN_NUMBER))
         rung = [handset.answer(3, skip_provisional=False) for handset in handsets]
         for handset, arrived in zip(handsets, rung, strict=True):
             if arrived is not None:
