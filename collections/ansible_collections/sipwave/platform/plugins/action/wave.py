@@ -84,6 +84,15 @@ def module_account(account: Account, new_login: str, new_domain: str, site_secre
     }  # fmt: skip
 
 
+def _add_addresses(outcomes: list[dict], export: Export) -> None:
+    """Whom the notifications write to, for each outcome; never anything secret."""
+    for outcome in outcomes:
+        account = export.accounts.get(outcome["login"])
+        if account is not None:
+            outcome["email"] = account.email
+            outcome["display_name"] = account.display_name
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
 
@@ -127,20 +136,21 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         result.update(module_result)
-        # The task result keeps the outcomes packed in one string (account_outcomes): 100,000
-        # dictionaries in a registered result cost Ansible more than a second to carry from
-        # the worker to the playbook. The report gets them as a list.
-        outcomes = outcomes_of(result)
-        if export is not None:
-            self._add_export(result, export, outcomes)
+        problems = self._add_export(result, export) if export is not None else None
         # A run that got as far as counting (also one whose reconciliation failed) is
         # reported; check mode writes nothing, not even a report.
         if "counts" in result and not self._task.check_mode and controller["report_dir"]:
+            # The task result keeps the outcomes packed in one string (account_outcomes):
+            # 100,000 dictionaries in a registered result cost Ansible more than a second to
+            # carry from the worker to the playbook. The report lists them, every bad row of
+            # the export, and whom the notifications write to.
+            outcomes = outcomes_of(result)
+            report = {**result, "accounts": outcomes}
+            if export is not None:
+                _add_addresses(outcomes, export)
+                report["bad_rows"] = problems
             result["report"] = self._write_report(
-                {**result, "accounts": outcomes},
-                controller["report_dir"],
-                task_vars,
-                controller["dialin_hosts"] or [],
+                report, controller["report_dir"], task_vars, controller["dialin_hosts"] or []
             )
         return result
 
@@ -170,26 +180,20 @@ class ActionModule(ActionBase):
         args["rejected"] = rejected
         return export
 
-    def _add_export(self, result: dict, export: Export, outcomes: list[dict]) -> None:
+    @staticmethod
+    def _add_export(result: dict, export: Export) -> list[str]:
+        """The export's summary and its first bad rows into the task result; every bad row."""
         problems = [str(p) for p in export.problems]
         result["export"] = export.summary()
         result["bad_rows"] = problems[:MAX_SHOWN_PROBLEMS]
         if len(problems) > MAX_SHOWN_PROBLEMS:
             result["bad_rows"].append(f"... and {len(problems) - MAX_SHOWN_PROBLEMS} more")
-        # Notifications need whom to write to; never anything secret.
-        for outcome in outcomes:
-            account = export.accounts.get(outcome["login"])
-            if account is not None:
-                outcome["email"] = account.email
-                outcome["display_name"] = account.display_name
-        self._all_problems = problems
+        return problems
 
     def _write_report(
         self, result: dict, report_dir: str, task_vars: dict, dialin_hosts: list[str]
     ) -> str:
         """Add this host's result to the run's one report (see wave_report)."""
-        if hasattr(self, "_all_problems"):
-            result = {**result, "bad_rows": self._all_problems}
         host = str(task_vars.get("inventory_hostname"))
         expected = [host]
         if self._shared_run_id:

@@ -136,7 +136,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
             fields = next(csv.reader(record.text_lines), [])
             # Whose row it is, when that can still be read: the wave then reports the
             # account as rejected with this reason instead of not knowing it.
-            login, wave = _identify(header, login_at, wave_at, fields)
+            login, wave = _identify(len(header), login_at, wave_at, fields)
             if record.undecodable:
                 for line, message in record.undecodable:
                     reject(line, login, wave, [("utf8", message)])
@@ -200,10 +200,11 @@ def read_export(path: str, plan: NumberPlan) -> Export:
 
 
 def _identify(
-    header: list[str], login_at: int, wave_at: int | None, fields: list[str]
+    columns: int, login_at: int, wave_at: int | None, fields: list[str]
 ) -> tuple[str | None, str | None]:
+    """The row's login and wave where they can be read (``columns`` in the header)."""
     login = fields[login_at].strip() if login_at < len(fields) else ""
     wave = ""
-    if wave_at is not None and len(fields) == len(header):
+    if wave_at is not None and len(fields) == columns:
         wave = fields[wave_at].strip()
     return (login if LOGIN_PATTERN.fullmatch(login) else None), (wave or None)
