@@ -172,6 +172,50 @@ def test_clip_allow_list_only_on_carriers_that_allow_it(ksr, router, carrier, pr
     assert appended == [f"P-Asserted-Identity: <sip:{presented}@{PROXY}>\r\n"]
 
 
+TEMPORARY_NUMBER = "+48225559000"
+
+
+@pytest.mark.parametrize(
+    ("carrier", "presented"), [(CARRIER_A, OWN_NUMBER), (CARRIER_B, TEMPORARY_NUMBER)]
+)
+def test_own_numbers_still_at_the_old_operator_only_where_clip_is_not_screened(
+    ksr, router, carrier, presented
+):
+    ksr.htables["routing"][f"t:{ACCOUNT}"] = TEMPORARY_NUMBER
+    carriers_answer(ksr, carrier)
+    call_out(ksr, router)
+    from_header, appended = branch_headers(ksr, router, carrier)
+    assert from_header == ("", f"sip:{presented}@{PROXY}")
+    assert appended == [f"P-Asserted-Identity: <sip:{presented}@{PROXY}>\r\n"]
+
+
+@pytest.mark.parametrize(
+    ("asked", "on_a", "on_b"),
+    [
+        ("<sip:0048221110002@ip.tanifon.pl>", SECOND_NUMBER, TEMPORARY_NUMBER),  # its own
+        ("<tel:+48225550999>", LEGACY_NUMBER, TEMPORARY_NUMBER),  # its allow-list
+        ("<tel:+48221110003>", OWN_NUMBER, TEMPORARY_NUMBER),  # someone else's
+    ],
+)
+def test_with_a_temporary_number_a_requested_number_is_checked_the_same_way(
+    ksr, router, asked, on_a, on_b
+):
+    ksr.htables["routing"][f"t:{ACCOUNT}"] = TEMPORARY_NUMBER
+    for carrier, presented in ((CARRIER_A, on_a), (CARRIER_B, on_b)):
+        carriers_answer(ksr, carrier)
+        call_out(ksr, router, **{"P-Preferred-Identity": asked})
+        from_header, _ = branch_headers(ksr, router, carrier)
+        assert from_header == ("", f"sip:{presented}@{PROXY}"), carrier
+
+
+def test_a_carrier_call_to_a_temporary_number_reaches_its_account(ksr, router):
+    ksr.htables["routing"]["n:48225559000"] = ACCOUNT
+    request(ksr, "INVITE", source=CARRIER_B, ruser="+48225559000")
+    router.request_route()
+    assert ksr.pvars["$ru"] == f"sip:{ACCOUNT}"
+    assert ksr.called("registrar.lookup") == [("location",)]
+
+
 @pytest.mark.parametrize("privacy", ["id", "header;id", "ID"])
 def test_privacy_id_makes_from_anonymous_and_keeps_pai_for_the_carrier(ksr, router, privacy):
     carriers_answer(ksr, CARRIER_A)

@@ -73,7 +73,7 @@ def test_phase1_serves_the_legacy_identity_with_password_as_ha1(database):
     )
     assert state["dbaliases"] == [("48221234567", LEGACY, "481234001", LEGACY)]
     assert state["sipwave_number"] == [
-        ("+48221234567", "481234001", "number", "active"),
+        ("+48221234567", "481234001", "number", "legacy"),
         ("+48600100200", "481234001", "dialin", "active"),
     ]
     assert state["sipwave_account"] == [
@@ -99,6 +99,7 @@ def test_reconciliation_counts_every_account_number_and_dialin(database):
         "dialin_numbers_present": 2,
         "aliases_expected": 9,
         "aliases_present": 9,
+        "temporary_numbers": 0,
         "problems": [],
         "problem_count": 0,
     }

@@ -198,6 +198,10 @@ VIEW_AFTER_PHASE1 = {
     f"a:481234101@{LEGACY}": (0, "+48221234101"),
     f"a:481234102@{LEGACY}": (0, "+48221234102"),
     f"a:481234103@{LEGACY}": (0, "+48221234103"),
+    # The department of each identity's account, for the call records.
+    f"d:481234101@{LEGACY}": (0, "sales"),
+    f"d:481234102@{LEGACY}": (0, "sales"),
+    f"d:481234103@{LEGACY}": (0, "sales"),
     "g:generation": (1, "1"),
 }
 
@@ -214,6 +218,11 @@ def view_after_closure(closure_numbers: str) -> dict[str, tuple[int, str]]:
         # grace period, has no alias left and presents its numeric login).
         f"a:481234101@{LEGACY}": (0, "+48221234101"),
         f"a:tnf481234102@{NEW}": (0, "+48221234102"),
+        # Both identities of the account in its grace period call for its department; a
+        # closed account has none.
+        f"d:481234101@{LEGACY}": (0, "sales"),
+        f"d:481234102@{LEGACY}": (0, "sales"),
+        f"d:tnf481234102@{NEW}": (0, "sales"),
         "c:481234103": SERVED,
         "p:48221234103": (0, closure_numbers),
         "p:48581234103": (0, closure_numbers),

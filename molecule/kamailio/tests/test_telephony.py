@@ -29,6 +29,10 @@ UNREGISTERED_NUMBER = "+48221110003"  # 481234002's, never registered here
 CALLED = "+48225550100"
 # Numbers of the scenario's accounts, as the wave engine would write them (dbaliases).
 NUMBERS = {"48221110001": "481234001", "48221110002": "481234001", "48221110003": "481234002"}
+# 481234002's own number is still at the old operator: it holds a temporary number, and both
+# accounts are in a department (sipwave_account, sipwave_number as the wave engine writes them).
+TEMPORARY_NUMBER = "+48225559000"
+DEPARTMENTS = {"481234001": "sales", "481234002": "support"}
 PROBE_INTERVAL_S = 1  # kamailio_carrier_probe_interval
 PROBE_TIMEOUT_S = 4  # kamailio_tm_fr_timer_ms
 
@@ -83,6 +87,20 @@ def numbers() -> Iterator[None]:
         for number, login in NUMBERS.items()
     )
     sql(f"INSERT INTO dbaliases (alias_username, alias_domain, username, domain) VALUES {values}")
+    accounts = ", ".join(
+        f"('{login}', 'phase1', 'wave1', '{LEGACY_DOMAIN}', '{login}', '{LEGACY_DOMAIN}', "
+        f"'{department}', '2026-11-16T00:00:00Z', 'telephony-test')"
+        for login, department in DEPARTMENTS.items()
+    )
+    sql(
+        "INSERT INTO sipwave_account (login, state, wave, legacy_domain, current_username, "
+        f"current_domain, department, updated_at, run_id) VALUES {accounts}"
+    )
+    sql(
+        "INSERT INTO sipwave_number (number, login, kind, state) VALUES "
+        f"('{UNREGISTERED_NUMBER}', '481234002', 'number', 'legacy'), "
+        f"('{TEMPORARY_NUMBER}', '481234002', 'temporary', 'temporary')"
+    )
     in_container("kamcmd", "htable.reload", "routing")
     # Contacts that earlier tests registered for these accounts (SIPp phones long gone)
     # would be rung too and keep a call waiting for their timeout.
@@ -91,6 +109,8 @@ def numbers() -> Iterator[None]:
     yield
     listed = ", ".join(f"'{number}'" for number in NUMBERS)
     sql(f"DELETE FROM dbaliases WHERE alias_username IN ({listed})")
+    sql("DELETE FROM sipwave_number WHERE login = '481234002'")
+    sql("DELETE FROM sipwave_account WHERE run_id = 'telephony-test'")
     in_container("kamcmd", "htable.reload", "routing")
 
 
@@ -125,6 +145,10 @@ def call_out(dialled: str, *headers: str, account: str = "legacy-a") -> tuple[st
 def header(message: bytes, name: str) -> str:
     found = re.search(rf"^{name}:\s*(.*?)\r$", message.decode(), re.M | re.I)
     return found[1] if found else ""
+
+
+def department_of(call_id: str) -> str:
+    return sql(f"SELECT department FROM acc WHERE callid = '{call_id}'").strip()
 
 
 def call_records(call_id: str) -> list[tuple[str, ...]]:
@@ -213,15 +237,15 @@ def test_a_stopped_carrier_is_probed_down_and_calls_go_to_the_next_at_once(carri
 
 
 @contextmanager
-def registered_handsets() -> Iterator[list]:
-    """Two phones of 481234001, each registered with its own contact."""
-    user, domain, _ = ACCOUNTS["legacy-a"]
+def registered_handsets(account: str = "legacy-a") -> Iterator[list]:
+    """Two phones of the account (481234001), each registered with its own contact."""
+    user, domain, _ = ACCOUNTS[account]
     with phone(HANDSETS[0]) as first, phone(HANDSETS[1]) as second:
         handsets = [first, second]
         for handset in handsets:
             contact = f"Contact: <sip:{user}@{handset.address}:{handset.port}>"
             answer = authenticated(
-                handset, "legacy-a", "REGISTER", f"sip:{domain}", headers=(contact, "Expires: 600")
+                handset, account, "REGISTER", f"sip:{domain}", headers=(contact, "Expires: 600")
             )
             assert status(answer) == "SIP/2.0 200 OK"
         try:
@@ -229,7 +253,7 @@ def registered_handsets() -> Iterator[list]:
         finally:
             for handset in handsets:
                 authenticated(
-                    handset, "legacy-a", "REGISTER", f"sip:{domain}",
+                    handset, account, "REGISTER", f"sip:{domain}",
                     headers=("Contact: *", "Expires: 0"),
                 )  # fmt: skip
 
@@ -285,6 +309,50 @@ def test_the_same_call_from_an_address_that_is_no_carrier_is_refused():
         rung = [handset.answer(1, skip_provisional=False) for handset in handsets]
     assert answer == "SIP/2.0 403 Relaying Forbidden"
     assert rung == [None, None]
+
+
+# -- temporary numbers and departments ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dialled", "carrier", "presented"),
+    [("+48225550100", "a", UNREGISTERED_NUMBER), ("+48615550100", "b", TEMPORARY_NUMBER)],
+)
+def test_an_account_with_a_temporary_number_presents_its_own_only_where_clip_is_unscreened(
+    carriers, dialled, carrier, presented
+):
+    answer, call_id = call_out(dialled, account="legacy-b")
+    assert answer == "SIP/2.0 200 OK"
+    (invite,) = carriers[carrier].invites()
+    assert f"sip:{presented}@" in header(invite, "From")
+    assert header(invite, "P-Asserted-Identity") == f"<sip:{presented}@{PROXY_ADDRESS}>"
+    assert call_records(call_id) == [
+        (f"481234002@{LEGACY_DOMAIN}", f"carrier-{carrier}", presented, dialled, "outbound", "200")
+    ]
+    assert department_of(call_id) == "support"
+
+
+def test_an_inbound_call_to_a_temporary_number_rings_the_accounts_phones():
+    with registered_handsets("legacy-b") as handsets, phone(CARRIER_B) as network:
+        network.send(public_network_invite(network, TEMPORARY_NUMBER))
+        rung = [handset.answer(3, skip_provisional=False) for handset in handsets]
+        for handset, arrived in zip(handsets, rung, strict=True):
+            if arrived is not None:
+                handset.sock.sendto(reply(arrived, b"486 Busy Here"), (PROXY_ADDRESS, PROXY_PORT))
+        final = status(network.answer(3))
+        call_id = network.call_id
+    assert all(arrived is not None and arrived.startswith(b"INVITE ") for arrived in rung), rung
+    assert final == "SIP/2.0 486 Busy Here"
+    assert call_records(call_id) == [
+        (f"481234002@{LEGACY_DOMAIN}", "carrier-b", "+48601000001", TEMPORARY_NUMBER,
+         "inbound", "486")
+    ]  # fmt: skip
+    assert department_of(call_id) == "support"
+
+
+def test_every_call_record_of_an_account_carries_its_department(carriers):
+    _, call_id = call_out(CALLED)
+    assert department_of(call_id) == "sales"
 
 
 def test_the_call_records_table_has_every_column_of_a_call():

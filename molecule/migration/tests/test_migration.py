@@ -185,6 +185,31 @@ def test_a_second_wave_run_changes_nothing():
     assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
 
 
+def test_wave1_gives_each_account_one_temporary_number_of_its_area_on_both_proxies():
+    """The lab export's accounts have Warsaw (+4822) or Gdansk (+4858) first numbers; the
+    scenario's pools are +4822555xxxx and +4858555xxxx (molecule.yml)."""
+    query = (
+        "SELECT t.number, n.number FROM sipwave_number t JOIN sipwave_number n "
+        "ON n.login = t.login AND n.kind = 'number' WHERE t.kind = 'temporary' "
+        "ORDER BY t.number, n.number"
+    )
+    listings = [sql(container, query) for container in PROXY_CONTAINERS]
+    assert listings[0] == listings[1]
+    pairs = [line.split("|") for line in listings[0].splitlines()]
+    temporary = {number for number, _own in pairs}
+    accounts = int(sql(PROXY_CONTAINER, "SELECT COUNT(*) FROM sipwave_number "
+                                        "WHERE kind = 'temporary'"))  # fmt: skip
+    assert accounts == len(temporary) >= 200  # one each, never shared
+    # every account's temporary number is of the area of one of its own numbers
+    owned = {}
+    for number, own in pairs:
+        owned.setdefault(number, []).append(own)
+    for number, own in owned.items():
+        assert any(o[:5] == number[:5] for o in own), (number, own)
+    assert sql(PROXY_CONTAINER, "SELECT DISTINCT state FROM sipwave_number "
+                                "WHERE kind = 'number'").split() == ["legacy"]  # fmt: skip
+
+
 def test_both_proxies_serve_the_wave():
     result = register(MIGRATED.login, LEGACY_DOMAIN, MIGRATED.password, "127.0.23.120",
                       proxy=PROXY2)  # fmt: skip

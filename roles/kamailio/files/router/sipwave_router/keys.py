@@ -6,6 +6,9 @@ NUMBER_KEY = "n:"
 CLOSED_ACCOUNT_KEY = "c:"
 CLOSED_NUMBER_KEY = "p:"
 CALLER_NUMBER_KEY = "a:"
+# The temporary number of the account behind an identity, while its own numbers are still
+# at the old operator (t:user@domain -> +digits).
+TEMPORARY_NUMBER_KEY = "t:"
 # The department of the account behind an identity, for the call records, when the routing
 # cache carries it (d:user@domain); calls are recorded without one otherwise.
 DEPARTMENT_KEY = "d:"

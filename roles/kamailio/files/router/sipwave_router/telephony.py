@@ -5,7 +5,9 @@ serves goes to the carriers of the number's longest prefix (a dispatcher set, in
 order); a 408, 5xx or timeout tries the next one. Which number the call presents is decided
 per carrier, in the branch route: the account's number (or another of its own numbers that
 the phone asked for in P-Preferred-Identity), or a number of the account's CLIP allow-list
-on carriers that allow presenting numbers they do not hold.
+on carriers that allow presenting numbers they do not hold. While the account's own numbers
+are still at the old operator (it has a temporary number), they are presented only on those
+carriers, like the allow-list, and every other carrier gets the temporary number.
 
 Inbound: only a carrier's address may call a number; the call reaches every registered
 contact of the number's account at once, 480 when none is registered, 404 for a number not
@@ -27,6 +29,7 @@ from sipwave_router.keys import (
     DEPARTMENT_KEY,
     HTABLE_ROUTING,
     NUMBER_KEY,
+    TEMPORARY_NUMBER_KEY,
     USRLOC_TABLE,
 )
 from sipwave_router.settings import Carrier, uri_host
@@ -120,6 +123,12 @@ class TelephonyRoutes:
         if requested is not None and self.is_own_number(requested, identity):
             own = requested
         foreign = requested if requested in self.clip_allow_list(identity) else None
+        temporary = KSR.htable.sht_get(HTABLE_ROUTING, TEMPORARY_NUMBER_KEY + identity)
+        if temporary:
+            # The carriers do not hold the account's own numbers yet: its temporary number,
+            # unless the carrier presents numbers it does not hold (CLIP no screening).
+            foreign = foreign or own
+            own = temporary
         KSR.pv.sets(OWN_NUMBER_AVP, own)
         if foreign is not None:
             KSR.pv.sets(FOREIGN_NUMBER_AVP, foreign)

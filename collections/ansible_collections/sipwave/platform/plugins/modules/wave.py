@@ -127,6 +127,20 @@ options:
     type: str
     choices: [kept_for_porting, released]
     default: kept_for_porting
+  temporary_numbers:
+    description:
+      - Pools of temporary numbers, each with C(area) (an E.164 prefix, e.g. C(+4822)), C(first)
+        and C(last) (E.164 numbers of that area, of one length). Empty gives none.
+      - A served account with a C(legacy) number gets the lowest free number of its first
+        number's area (longest prefix), keeps it, and gives it back when it closes or has no
+        C(legacy) number left. No free number is reported per account (C(temporary_missing)).
+    type: list
+    elements: dict
+    default: []
+  temporary_quarantine_days:
+    description: Days a returned temporary number rests before another account gets it.
+    type: int
+    default: 30
   today:
     description: The date the run acts on (ISO); the controller's date when omitted.
     type: str
@@ -235,8 +249,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent impo
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (  # noqa: E402
     Consent,
     MigrationError,
-    Settings,
     new_run_id,
+    settings_from_params,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import (  # noqa: E402
     counts,
@@ -282,6 +296,8 @@ def main() -> None:
                 "default": "kept_for_porting",
                 "choices": ["kept_for_porting", "released"],
             },
+            "temporary_numbers": {"type": "list", "elements": "dict", "default": []},
+            "temporary_quarantine_days": {"type": "int", "default": 30},
             "today": {"type": "str"},
             "run_id": {"type": "str"},
             **database_argument_spec(),
@@ -302,16 +318,10 @@ def main() -> None:
         module.fail_json(msg=f"today {params['today']!r} is not an ISO date (YYYY-MM-DD)")
     wave = params["wave"]
     wave_name = str(wave.get("name") if isinstance(wave, dict) else wave or "")
-    settings = Settings(
-        wave=wave_name,
-        phase=params["phase"],
-        new_domain=params["new_domain"],
-        login_prefix=params["login_prefix"],
-        grace_days=params["grace_days"],
-        closure_numbers=params["closure_numbers"],
-        today=today,
-        run_id=run_id,
-    )
+    try:
+        settings = settings_from_params(params, wave_name, today, run_id)
+    except MigrationError as exc:
+        module.fail_json(msg=str(exc))
     missing_sqlite = params["backend"] == "sqlite" and not os.path.exists(params["database"])
     try:
         # In check mode the play that creates the database did not run either.

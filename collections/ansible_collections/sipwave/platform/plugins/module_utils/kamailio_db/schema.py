@@ -114,12 +114,19 @@ TABLES: tuple[tuple[str, str], ...] = (
     balance VARCHAR(32) DEFAULT '0.00' NOT NULL,
     updated_at VARCHAR(32) NOT NULL,
     run_id VARCHAR(64) NOT NULL"""),
+    # The number inventory: an account's numbers (kind number; state legacy, porting, active,
+    # kept_for_porting or released), its dial-in caller numbers (kind dialin) and its
+    # temporary number (kind and state temporary; one account per number, see INDEXES).
     ("sipwave_number", """
     number VARCHAR(16) NOT NULL,
     login VARCHAR(64) NOT NULL,
     kind VARCHAR(8) NOT NULL,
     state VARCHAR(16) NOT NULL,
     PRIMARY KEY (number, login, kind)"""),
+    # Temporary numbers given back to their pool, and when: they rest before reuse.
+    ("sipwave_number_quarantine", """
+    number VARCHAR(16) PRIMARY KEY NOT NULL,
+    returned_on VARCHAR(10) NOT NULL"""),
     ("sipwave_audit", """
     id {serial},
     at VARCHAR(32) NOT NULL,
@@ -164,6 +171,12 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
     ("sipwave_call_end_callid_idx", "sipwave_call_end", "callid"),
 )
 
+# (name, table, columns, condition): unique among the rows that meet the condition.
+UNIQUE_INDEXES: tuple[tuple[str, str, str, str], ...] = (
+    # A temporary number belongs to one account at a time, whatever a run or rollback does.
+    ("sipwave_temporary_number_idx", "sipwave_number", "number", "kind = 'temporary'"),
+)
+
 # Kamailio checks these versions at start (the modules' "table version mismatch").
 TABLE_VERSIONS = {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliases": 1}
 
@@ -171,9 +184,15 @@ ROUTING_VIEW = "sipwave_routing"
 VIEW_MARKER_PREFIX = "sipwave routing view "
 # What the router's routing cache (htable "routing") loads, in the htable columns:
 #   i:user@domain      an identity served here (it has a subscriber row)
-#   n:digits           a number served here (dbaliases) -> user@domain
+#   n:digits           a number served here (dbaliases), or an account's temporary number
+#                      (sipwave_number) -> user@domain
 #   a:user@domain      the number an identity presents as caller (dial-in): its first
 #                      number (lowest dbaliases id) -> +digits
+#   d:user@domain      the department of the account behind an identity, for the call
+#                      records: its current identity, and its legacy one when that differs
+#                      (phase 2, grace period); accounts without a department have none
+#   t:user@domain      the temporary number of the account behind its current identity,
+#                      while its own numbers are still at the old operator -> +digits
 #   c:login            a closed account (its requests are refused, 403 Account Closed)
 #   p:digits           a closed account's number -> kept_for_porting or released; a number
 #                      kept by one closed account and released by another is still kept
@@ -189,9 +208,27 @@ _ROUTING_SELECT = """
     SELECT 'n:' || alias_username, 0, 0, username || '@' || lower(domain), 0
     FROM dbaliases
     UNION ALL
+    SELECT 'n:' || ltrim(n.number, '+'), 0, 0,
+           a.current_username || '@' || lower(a.current_domain), 0
+    FROM sipwave_number n JOIN sipwave_account a ON a.login = n.login
+    WHERE n.kind = 'temporary' AND a.current_username IS NOT NULL
+    UNION ALL
+    SELECT 't:' || a.current_username || '@' || lower(a.current_domain), 0, 0, n.number, 0
+    FROM sipwave_number n JOIN sipwave_account a ON a.login = n.login
+    WHERE n.kind = 'temporary' AND a.current_username IS NOT NULL
+    UNION ALL
     SELECT 'a:' || username || '@' || lower(domain), 0, 0, '+' || alias_username, 0
     FROM dbaliases
     WHERE id IN (SELECT MIN(id) FROM dbaliases GROUP BY username, lower(domain))
+    UNION ALL
+    SELECT 'd:' || current_username || '@' || lower(current_domain), 0, 0, department, 0
+    FROM sipwave_account
+    WHERE current_username IS NOT NULL AND department <> ''
+    UNION ALL
+    SELECT 'd:' || login || '@' || lower(legacy_domain), 0, 0, department, 0
+    FROM sipwave_account
+    WHERE current_username IS NOT NULL AND department <> ''
+      AND (current_username <> login OR lower(current_domain) <> lower(legacy_domain))
     UNION ALL
     SELECT 'c:' || login, 0, 1, '1', 0
     FROM sipwave_account WHERE state = 'closed'
@@ -290,6 +327,12 @@ def ensure(conn: Database, cursor: Any) -> list[str]:
     for name, table, columns in INDEXES:
         if not _exists(conn, cursor, "index", name):
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+            done.append(f"index {name}")
+    for name, table, columns, where in UNIQUE_INDEXES:
+        if not _exists(conn, cursor, "index", name):
+            cursor.execute(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} ({columns}) WHERE {where}"
+            )
             done.append(f"index {name}")
     for table, version in TABLE_VERSIONS.items():
         row = {"table_name": table, "table_version": version}

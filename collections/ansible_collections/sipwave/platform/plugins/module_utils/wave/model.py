@@ -5,6 +5,7 @@ from the database, the plan of one account and the result of a run."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -22,8 +23,15 @@ STATES = ("pending", "phase1", "consent_pending", "phase2", "closed", "rejected"
 LIVE_STATES = frozenset({"phase1", "consent_pending", "phase2"})
 DECISIONS = ("migrate", "close")
 CLOSURE_NUMBER_STATES = ("kept_for_porting", "released")
+# The states of a number in the inventory (sipwave_number.state of kind "number"): legacy
+# (still held by the old operator: the parallel run), porting and active (being ported and
+# served here: set by porting, never undone by a wave run), kept_for_porting or released (its
+# account closed); an account's temporary number is in state temporary.
+NUMBER_STATES = ("legacy", "temporary", "porting", "active", *CLOSURE_NUMBER_STATES)
+PORTED_STATES = frozenset({"porting", "active"})
 NUMBER = "number"  # sipwave_number.kind of an account's telephone number
 DIALIN = "dialin"  # sipwave_number.kind of a caller number allowed to use dial-in
+TEMPORARY = "temporary"  # sipwave_number.kind (and state) of an account's temporary number
 MAX_REPORTED = 50  # problems and accounts listed in a result, the rest only counted
 
 
@@ -75,6 +83,57 @@ class WaveAccount:
     password_generated: bool = False
 
 
+class TemporaryPool(NamedTuple):
+    """A range of temporary numbers for the accounts whose first number is in ``area`` (an
+    E.164 prefix such as +4822); first and last are E.164 numbers of the same length."""
+
+    area: str
+    first: str
+    last: str
+
+    def numbers(self) -> list[str]:
+        width = len(self.first) - 1
+        return [f"+{n:0{width}d}" for n in range(int(self.first[1:]), int(self.last[1:]) + 1)]
+
+
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+MAX_POOL_SIZE = 100_000
+
+
+def temporary_pools(entries: list, quarantine_days: int = 0) -> tuple[TemporaryPool, ...]:
+    """The temporary_numbers setting as pools; MigrationError names each bad entry."""
+    pools, problems = [], []
+    if quarantine_days < 0:
+        problems.append(f"temporary_quarantine_days {quarantine_days} is negative")
+    for index, entry in enumerate(entries):
+        where = f"temporary_numbers[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: not a mapping with area, first and last")
+            continue
+        area, first, last = (str(entry.get(key) or "") for key in ("area", "first", "last"))
+        bad = [
+            f"{key} {value!r} is not an E.164 number (+ and digits)"
+            for key, value in (("area", area), ("first", first), ("last", last))
+            if not E164.fullmatch(value)
+        ]
+        if not bad:
+            if not (first.startswith(area) and last.startswith(area)):
+                bad.append(f"first and last must be numbers of area {area}")
+            elif len(first) != len(last) or first > last:
+                bad.append("first and last must be of one length, first not after last")
+            elif int(last[1:]) - int(first[1:]) >= MAX_POOL_SIZE:
+                bad.append(f"a pool holds at most {MAX_POOL_SIZE} numbers")
+        problems.extend(f"{where}: {reason}" for reason in bad)
+        if not bad:
+            pools.append(TemporaryPool(area, first, last))
+    for a, b in ((a, b) for i, a in enumerate(pools) for b in pools[i + 1 :]):
+        if len(a.first) == len(b.first) and a.first <= b.last and b.first <= a.last:
+            problems.append(f"temporary_numbers: {a.first}-{a.last} and {b.first}-{b.last} overlap")
+    if problems:
+        raise MigrationError("invalid temporary_numbers:\n" + "\n".join(problems))
+    return tuple(pools)
+
+
 @dataclass(frozen=True)
 class Settings:
     wave: str
@@ -85,9 +144,30 @@ class Settings:
     closure_numbers: str
     today: date
     run_id: str
+    temporary_pools: tuple[TemporaryPool, ...] = ()
+    # Days a returned temporary number rests before another account gets it.
+    quarantine_days: int = 30
 
     def new_identity(self, login: str) -> Key:
         return (f"{self.login_prefix}{login}", self.new_domain)
+
+
+def settings_from_params(params: dict, wave: str, today: date, run_id: str) -> Settings:
+    """The wave module's parameters as Settings; MigrationError for bad temporary pools."""
+    return Settings(
+        wave=wave,
+        phase=params["phase"],
+        new_domain=params["new_domain"],
+        login_prefix=params["login_prefix"],
+        grace_days=params["grace_days"],
+        closure_numbers=params["closure_numbers"],
+        today=today,
+        run_id=run_id,
+        temporary_pools=temporary_pools(
+            params["temporary_numbers"], params["temporary_quarantine_days"]
+        ),
+        quarantine_days=params["temporary_quarantine_days"],
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +206,8 @@ class State:
     subscribers: dict[Key, Credentials]
     aliases: dict[int, AliasRow]  # by row id
     consent: dict[str, str]
+    # Temporary numbers given back, and when (sipwave_number_quarantine): number -> date.
+    returned: dict[str, str] = field(default_factory=dict)
 
     def aliases_by(self) -> tuple[dict[Key, list[int]], dict[str, list[int]]]:
         by_target: dict[Key, list[int]] = {}
@@ -155,6 +237,7 @@ class State:
             "grace_until": row.grace_until,
             "numbers": {n: s for (n, kind), s in numbers if kind == NUMBER},
             "dialin_numbers": {n: s for (n, kind), s in numbers if kind == DIALIN},
+            "temporary_number": next((n for (n, kind), _s in numbers if kind == TEMPORARY), None),
         }
 
 
@@ -184,6 +267,10 @@ class AccountPlan:
     closure_numbers: str | None = None
     password_generated: bool = False
     reason: str | None = None
+    # A temporary number this run gave back to its pool (it rests in quarantine).
+    temporary_returned: str | None = None
+    # The account needed a temporary number and its area's pool had none free (or no pool).
+    temporary_missing: bool = False
     # The rows this account may own: what the wave's snapshot records and rollback restores.
     scope_keys: set[Key] = field(default_factory=set)
     scope_alias_ids: set[int] = field(default_factory=set)

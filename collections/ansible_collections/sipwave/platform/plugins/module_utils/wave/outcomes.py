@@ -10,6 +10,7 @@ import json
 import zlib
 
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    TEMPORARY,
     MigrationError,
     RunResult,
     WaveAccount,
@@ -50,7 +51,8 @@ def wave_accounts(entries: list) -> list[WaveAccount]:
 
 
 OUTCOME_COLUMNS = ("login", "action", "state", "identity", "grace_until", "refund",
-                   "refund_run", "closure_numbers", "password_generated", "reason")  # fmt: skip
+                   "refund_run", "closure_numbers", "password_generated", "reason",
+                   "temporary_number", "temporary_returned", "temporary_missing")  # fmt: skip
 
 
 def pack(rows: list[list]) -> str:
@@ -108,6 +110,11 @@ def outcome_rows(result: RunResult) -> list[list]:
             plan.closure_numbers,
             True if plan.password_generated else None,
             plan.reason,
+            # The temporary number this run gave the account (None when it kept its own).
+            next((n for (n, kind), want in plan.numbers.items()
+                  if kind == TEMPORARY and want is not None), None),
+            plan.temporary_returned,
+            True if plan.temporary_missing else None,
         ])  # fmt: skip
     return rows
 
@@ -137,6 +144,8 @@ def describe(view: dict | None) -> str:
     dialin = [f"{n} {s}" for n, s in view["dialin_numbers"].items()]
     if dialin:
         parts.append("dial-in " + ", ".join(dialin))
+    if view.get("temporary_number"):
+        parts.append(f"temporary number {view['temporary_number']}")
     return "; ".join(parts)
 
 

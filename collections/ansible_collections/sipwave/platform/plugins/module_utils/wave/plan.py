@@ -18,6 +18,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     DIALIN,
     MAX_REPORTED,
     NUMBER,
+    PORTED_STATES,
+    TEMPORARY,
     AccountPlan,
     AccountRow,
     AliasRow,
@@ -56,7 +58,8 @@ def _desired_rows(
             subscribers[legacy] = account.legacy_credentials
     if identity is not None:
         aliases = [AliasRow(alias_user(n), identity[1], *identity) for n in account.numbers]
-        number_state = "active"
+        # Still at the old operator: porting (later) makes a number porting, then active.
+        number_state = "legacy"
         dialin_state = "active"
     else:
         aliases = []
@@ -67,6 +70,39 @@ def _desired_rows(
     return subscribers, aliases, numbers, identity
 
 
+class TemporaryNumbers:
+    """The free numbers of the temporary pools, handed out lowest first.
+
+    Free is a number of a configured range that no account holds (as its temporary number or
+    as one of its own numbers) and that was not given back within the quarantine.
+    """
+
+    def __init__(self, state: State, settings: Settings):
+        taken = {number for numbers in state.numbers.values() for number, _kind in numbers}
+        rested = (settings.today - timedelta(days=settings.quarantine_days)).isoformat()
+        self._free: dict[str, list[str]] = {}
+        for pool in settings.temporary_pools:
+            free = self._free.setdefault(pool.area, [])
+            free.extend(
+                n for n in pool.numbers() if n not in taken and state.returned.get(n, "") <= rested
+            )
+        for free in self._free.values():
+            free.sort(reverse=True)  # pop() takes the lowest
+        # Longest area first: +48225 wins over +4822 for +48225550100.
+        self._areas = sorted(self._free, key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._areas)
+
+    def take(self, first_number: str) -> str | None:
+        """A free number of the pool of ``first_number``'s area (None: no pool, or empty)."""
+        for area in self._areas:
+            if first_number.startswith(area):
+                free = self._free[area]
+                return free.pop() if free else None
+        return None
+
+
 def plan_wave(
     state: State,
     accounts: Sequence[WaveAccount],
@@ -75,9 +111,10 @@ def plan_wave(
 ) -> list[AccountPlan]:
     """One AccountPlan per input account (good or rejected), in input order."""
     by_target, by_number = state.aliases_by()
+    temporary = TemporaryNumbers(state, settings)
     plans = []
     for account in accounts:
-        plans.append(_plan_account(state, account, settings, by_target, by_number))
+        plans.append(_plan_account(state, account, settings, by_target, by_number, temporary))
     for login, reason in rejected.items():
         plans.append(_plan_rejected(state, login, reason, settings))
     return plans
@@ -97,6 +134,7 @@ def _plan_account(
     settings: Settings,
     by_target: dict[Key, list[int]],
     by_number: dict[str, list[int]],
+    temporary: TemporaryNumbers,
 ) -> AccountPlan:
     login = account.login
     current = state.accounts.get(login)
@@ -156,6 +194,11 @@ def _plan_account(
         plan.alias_add = [a for a in dict.fromkeys(want_aliases) if a not in have_aliases]
 
     have_numbers = state.numbers.get(login, {})
+    if identity is not None:
+        _keep_ported(have_numbers, want_numbers)
+        _temporary_number(plan, account, have_numbers, want_numbers, temporary)
+    else:
+        plan.temporary_returned = next((n for n, kind in have_numbers if kind == TEMPORARY), None)
     if current_state == "closed":
         plan.closure_conflicts = _keep_closure_decisions(have_numbers, want_numbers, settings)
     if target == "closed":
@@ -174,6 +217,36 @@ def _plan_account(
         plan.refund = account.balance
         plan.refund_run = settings.run_id
     return plan
+
+
+def _keep_ported(have: Mapping[tuple[str, str], str], want: dict[tuple[str, str], str]) -> None:
+    """A served account's numbers that porting moved on (porting, active) stay so."""
+    for key, recorded in have.items():
+        if key[1] == NUMBER and recorded in PORTED_STATES and key in want:
+            want[key] = recorded
+
+
+def _temporary_number(
+    plan: AccountPlan,
+    account: WaveAccount,
+    have: Mapping[tuple[str, str], str],
+    want: dict[tuple[str, str], str],
+    temporary: TemporaryNumbers,
+) -> None:
+    """A served account whose numbers are still at the old operator keeps (or gets) one
+    temporary number of its first number's area; once none is legacy, it gives it back."""
+    held = next((n for n, kind in have if kind == TEMPORARY), None)
+    needed = any(s == "legacy" for (_n, kind), s in want.items() if kind == NUMBER)
+    if needed and held is not None:
+        want[(held, TEMPORARY)] = TEMPORARY
+    elif needed and temporary:
+        number = temporary.take(account.numbers[0])
+        if number is None:
+            plan.temporary_missing = True
+        else:
+            want[(number, TEMPORARY)] = TEMPORARY
+    elif held is not None:
+        plan.temporary_returned = held
 
 
 def _keep_closure_decisions(

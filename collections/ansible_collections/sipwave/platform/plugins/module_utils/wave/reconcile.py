@@ -13,7 +13,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     LIVE_STATES,
     MAX_REPORTED,
     NUMBER,
+    PORTED_STATES,
     STATES,
+    TEMPORARY,
     Settings,
     State,
     WaveAccount,
@@ -59,16 +61,17 @@ def reconcile(
             problems.append(f"{account.login}: {label(identity)} cannot register")
         numbers = state.numbers.get(account.login, {})
         for kind, wanted, want_state in (
-            (NUMBER, account.numbers, "active" if live else settings.closure_numbers),
+            (NUMBER, account.numbers, "legacy" if live else settings.closure_numbers),
             (DIALIN, account.dialin_numbers, "active" if live else "released"),
         ):
             for number in wanted:
                 expected[kind] += 1
+                have = numbers.get((number, kind))
                 if kind == NUMBER and not live:
                     want_state = kept_decisions.get(account.login, {}).get(
                         number, settings.closure_numbers
                     )
-                if numbers.get((number, kind)) == want_state:
+                if have == want_state or (kind == NUMBER and live and have in PORTED_STATES):
                     present[kind] += 1
                 else:
                     problems.append(f"{account.login}: {kind} {number} is not {want_state}")
@@ -78,6 +81,11 @@ def reconcile(
                         present["alias"] += 1
                     else:
                         problems.append(f"{account.login}: no alias for {number}")
+        temporary = [n for n, kind in numbers if kind == TEMPORARY]
+        if len(temporary) > 1 or (temporary and not live):
+            problems.append(f"{account.login}: holds temporary numbers {', '.join(temporary)}")
+        elif temporary:
+            present[TEMPORARY] += 1
     return {
         "ok": not problems,
         "accounts": len(accounts) + len(rejected),
@@ -89,6 +97,7 @@ def reconcile(
         "dialin_numbers_present": present[DIALIN],
         "aliases_expected": expected["alias"],
         "aliases_present": present["alias"],
+        "temporary_numbers": present[TEMPORARY],
         "problems": problems[:MAX_REPORTED],
         "problem_count": len(problems),
     }

@@ -18,6 +18,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db imp
 from ansible_collections.sipwave.platform.plugins.module_utils.wave import transaction
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     MAX_REPORTED,
+    TEMPORARY,
     AccountPlan,
     AccountRow,
     AliasRow,
@@ -74,6 +75,14 @@ def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[Acc
     subscribers = {(u, d): (h, hb) for u, d, h, hb in snapshot["subscribers"]}
     snapshot_aliases = [AliasRow._make(alias) for alias in snapshot["aliases"]]
     by_target, by_number = state.aliases_by()
+    # A temporary number the snapshot gave back to one account may be another's by now (the
+    # quarantine passed): that account keeps it, and the next wave run finds this one another.
+    temporary_holder = {
+        number: login
+        for login, held in state.numbers.items()
+        for number, kind in held
+        if kind == TEMPORARY
+    }
     plans = []
     for login in dict.fromkeys(snapshot["logins"]):
         scope = set(keys.get(login, ())) | {settings.new_identity(login)}
@@ -82,7 +91,11 @@ def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[Acc
             scope.add((login, current.legacy_domain))
             if current.current_username:
                 scope.add((current.current_username, current.current_domain))
-        want_numbers = numbers.get(login, {})
+        want_numbers = {
+            (number, kind): number_state
+            for (number, kind), number_state in numbers.get(login, {}).items()
+            if kind != TEMPORARY or temporary_holder.get(number, login) == login
+        }
         have_numbers = state.numbers.get(login, {})
         alias_users = {alias_user(n) for n, _kind in want_numbers.keys() | have_numbers.keys()}
         domains = {key[1] for key in scope}

@@ -27,7 +27,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
 IN_CHUNK = 500  # values per IN (...) list
 
 ENGINE_TABLES = ("dbaliases", "sipwave_account", "sipwave_number", "sipwave_consent",
-                 "sipwave_snapshot", "sipwave_routing_generation")  # fmt: skip
+                 "sipwave_snapshot", "sipwave_routing_generation",
+                 "sipwave_number_quarantine")  # fmt: skip
 # Every committed change of routing data counts up the generation, which the sipwave_routing
 # view hands to Kamailio's routing cache with the data (key g:generation): comparing the two
 # tells whether a proxy's cache is older than its database, also after a run that was killed
@@ -103,6 +104,10 @@ def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
     ):
         numbers.setdefault(login, {})[(number, kind)] = state
     consent = dict(rows("sipwave_consent", "SELECT login, decision FROM sipwave_consent"))
+    returned = dict(
+        rows("sipwave_number_quarantine",
+             "SELECT number, returned_on FROM sipwave_number_quarantine")
+    )  # fmt: skip
     wanted = sorted(set(domains) | {row.legacy_domain for row in accounts.values()} - {""})
     subscribers = {
         (user, domain): (ha1, ha1b)
@@ -125,4 +130,4 @@ def read_state(conn: Database, cursor: Any, domains: Iterable[str]) -> State:
                 wanted,
             )
         }
-    return State(accounts, numbers, subscribers, aliases, consent)
+    return State(accounts, numbers, subscribers, aliases, consent, returned)

@@ -42,7 +42,7 @@ def transaction(conn: Database) -> Iterator[Any]:
         cursor.close()
 
 
-def apply_to_state(state: State, plans: Iterable[AccountPlan]) -> None:
+def apply_to_state(state: State, plans: Iterable[AccountPlan], today: str) -> None:
     """Apply plans to the in-memory state: the after-view of each account, and what check
     mode reconciles against."""
     next_id = max(state.aliases, default=0) + 1
@@ -67,6 +67,8 @@ def apply_to_state(state: State, plans: Iterable[AccountPlan]) -> None:
                 numbers.pop(key, None)
             else:
                 numbers[key] = want
+        if plan.temporary_returned is not None:
+            state.returned[plan.temporary_returned] = today
 
 
 _WHERE_NUMBER = "number = {p} AND login = {p} AND kind = {p}"
@@ -74,13 +76,14 @@ _ALL_ACCOUNT_COLUMNS = (*ACCOUNT_COLUMNS, "updated_at", "run_id")
 
 
 def _statements(
-    conn: Database, plans: Sequence[AccountPlan], state: State, run_id: str
+    conn: Database, plans: Sequence[AccountPlan], state: State, run_id: str, today: str
 ) -> list[tuple[str, list[tuple]]]:
     """The SQL that turns ``state`` into what the plans describe, as (statement, rows)."""
     sub_remove, sub_update, sub_add = [], [], []
     alias_remove, alias_add = [], []
     number_delete, number_update, number_insert = [], [], []
     account_delete, account_update, account_insert = [], [], []
+    returned = []
     at = now()
     for plan in plans:
         for key, want in plan.subscribers.items():
@@ -100,6 +103,8 @@ def _statements(
                 number_update.append((want, number, plan.login, kind))
             else:
                 number_insert.append((number, plan.login, kind, want))
+        if plan.temporary_returned is not None:
+            returned.append(plan.temporary_returned)
         current = state.accounts.get(plan.login)
         if plan.delete_account:
             if current is not None:
@@ -125,6 +130,9 @@ def _statements(
         (f"UPDATE sipwave_number SET state = {{p}} WHERE {_WHERE_NUMBER}", number_update),
         ("INSERT INTO sipwave_number (number, login, kind, state) VALUES ({p}, {p}, {p}, {p})",
          number_insert),
+        ("DELETE FROM sipwave_number_quarantine WHERE number = {p}", [(n,) for n in returned]),
+        ("INSERT INTO sipwave_number_quarantine (number, returned_on) VALUES ({p}, {p})",
+         [(n, today) for n in returned]),
         ("DELETE FROM sipwave_account WHERE login = {p}", account_delete),
         (f"UPDATE sipwave_account SET {assignments} WHERE login = {{p}}", account_update),
         (f"INSERT INTO sipwave_account ({', '.join(_ALL_ACCOUNT_COLUMNS)}) "
@@ -219,8 +227,9 @@ def apply(
     changed = [p for p in plans if p.changed]
     for plan in changed:
         plan.before = state.view(plan.login, settings.new_identity(plan.login))
-    statements = _statements(conn, changed, state, settings.run_id)
-    apply_to_state(state, changed)
+    today = settings.today.isoformat()
+    statements = _statements(conn, changed, state, settings.run_id, today)
+    apply_to_state(state, changed, today)
     for plan in changed:
         plan.after = state.view(plan.login, settings.new_identity(plan.login))
     if check_mode:
