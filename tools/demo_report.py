@@ -18,6 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+import demo_calls  # noqa: E402  (beside this file)
 from sipwave_testlib import sipp  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "collections"))
@@ -81,6 +82,15 @@ def main() -> int:
             status = "registered (digest auth)" if result.successful == 1 else "FAILED"
             failures += result.successful != 1
             print(f"   REGISTER {account['username']}@{domain}: {status}")
+    migration = yaml.safe_load((INVENTORY / "group_vars/all/migration.yml").read_text())
+    accounts = demo_calls.export_accounts(
+        INVENTORY / "files" / "legacy_export.csv", migration["sipwave_number_plan"]
+    )
+    for name, host_vars in proxies.items():
+        failures += demo_calls.print_calls(
+            f"sipwave-lab-{name}", host_vars["lab_address"], sip["sipwave_carrier_address"],
+            accounts,
+        )  # fmt: skip
     failures += print_pbx(lab_group(hosts, "pbx"))
     failures += print_provisioning(lab_group(hosts, "provisioning"))
     print_wave_report()

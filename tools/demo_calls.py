@@ -1,0 +1,137 @@
+"""The demo's two calls of a migrated account, through the lab proxy and its carrier.
+
+SIPp plays every party on loopback: the account's phone (registered with the password of
+its export row), and the carrier on ``sipwave_carrier_address``, which answers the proxy's
+OPTIONS probes, takes the outbound call and then places the inbound one to the account's
+temporary number. What the carrier received and the proxy's call records are printed; the
+password never is.
+"""
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from sipwave_testlib import sipp
+
+DATABASE = "/var/lib/kamailio/sipwave.sqlite"
+PHONE_ADDRESS = "127.0.10.202"
+PHONE_PORT = 5099
+CALLER_ADDRESS = "127.0.10.203"
+CARRIER_CALLER_PORT = 5071
+PUBLIC_CALLER = "+48601000001"
+CALLED_OUTSIDE = "+48615550100"
+PROBE_WAIT_S = 15
+
+
+def _podman(container: str, *command: str) -> str:
+    return subprocess.run(
+        ["podman", "exec", container, *command], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _sql(container: str, query: str) -> str:
+    return _podman(container, "sqlite3", DATABASE, query)
+
+
+def _carrier_active(container: str, carrier: str) -> bool:
+    listing = _podman(container, "kamcmd", "dispatcher.list")
+    flags = re.findall(rf"URI: sip:{re.escape(carrier)}:5060\S*\s+FLAGS: (\w+)", listing)
+    return bool(flags) and flags[0].startswith("A")
+
+
+def _header(messages: str, name: str) -> str:
+    found = re.search(rf"^{name}:\s*(.*?)\s*$", messages, re.M | re.I)
+    return found[1] if found else "(none)"
+
+
+def _account(container: str, export_accounts: dict) -> tuple[str, str, str, str] | None:
+    """(login, domain, password, temporary number) of a migrated account holding one."""
+    rows = _sql(
+        container,
+        "SELECT a.login, a.current_username, a.current_domain, n.number FROM sipwave_account a "
+        "JOIN sipwave_number n ON n.login = a.login AND n.kind = 'temporary' "
+        "WHERE a.state = 'phase1' ORDER BY a.login",
+    )
+    for line in rows.splitlines():
+        login, user, domain, temporary = line.split("|")
+        account = export_accounts.get(login)
+        if account is not None and account.password and user == login:
+            return login, domain, account.password, temporary
+    return None
+
+
+def print_calls(container: str, proxy: str, carrier: str, export_accounts: dict) -> int:
+    """One outbound and one inbound call of a migrated account; returns the failures."""
+    print(f"\n== calls of a migrated account through {proxy} and the carrier at {carrier}")
+    chosen = _account(container, export_accounts)
+    if chosen is None:
+        print("   no migrated account holds a temporary number: nothing to call with")
+        return 1
+    login, domain, password, temporary = chosen
+    own = _sql(container, f"SELECT number FROM sipwave_number WHERE login = '{login}' "
+                          "AND kind = 'number' ORDER BY number LIMIT 1")  # fmt: skip
+    print(f"   account {login}@{domain}: own number {own} (at the old operator), "
+          f"temporary number {temporary}")  # fmt: skip
+    registered = sipp.run(
+        "register.xml", f"{proxy}:5060", PHONE_ADDRESS,
+        rows=[[login, domain, sipp.credentials(login, password), f"{PHONE_ADDRESS}:{PHONE_PORT}"]],
+        local_port=PHONE_PORT + 1, trace_messages=False,
+    )  # fmt: skip
+    print(f"   its phone registers from {PHONE_ADDRESS}: "
+          f"{'ok' if registered.successful == 1 else 'FAILED'}")  # fmt: skip
+    # The carrier: answers the proxy's OPTIONS probes (-aa, each counts as a call for -m)
+    # and the call, until it is stopped.
+    carrier_side = sipp.run(
+        "answer.xml", f"{proxy}:5060", carrier, local_port=5060, background=True,
+        calls=1000, timeout_s=PROBE_WAIT_S + 20, extra=["-aa"],
+    )  # fmt: skip
+    failures = registered.successful != 1
+    try:
+        deadline = time.monotonic() + PROBE_WAIT_S
+        while not _carrier_active(container, carrier) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        outbound = sipp.run(
+            "call_auth.xml", f"{proxy}:5060", CALLER_ADDRESS,
+            rows=[[login, domain, sipp.credentials(login, password), CALLED_OUTSIDE, domain]],
+        )  # fmt: skip
+    finally:
+        carrier_side[0].terminate()
+        carrier_result = sipp.wait(*carrier_side, timeout_s=10)
+    invite = carrier_result.messages.split("INVITE sip:", 1)[-1] if carrier_result.messages else ""
+    print(f"   outbound {login} -> {CALLED_OUTSIDE}: "
+          f"{'answered by the carrier' if outbound.successful == 1 else 'FAILED'}")  # fmt: skip
+    print(f"     the carrier saw From {_header(invite, 'From')}")
+    print(f"     and P-Asserted-Identity {_header(invite, 'P-Asserted-Identity')}")
+    failures += outbound.successful != 1
+    phone = sipp.run(
+        "answer.xml", f"{proxy}:5060", PHONE_ADDRESS, local_port=PHONE_PORT, background=True,
+        timeout_s=20,
+    )  # fmt: skip
+    try:
+        inbound = sipp.run(
+            "call.xml", f"{proxy}:5060", carrier, local_port=CARRIER_CALLER_PORT,
+            rows=[[PUBLIC_CALLER, carrier, temporary, proxy]],
+        )  # fmt: skip
+    finally:
+        rang = sipp.wait(*phone, timeout_s=10)
+    answered = inbound.successful == rang.successful == 1
+    print(f"   inbound {PUBLIC_CALLER} -> {temporary} from the carrier: "
+          f"{'rang the phone, answered' if answered else 'FAILED'}")  # fmt: skip
+    failures += not answered
+    records = _sql(
+        container,
+        "SELECT direction, account, department, carrier, caller, callee, sip_code FROM acc "
+        f"WHERE account = '{login}@{domain}' ORDER BY id DESC LIMIT 2",
+    )
+    print("   call records (acc): direction, account, department, carrier, caller, callee, code")
+    for line in reversed(records.splitlines()):
+        print(f"     {line.replace('|', ', ')}")
+    failures += len(records.splitlines()) != 2
+    return failures
+
+
+def export_accounts(export: Path, number_plan: dict) -> dict:
+    from ansible_collections.sipwave.platform.plugins.module_utils import e164, legacy_export
+
+    return legacy_export.read_export(str(export), e164.plan_from_dict(number_plan)).accounts
