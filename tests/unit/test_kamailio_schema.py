@@ -24,7 +24,8 @@ EVERY_OBJECT = (
 # Recorded from the role's removed SQL files plus the engine's former ensure_tables, and checked
 # equal to what ensure() created then (see schema_listing.py). Added later, with nothing else
 # changed: the call record tables (acc, sipwave_call_end), the temporary numbers' quarantine
-# table and unique index, and the routing view's d:, t: and temporary n: keys.
+# table and unique index, the legacy platform's forwarding table, and the routing view's d:,
+# t:, f: and temporary n: keys.
 RECORDED = Path(__file__).parent / "golden" / "kamailio_schema"
 
 

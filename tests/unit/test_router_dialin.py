@@ -7,7 +7,10 @@ from conftest import ROUTER_SETTINGS
 from test_router import request
 
 CARRIER = "127.0.21.31"
-CLAIM_HEADERS = "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID)$"
+CLAIM_HEADERS = (
+    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID"
+    "|Diversion|History-Info)$"
+)
 DIALIN = "+48225550100"
 SETTINGS = {
     **ROUTER_SETTINGS,

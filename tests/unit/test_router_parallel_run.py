@@ -338,6 +338,69 @@ def test_legacy_platform_sends_calls_for_moved_accounts_to_the_new_proxy(ksr, le
     assert ksr.called("tm.t_relay") == [()]
 
 
+TEMPORARY_NUMBER = "+48225559000"
+
+
+@pytest.fixture
+def forwarding_legacy(ksr):
+    ksr.htables["routing"] = {
+        f"i:{MIGRATED}@{LEGACY}": 1,
+        f"i:{NOT_MIGRATED}@{LEGACY}": 1,
+        f"f:{MIGRATED_NUMBER}": TEMPORARY_NUMBER,
+    }
+    settings = dict(
+        LEGACY_PLATFORM_SETTINGS,
+        forwarding_destination=f"sip:{NEW_PROXY}:5060",
+        number_plan={"country_code": "48", "national_lengths": [9]},
+    )
+    return make_router(settings)
+
+
+@pytest.mark.parametrize("called", ["+48221234567", "0048221234567", "221234567"])
+def test_legacy_platform_forwards_an_old_number_to_the_temporary_one(
+    ksr, forwarding_legacy, called
+):
+    request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser=called)
+    ksr.returns["auth_db.auth_check"] = 1
+    forwarding_legacy.request_route()
+    assert ksr.pvars["$rU"] == TEMPORARY_NUMBER
+    assert ksr.pvars["$du"] == f"sip:{NEW_PROXY}:5060"
+    assert ksr.called("hdr.append") == [
+        (f"Diversion: <sip:+{MIGRATED_NUMBER}@{LEGACY}>;reason=unconditional\r\n",)
+    ]
+    assert ("Diversion",) in ksr.called("textops.remove_hf")
+    assert ksr.called("registrar.lookup") == []
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_legacy_platform_forwards_only_invites_of_numbers_in_its_table(ksr, forwarding_legacy):
+    request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser="+48229999999")
+    ksr.returns.update({"auth_db.auth_check": 1, "registrar.lookup": -1})
+    forwarding_legacy.request_route()
+    assert ksr.pvars["$rU"] == "+48229999999"
+    assert ksr.called("hdr.append") == []
+    request(ksr, "MESSAGE", fuser=NOT_MIGRATED, ruser="+48221234567")
+    forwarding_legacy.request_route()
+    assert ksr.pvars["$rU"] == "+48221234567"
+
+
+def test_without_a_forwarding_destination_nothing_is_forwarded(ksr, legacy):
+    ksr.htables["routing"][f"f:{MIGRATED_NUMBER}"] = TEMPORARY_NUMBER
+    request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser="+48221234567")
+    ksr.returns.update({"auth_db.auth_check": 1, "registrar.lookup": -1})
+    legacy.request_route()
+    assert ksr.pvars["$rU"] == "+48221234567"
+
+
+@pytest.mark.parametrize("header", ["Diversion", "History-Info"])
+def test_a_phones_forwarding_claim_is_removed(ksr, proxy, header):
+    request(ksr, "INVITE", ruser="+48225550100")
+    ksr.returns["auth_db.auth_check"] = 1
+    proxy.request_route()
+    (removed,) = ksr.called("textops.remove_hf_re")
+    assert f"|{header}" in removed[0]
+
+
 @pytest.mark.parametrize(
     ("uri", "host"),
     [

@@ -168,6 +168,7 @@ def playbook(
         [str(Path(sys.executable).with_name("ansible-playbook")), f"playbooks/{name}", "-vvv",
          "-e", "sipwave_migration_hosts=localhost", "-e", f"kamailio_db_sqlite_path={database}",
          "-e", "sipwave_dialin_hosts=localhost", "-e", f"asterisk_dialin_database={dialin}",
+         "-e", "sipwave_legacy_hosts=no_legacy_hosts",
          "-e", f"sipwave_report_dir={reports}",
          # no provisioning host here: the wave playbook's re-provisioning has nothing to do
          "-e", "sipwave_provisioning_hosts=no_provisioning_hosts", *extra],

@@ -128,15 +128,22 @@ def register_refused(user: str, domain: str, password: str, phone: str):
     return sipp.run("register_refused.xml", PROXY, phone, rows=[row])
 
 
-def call(caller: tuple[str, str, str], callee: tuple[str, str], callee_phone: str, phone: str):
-    """Register the callee's phone, let it answer, place the call; both sides' results."""
+def call(
+    caller: tuple[str, str, str],
+    callee: tuple[str, str],
+    callee_phone: str,
+    phone: str,
+    via: str = PROXY,
+):
+    """Let the callee's (registered) phone answer, place the call from ``phone`` to ``via``;
+    both sides' results."""
     answering, workdir = sipp.run(
         "answer.xml", PROXY, callee_phone, local_port=5070, background=True, timeout_s=25
     )
     user, domain, password = caller
     result = sipp.run(
         "call_auth.xml",
-        PROXY,
+        via,
         phone,
         rows=[[user, domain, sipp.credentials(user, password), *callee]],
     )

@@ -23,6 +23,7 @@ from conftest import (
     DATABASE,
     EXPORT,
     HA1_ONLY,
+    LEGACY_ADDRESS,
     LEGACY_CONTAINER,
     LEGACY_DOMAIN,
     MIGRATED,
@@ -265,6 +266,33 @@ def test_a_not_migrated_account_calls_a_migrated_number_on_the_new_proxy():
     assert caller.successful == 1, caller.output
     assert callee.successful == 1, callee.output
     assert f"INVITE sip:{MIGRATED.login}@{callee_phone}:5070" in callee.messages
+
+
+def test_the_legacy_platform_forwards_a_migrated_old_number_to_its_temporary_number():
+    old_number = "+48220000000"  # MIGRATED's first number, still at the old operator
+    temporary = sql(
+        PROXY_CONTAINER,
+        "SELECT number FROM sipwave_number WHERE kind = 'temporary' "
+        f"AND login = '{MIGRATED.login}'",
+    ).strip()
+    forwarded_to = sql(
+        LEGACY_CONTAINER, f"SELECT target FROM sipwave_forwarding WHERE number = '{old_number}'"
+    )
+    assert temporary.startswith("+48225559") and forwarded_to.strip() == temporary
+    callee_phone = "127.0.23.109"
+    registered = register(MIGRATED.login, LEGACY_DOMAIN, MIGRATED.password, callee_phone, 5070)
+    assert registered.successful == 1, registered.output
+    caller, callee = call(
+        (NOT_MIGRATED.login, LEGACY_DOMAIN, NOT_MIGRATED.password),
+        (old_number, LEGACY_DOMAIN),
+        callee_phone,
+        "127.0.23.110",
+        via=f"{LEGACY_ADDRESS}:5060",  # a customer of the old operator calls the old number
+    )
+    assert caller.successful == 1, caller.output
+    assert callee.successful == 1, callee.output
+    assert f"Diversion: <sip:{old_number}@{LEGACY_DOMAIN}>;reason=unconditional" in callee.messages
+    assert f"To: <sip:{old_number}@{LEGACY_DOMAIN}>" in callee.messages
 
 
 # -- phase 2 ---------------------------------------------------------------------------------------

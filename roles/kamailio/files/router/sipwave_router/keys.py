@@ -9,6 +9,9 @@ CALLER_NUMBER_KEY = "a:"
 # The temporary number of the account behind an identity, while its own numbers are still
 # at the old operator (t:user@domain -> +digits).
 TEMPORARY_NUMBER_KEY = "t:"
+# On the legacy platform: a number forwarded to an account's temporary number (f:digits ->
+# +digits), during the parallel run.
+FORWARDING_KEY = "f:"
 # The department of the account behind an identity, for the call records, when the routing
 # cache carries it (d:user@domain); calls are recorded without one otherwise.
 DEPARTMENT_KEY = "d:"

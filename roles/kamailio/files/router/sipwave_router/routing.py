@@ -23,6 +23,7 @@ from sipwave_router.keys import (
     CLOSED_ACCOUNT_KEY,
     CLOSED_NUMBER_KEY,
     CLOSED_NUMBER_REPLIES,
+    FORWARDING_KEY,
     HTABLE_ROUTING,
     IDENTITY_KEY,
     NUMBER_KEY,
@@ -113,8 +114,15 @@ RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
 # the legacy platform: the new proxy) keeps its P-Asserted-Identity, which is believed.
 # textops matches header names case-insensitively, and the parser has already trimmed the
 # whitespace around them.
-CLAIM_HEADERS_RE = "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID)$"
-RELAYED_CLAIM_HEADERS_RE = "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID)$"
+# Diversion and History-Info claim that a number forwarded the call: carriers may let such a
+# call present the forwarding number, so only a trusted peer's are believed.
+CLAIM_HEADERS_RE = (
+    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID"
+    "|Diversion|History-Info)$"
+)
+RELAYED_CLAIM_HEADERS_RE = (
+    "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID|Diversion|History-Info)$"
+)
 # Every URI host in a Contact value (and in anything else there that looks like a URI): the
 # check errs towards refusing. A host is what follows the scheme or any "@" after it.
 CONTACT_URI = re.compile(r"sips?:([^\s,;>?&\"]+)", re.IGNORECASE)
@@ -536,6 +544,12 @@ class Router(TelephonyRoutes):
                 return
             self.relay_to(route.destination)
             return
+        if (
+            self.settings.forwarding_destination
+            and method == "INVITE"
+            and self.route_forwarded(called)
+        ):
+            return
         if source in self.settings.carriers:
             self.route_from_carrier(source, called, method)
             return
@@ -584,6 +598,22 @@ class Router(TelephonyRoutes):
                 KSR.hdr.append(f"{ASSERTED_IDENTITY}: <sip:{identity}>\r\n")
         self.relay_to(self.settings.legacy_platform)
         return False
+
+    def route_forwarded(self, called: str) -> bool:
+        """Legacy platform: a call to a number that moved on in the parallel run goes to the
+        account's temporary number (f: entry), marked as forwarded from the old number."""
+        number = normalise_or_none(called, self.settings.number_plan)
+        if number is None:
+            return False
+        target = KSR.htable.sht_get(HTABLE_ROUTING, FORWARDING_KEY + number.lstrip("+"))
+        if not target:
+            return False
+        domain = KSR.pv.get("$rd") or ""
+        KSR.textops.remove_hf("Diversion")
+        KSR.hdr.append(f"Diversion: <sip:{number}@{domain}>;reason=unconditional\r\n")
+        KSR.pv.sets("$rU", target)
+        self.relay_to(self.settings.forwarding_destination)
+        return True
 
     def route_unregistered(self) -> None:
         # On the legacy platform: the account moved. The new proxy answers 404 itself when it

@@ -55,6 +55,8 @@ class Settings:
     # where calls go for accounts not registered here (moved to the new platform).
     relaying_peers: frozenset[str] = frozenset()
     unregistered_destination: str = ""
+    # ... and where calls to numbers in its forwarding table go (empty: no forwarding).
+    forwarding_destination: str = ""
     # The addresses this proxy listens on: never banned, never a registered contact.
     proxy_addresses: frozenset[str] = frozenset()
     # Scanner bans per minute, and bans of any kind per ban period (kamailio_ban_seconds):
@@ -154,6 +156,7 @@ def settings_from_dict(data: dict) -> Settings:
         phase2_domain=data.get("phase2_domain", "").lower(),
         relaying_peers=frozenset(data.get("relaying_peers", [])),
         unregistered_destination=data.get("unregistered_destination", ""),
+        forwarding_destination=data.get("forwarding_destination", ""),
         proxy_addresses=frozenset(data.get("proxy_addresses", [])),
         scanner_ban_limit=int(data.get("scanner_ban_limit", 60)),
         ban_table_limit=int(data.get("ban_table_limit", 10000)),

@@ -123,6 +123,11 @@ TABLES: tuple[tuple[str, str], ...] = (
     kind VARCHAR(8) NOT NULL,
     state VARCHAR(16) NOT NULL,
     PRIMARY KEY (number, login, kind)"""),
+    # On the legacy platform (lab): its calls to a migrated account's number go to the
+    # account's temporary number (module number_forwarding fills it from the wave's proxies).
+    ("sipwave_forwarding", """
+    number VARCHAR(16) PRIMARY KEY NOT NULL,
+    target VARCHAR(16) NOT NULL"""),
     # Temporary numbers given back to their pool, and when: they rest before reuse.
     ("sipwave_number_quarantine", """
     number VARCHAR(16) PRIMARY KEY NOT NULL,
@@ -193,6 +198,7 @@ VIEW_MARKER_PREFIX = "sipwave routing view "
 #                      (phase 2, grace period); accounts without a department have none
 #   t:user@domain      the temporary number of the account behind its current identity,
 #                      while its own numbers are still at the old operator -> +digits
+#   f:digits           a number the legacy platform forwards -> +digits of the target
 #   c:login            a closed account (its requests are refused, 403 Account Closed)
 #   p:digits           a closed account's number -> kept_for_porting or released; a number
 #                      kept by one closed account and released by another is still kept
@@ -229,6 +235,9 @@ _ROUTING_SELECT = """
     FROM sipwave_account
     WHERE current_username IS NOT NULL AND department <> ''
       AND (current_username <> login OR lower(current_domain) <> lower(legacy_domain))
+    UNION ALL
+    SELECT 'f:' || ltrim(number, '+'), 0, 0, target, 0
+    FROM sipwave_forwarding
     UNION ALL
     SELECT 'c:' || login, 0, 1, '1', 0
     FROM sipwave_account WHERE state = 'closed'
