@@ -61,7 +61,42 @@ def _account(container: str, export_accounts: dict) -> tuple[str, str, str, str]
     return None
 
 
-def print_calls(container: str, proxy: str, carrier: str, export_accounts: dict) -> int:
+def _forwarded_call(
+    container: str, legacy: str, export_accounts: dict, called: tuple[str, str]
+) -> int:
+    """A customer still at the old operator calls the migrated account's old number there:
+    the legacy platform forwards it to the temporary number, which rings the phone."""
+    own, temporary = called
+    served = set(_sql(container, "SELECT login FROM sipwave_account").split())
+    caller = next(
+        (a for a in export_accounts.values() if a.login not in served and a.password), None
+    )
+    if caller is None:
+        return 0
+    phone = sipp.run(
+        "answer.xml", f"{legacy}:5060", PHONE_ADDRESS, local_port=PHONE_PORT, background=True,
+        timeout_s=20,
+    )  # fmt: skip
+    try:
+        call = sipp.run(
+            "call_auth.xml", f"{legacy}:5060", CALLER_ADDRESS,
+            rows=[[caller.login, caller.domain, sipp.credentials(caller.login, caller.password),
+                   own, caller.domain]],
+        )  # fmt: skip
+    finally:
+        rang = sipp.wait(*phone, timeout_s=10)
+    answered = call.successful == rang.successful == 1
+    outcome = f"forwarded to {temporary}, rang the phone" if answered else "FAILED"
+    print(f"   {caller.login} (not migrated) calls {own} at the legacy platform {legacy}: "
+          f"{outcome}")  # fmt: skip
+    if answered:
+        print(f"     the phone saw Diversion {_header(rang.messages, 'Diversion')}")
+    return 0 if answered else 1
+
+
+def print_calls(
+    container: str, proxy: str, carrier: str, export_accounts: dict, legacy: str = ""
+) -> int:
     """One outbound and one inbound call of a migrated account; returns the failures."""
     print(f"\n== calls of a migrated account through {proxy} and the carrier at {carrier}")
     chosen = _account(container, export_accounts)
@@ -119,6 +154,8 @@ def print_calls(container: str, proxy: str, carrier: str, export_accounts: dict)
     print(f"   inbound {PUBLIC_CALLER} -> {temporary} from the carrier: "
           f"{'rang the phone, answered' if answered else 'FAILED'}")  # fmt: skip
     failures += not answered
+    if legacy:
+        failures += _forwarded_call(container, legacy, export_accounts, (own, temporary))
     records = _sql(
         container,
         "SELECT direction, account, department, carrier, caller, callee, sip_code FROM acc "

@@ -89,7 +89,7 @@ def main() -> int:
     for name, host_vars in proxies.items():
         failures += demo_calls.print_calls(
             f"sipwave-lab-{name}", host_vars["lab_address"], sip["sipwave_carrier_address"],
-            accounts,
+            accounts, next(iter(lab_group(hosts, "legacy").values()), {}).get("lab_address", ""),
         )  # fmt: skip
     failures += print_pbx(lab_group(hosts, "pbx"))
     failures += print_provisioning(lab_group(hosts, "provisioning"))
