@@ -209,8 +209,19 @@ def render_native_cfg(settings: dict, native: Instance) -> str:
         autoescape=False,
     )
     template = environment.get_template("kamailio-native.cfg.j2")
+    # The role numbers the sorted carrier prefixes from 1 (dispatcher.list); the router takes
+    # the longest that the called number starts with.
+    carriers = settings["kamailio_carriers"]
+    carrier_prefixes = sorted({str(prefix) for c in carriers for prefix in c["prefixes"]})
+    carrier_sets = sorted(
+        ((prefix, setid) for setid, prefix in enumerate(carrier_prefixes, 1)),
+        key=lambda entry: len(entry[0]),
+        reverse=True,
+    )
     return template.render(
         settings,
+        native_carrier_sets=carrier_sets,
+        native_dispatcher_list=f"{settings['kamailio_release_root']}/current/dispatcher.list",
         native_listen_address=native.address,
         native_ctl_socket=native.ctl_socket,
         native_prefix_routes=prefix_routes,

@@ -13,6 +13,7 @@ BENCH = Path(__file__).resolve().parent
 # In the order they run; the name is the module's file name.
 BENCHMARKS = {
     "register": "REGISTER with digest auth: Python KEMI router vs native kamailio.cfg",
+    "call_routing": "calls to a carrier: Python KEMI router vs native kamailio.cfg",
     "migration_wave": "100,000 accounts in one wave module call vs a per-account task loop",
     "provisioning": "100,000 devices rendered in one module call; nginx config requests/s",
 }

@@ -358,7 +358,7 @@ def test_the_bye_of_a_call_records_its_end(ksr, router):
     request(ksr, "BYE", source=CARRIER_A, totag=True)
     ksr.returns["rr.loose_route"] = 1
     router.request_route()
-    assert ksr.called("acc.acc_db_request") == [("end", "sipwave_call_end")]
+    assert ksr.called("acc.acc_db_request") == [("200 Call Ended", "sipwave_call_end")]
 
 
 def test_a_clip_allow_list_with_a_number_that_is_none_is_refused():

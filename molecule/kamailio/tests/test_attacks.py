@@ -505,9 +505,15 @@ def test_ten_thousand_requests_that_are_not_utf8_ban_the_source_without_tracebac
             to_uri=f"sip:{PROXY_ADDRESS}",
             user_agent=b"Yealink \xff\xfe\xc3(",
         )
-        for _ in range(10_000):
-            handset.send(message)
-        first = handset.answer(1)
+        # In bursts of 500 with a breath between: sent at once, most of 10,000 datagrams
+        # overflow the proxy's socket buffer on a busy machine, and too few reach pike in
+        # one sampling period to count as a flood (seen once with two scenarios running).
+        for burst in range(20):
+            for _ in range(500):
+                handset.send(message)
+            if burst == 0:
+                first = handset.answer(1)
+            time.sleep(0.02)
     assert status(first) == "SIP/2.0 400 Bad Encoding"
     journal = journal_since(since)
     assert journal.count("Traceback") == 0, journal[-3000:]

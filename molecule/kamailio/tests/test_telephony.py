@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import pytest
 from conftest import ACCOUNTS, LEGACY_DOMAIN, in_container
 from sip_responder import SipResponder
+from sipwave_testlib import sipp
 from test_attacks import PROXY_ADDRESS, PROXY_PORT, authenticated, phone, reply, status
 
 CARRIER_A = "127.0.20.31"
@@ -47,7 +48,11 @@ class Carrier(SipResponder):
     def answer(self, request: bytes) -> bytes:
         if request.startswith(b"INVITE "):
             contact = f"Contact: <sip:carrier@{self.address[0]}:5060>".encode()
-            return reply(request, self.invite_answer, contact)
+            # As a UAS answers: the Record-Route the proxy put in, so the caller's ACK and BYE
+            # come back through the proxy.
+            head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            routes = [h for h in head if h.lower().startswith(b"record-route:")]
+            return reply(request, self.invite_answer, contact, *routes)
         return reply(request, b"200 OK")
 
     def invites(self) -> list[bytes]:
@@ -353,6 +358,22 @@ def test_an_inbound_call_to_a_temporary_number_rings_the_accounts_phones():
 def test_every_call_record_of_an_account_carries_its_department(carriers):
     _, call_id = call_out(CALLED)
     assert department_of(call_id) == "sales"
+
+
+def test_an_answered_and_hung_up_call_leaves_one_record_and_one_end():
+    """A whole call from a real SIPp phone: INVITE, challenge, answer, ACK, BYE."""
+    user, domain, password = ACCOUNTS["legacy-a"]
+    call = sipp.run(
+        "call_auth.xml", f"{PROXY_ADDRESS}:{PROXY_PORT}", next(CALLER_SOCKETS),
+        rows=[[user, domain, sipp.credentials(user, password), CALLED, domain]],
+    )  # fmt: skip
+    assert call.successful == 1, call.output
+    call_id = re.search(r"^Call-ID:\s*(\S+)", call.messages, re.M)[1]
+    assert call_records(call_id) == [(ACCOUNT, "carrier-a", OWN_NUMBER, CALLED, "outbound", "200")]
+    ends = sql(
+        f"SELECT sip_code, sip_reason, method FROM sipwave_call_end WHERE callid = '{call_id}'"
+    )
+    assert ends.splitlines() == ["200|Call Ended|BYE"]
 
 
 def test_the_call_records_table_has_every_column_of_a_call():

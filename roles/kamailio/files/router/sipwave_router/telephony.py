@@ -50,6 +50,7 @@ ACC_AVPS = {
 }
 ACC_TABLE = "acc"
 CALL_END_TABLE = "sipwave_call_end"
+CALL_END_COMMENT = "200 Call Ended"
 # What the branch route needs to present the caller on each carrier's branch.
 OWN_NUMBER_AVP = "$avp(sipwave_clip_own)"
 FOREIGN_NUMBER_AVP = "$avp(sipwave_clip_foreign)"
@@ -88,9 +89,12 @@ class TelephonyRoutes:
 
     @staticmethod
     def record_call_end(method: str) -> None:
-        """The BYE of a call ends it: one row in sipwave_call_end, joined by Call-ID."""
+        """The BYE of a call ends it: one row in sipwave_call_end, joined by Call-ID.
+
+        acc reads the comment as "code reason"; without a code it writes sip_code NULL, which
+        the table refuses (NOT NULL, as Kamailio's acc schema): every end record was lost."""
         if method == "BYE":
-            KSR.acc.acc_db_request("end", CALL_END_TABLE)
+            KSR.acc.acc_db_request(CALL_END_COMMENT, CALL_END_TABLE)
 
     @staticmethod
     def reply_call(code: int, reason: str) -> None:
