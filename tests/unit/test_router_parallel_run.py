@@ -204,6 +204,30 @@ def test_call_from_the_legacy_platform_to_a_migrated_number_is_delivered_here(ks
     assert ksr.called("registrar.lookup") == [("location",)]
 
 
+def test_a_call_from_a_peer_to_a_served_number_is_the_called_accounts_record(ksr, proxy):
+    """The legacy platform forwarding an old number: nobody here placed the call."""
+    ksr.htables["routing"][f"d:{MIGRATED}@{LEGACY}"] = "sales"
+    request(ksr, "INVITE", source=LEGACY_ADDRESS, fuser="+48601000001", ruser=MIGRATED_NUMBER)
+    proxy.request_route()
+    assert ksr.pvars["$avp(sipwave_acc_account)"] == f"{MIGRATED}@{LEGACY}"
+    assert ksr.pvars["$avp(sipwave_acc_department)"] == "sales"
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "inbound"
+    assert ksr.pvars["$avp(sipwave_acc_caller)"] == "+48601000001"
+    assert ksr.pvars["$avp(sipwave_acc_callee)"] == f"+{MIGRATED_NUMBER}"
+
+
+def test_a_subscribers_call_to_a_served_number_stays_the_callers_record(ksr, proxy):
+    request(ksr, "INVITE", fuser=f"tnf{MIGRATED}", fdomain=NEW, ruser="+48221234567")
+    ksr.returns["auth_db.auth_check"] = 1
+    ksr.pvars.update(
+        {"$avp(sipwave_auth_user)": f"tnf{MIGRATED}", "$avp(sipwave_auth_domain)": NEW}
+    )
+    proxy.request_route()
+    assert ksr.pvars["$avp(sipwave_acc_account)"] == f"tnf{MIGRATED}@{NEW}"
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "internal"
+    assert ksr.pvars["$avp(sipwave_acc_callee)"] == "+48221234567"
+
+
 def test_call_from_the_legacy_platform_for_a_legacy_account_never_goes_back(ksr, proxy):
     request(ksr, "INVITE", source=LEGACY_ADDRESS, fuser=MIGRATED, ruser=NOT_MIGRATED)
     proxy.request_route()

@@ -237,3 +237,15 @@ def test_overlapping_pools_are_refused():
             {"area": "+4822", "first": "+48225550900", "last": "+48225550909"},
             {"area": "+48225", "first": "+48225550905", "last": "+48225550999"},
         ])  # fmt: skip
+
+
+def test_a_number_an_alias_routes_is_never_handed_out(database):
+    with sqlite3.connect(database) as connection:  # an alias the engine did not write
+        connection.execute(
+            "INSERT INTO dbaliases (alias_username, alias_domain, username, domain) "
+            f"VALUES ('48225550900', '{LEGACY}', 'pbx-fax', '{LEGACY}')"
+        )
+
+    result = run(database, [ALICE], **POOLS)
+
+    assert outcome(result, "481234001")["temporary_number"] == "+48225550901"

@@ -169,6 +169,39 @@ def test_a_phase2_account_dials_in_and_out_as_its_accounts_number(carrier):
     assert [(r["caller"], r["disposition"]) for r in rows] == [(STAYING["number"], "ANSWERED")]
 
 
+def test_a_pbx_rebuilt_from_nothing_loses_no_number(carrier):
+    """Numbers belong to the proxy's inventory, never to a PBX: the PBX loses its releases
+    and its dial-in database (as a new machine would), the proxy's numbers and routing do not
+    change, and asterisk.yml plus wave_dialin.yml give it back every caller number."""
+    inventory = "SELECT number, login, kind, state FROM sipwave_number ORDER BY 1, 2, 3"
+    proxy_db = ("sqlite3", "/var/lib/kamailio/sipwave.sqlite")
+    numbers_before = in_container(PROXY_CONTAINER, *proxy_db, inventory).stdout
+    routing_before = in_container(
+        PROXY_CONTAINER, *proxy_db, "SELECT * FROM sipwave_routing ORDER BY 1"
+    ).stdout
+    callers_before, inventory_before = callers_of(SOURCE), callers_of("inventory")
+    assert numbers_before and callers_before and inventory_before
+    pbx("systemctl", "stop", "asterisk")
+    pbx("rm", "-rf", "/etc/asterisk/sipwave", "/var/lib/asterisk/sipwave")
+
+    rebuilt = run_playbook()
+    assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
+    assert callers_of(SOURCE) == {}  # the wave's numbers come from the wave's report
+    wave_playbook("wave_dialin.yml")
+
+    assert callers_of(SOURCE) == callers_before
+    assert callers_of("inventory") == inventory_before
+    assert in_container(PROXY_CONTAINER, *proxy_db, inventory).stdout == numbers_before
+    assert (
+        in_container(PROXY_CONTAINER, *proxy_db, "SELECT * FROM sipwave_routing ORDER BY 1").stdout
+        == routing_before
+    )
+    call = dial_in("603000002", entries=[DESTINATION])
+    carrier_side = carrier.answered()
+    assert call.successful == 1, call.output
+    assert f"From: <sip:{STAYING['number']}@" in carrier_side.messages
+
+
 def test_after_the_rollback_the_waves_callers_are_refused(carrier):
     inventory_before = callers_of("inventory")
     wave_playbook("rollback_wave.yml")

@@ -293,6 +293,13 @@ def test_the_legacy_platform_forwards_a_migrated_old_number_to_its_temporary_num
     assert callee.successful == 1, callee.output
     assert f"Diversion: <sip:{old_number}@{LEGACY_DOMAIN}>;reason=unconditional" in callee.messages
     assert f"To: <sip:{old_number}@{LEGACY_DOMAIN}>" in callee.messages
+    # The new proxy records the call as the called account's (nobody there placed it).
+    call_id = re.search(r"^Call-ID:\s*(\S+)", callee.messages, re.M)[1]
+    record = sql(
+        PROXY_CONTAINER,
+        f"SELECT account, department, direction, callee FROM acc WHERE callid = '{call_id}'",
+    )
+    assert record.splitlines() == [f"{MIGRATED.login}@{LEGACY_DOMAIN}|sales|inbound|{temporary}"]
 
 
 # -- phase 2 ---------------------------------------------------------------------------------------

@@ -574,6 +574,8 @@ class Router(TelephonyRoutes):
             digits = number.lstrip("+")
             account = KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + digits)
             if account is not None:
+                if method == "INVITE":
+                    self.note_called_account(account, number)
                 if account != identity:
                     KSR.pv.sets("$ru", "sip:" + account)
                 return True

@@ -64,6 +64,7 @@ ANONYMOUS_FROM = ("Anonymous", "sip:anonymous@anonymous.invalid")
 URI_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE)
 DIRECTION_OUT = "outbound"
 DIRECTION_IN = "inbound"
+DIRECTION_INTERNAL = "internal"
 
 
 class TelephonyRoutes:
@@ -79,6 +80,19 @@ class TelephonyRoutes:
         if account:
             KSR.pv.sets(ACC_AVPS["account"], account)
             self.note_department(account)
+
+    def note_called_account(self, account: str, number: str) -> None:
+        """A call to the number of an account served here. From one of its subscribers it
+        stays the caller's record (internal); from a peer (the legacy platform forwarding an
+        old number, a PBX) nobody here placed it: it is the called account's, inbound."""
+        KSR.pv.sets(ACC_AVPS["callee"], number)
+        if self.authenticated_identity() is not None:
+            KSR.pv.sets(ACC_AVPS["direction"], DIRECTION_INTERNAL)
+            return
+        KSR.pv.sets(ACC_AVPS["account"], account)
+        KSR.pv.sets(ACC_AVPS["direction"], DIRECTION_IN)
+        KSR.pv.sets(ACC_AVPS["caller"], KSR.pv.get("$fU") or "")
+        self.note_department(account)
 
     @staticmethod
     def note_department(account: str) -> None:

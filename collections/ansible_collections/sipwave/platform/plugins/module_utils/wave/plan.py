@@ -74,11 +74,14 @@ class TemporaryNumbers:
     """The free numbers of the temporary pools, handed out lowest first.
 
     Free is a number of a configured range that no account holds (as its temporary number or
-    as one of its own numbers) and that was not given back within the quarantine.
+    as one of its own numbers), that no alias routes, and that was not given back within the
+    quarantine.
     """
 
     def __init__(self, state: State, settings: Settings):
         taken = {number for numbers in state.numbers.values() for number, _kind in numbers}
+        # and every number an alias routes (one the engine did not write either)
+        taken.update("+" + alias.alias_username for alias in state.aliases.values())
         rested = (settings.today - timedelta(days=settings.quarantine_days)).isoformat()
         self._free: dict[str, list[str]] = {}
         for pool in settings.temporary_pools:
