@@ -390,3 +390,16 @@ def test_no_client_identity_header_reaches_a_carrier(carriers):
     call_out(CALLED, "P-Asserted-Identity: <tel:+48229999999>", "Remote-Party-ID: <tel:+4822999>")
     (invite,) = carriers["a"].invites()
     assert b"+48229999999" not in invite and b"Remote-Party-ID" not in invite
+
+
+def test_no_forwarding_claim_of_a_phone_reaches_a_carrier(carriers):
+    """A carrier may let a forwarded call present the forwarding number: a phone claiming
+    someone else's number forwarded to it must not get that number shown."""
+    call_out(
+        CALLED,
+        "Diversion: <sip:+48229999998@ip.tanifon.pl>;reason=unconditional",
+        "History-Info: <sip:+48229999997@ip.tanifon.pl>;index=1",
+    )
+    (invite,) = carriers["a"].invites()
+    assert b"Diversion" not in invite and b"History-Info" not in invite
+    assert b"+48229999998" not in invite and b"+48229999997" not in invite
