@@ -69,7 +69,12 @@ unit: venv
 # each one's output goes to .cache/molecule/<scenario>.log and is shown when it fails. A lock
 # per scenario keeps two checkouts from running the same scenario (same container names and
 # addresses) at once; a scenario's leftovers from a crashed run are removed by name first.
+# The demo lab shares the host's network: scenarios that check which addresses their daemons
+# listen on would see its daemons too.
 molecule: venv image
+	@$(LAB_ENV) && if [ -n "$$(podman ps -q --filter label=io.sipwave.lab=demo)" ]; then \
+	  echo "the demo lab is running (its daemons share the host's network): make lab-down first" >&2; \
+	  exit 1; fi
 	@$(LAB_ENV) && mkdir -p .cache/molecule && \
 	printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} bash tools/run_scenario.sh {}
 

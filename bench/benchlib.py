@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,3 +141,39 @@ def start_lab_container(name: str, options: list[str] = ()) -> None:
             return
         time.sleep(0.5)
     raise BenchError(f"systemd in {name} did not boot: {state!r}")
+
+
+def run_in_container(
+    name: str, container: str, benchmark: Callable[[Path], dict], what_failed: str
+) -> int:
+    """The life of a benchmark that runs in a lab container: a fresh container, the
+    benchmark (given a private work directory), the container removed (kept with
+    SIPWAVE_BENCH_KEEP=1), the results written to bench/results/<name>.json. Exit code 1
+    when the benchmark could not measure, or when any of its ``what_failed`` failed (the
+    results' per-instance ``summary[...]["failed"]``)."""
+    log = logger("")
+    if not os.environ.get("SIPWAVE_CGROUP_SOURCE"):
+        print("bench: source lab/env.sh first (make bench does)", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(exist_ok=True)
+    started = time.monotonic()
+    remove_lab_container(container)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sipwave-bench-") as workdir:
+            results = benchmark(Path(workdir))
+    except (BenchError, subprocess.TimeoutExpired) as error:
+        print(f"bench failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if os.environ.get("SIPWAVE_BENCH_KEEP"):
+            log(f"SIPWAVE_BENCH_KEEP is set: {container} is left running")
+        else:
+            log(f"removing {container}")
+            remove_lab_container(container)
+    results["runtime_s"] = round(time.monotonic() - started, 1)
+    log(f"results written to {write_results(name, results)} ({results['runtime_s']:.0f} s)")
+    failed = sum(s["failed"] for s in results["summary"].values())
+    if failed:
+        print(f"bench failed: {failed} {what_failed} failed", file=sys.stderr)
+        return 1
+    return 0

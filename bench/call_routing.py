@@ -12,15 +12,13 @@ and dispatcher list. Only the ratio of the two counts. Run through `make bench`.
 
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import register as twins  # bench/ is on sys.path (run.py)
-from benchlib import RESULTS, BenchError, logger, remove_lab_container, write_results
+from benchlib import BenchError, logger, run_in_container
 from sipwave_testlib import sipp
 
 log = logger("")
@@ -265,30 +263,7 @@ def benchmark(workdir: Path) -> dict:
 
 
 def main() -> int:
-    if not os.environ.get("SIPWAVE_CGROUP_SOURCE"):
-        print("bench: source lab/env.sh first (make bench does)", file=sys.stderr)
-        return 2
-    RESULTS.mkdir(exist_ok=True)
-    started = time.monotonic()
-    remove_lab_container(twins.CONTAINER)
-    try:
-        with tempfile.TemporaryDirectory(prefix="sipwave-bench-") as workdir:
-            results = benchmark(Path(workdir))
-    except (BenchError, subprocess.TimeoutExpired) as error:
-        print(f"bench failed: {error}", file=sys.stderr)
-        return 1
-    finally:
-        if os.environ.get("SIPWAVE_BENCH_KEEP"):
-            log(f"SIPWAVE_BENCH_KEEP is set: {twins.CONTAINER} is left running")
-        else:
-            remove_lab_container(twins.CONTAINER)
-    results["runtime_s"] = round(time.monotonic() - started, 1)
-    log(f"results in {write_results('call_routing', results)} ({results['runtime_s']:.0f} s)")
-    failed = sum(s["failed"] for s in results["summary"].values())
-    if failed:
-        print(f"bench failed: {failed} calls failed", file=sys.stderr)
-        return 1
-    return 0
+    return run_in_container("call_routing", twins.CONTAINER, benchmark, "calls")
 
 
 if __name__ == "__main__":

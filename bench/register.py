@@ -19,7 +19,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,10 +35,9 @@ from benchlib import (
     RESULTS,
     BenchError,
     logger,
-    remove_lab_container,
     run,
-    start_lab_container,
-    write_results,  # bench/ is on sys.path (run.py), not a package
+    run_in_container,
+    start_lab_container,  # bench/ is on sys.path (run.py), not a package
 )
 from sipwave_testlib import sipp  # the test helpers live outside any package
 
@@ -654,33 +652,9 @@ def benchmark(workdir: Path) -> dict:
 
 
 def main() -> int:
-    if not os.environ.get("SIPWAVE_CGROUP_SOURCE"):
-        print("bench: source lab/env.sh first (make bench does)", file=sys.stderr)
-        return 2
-    RESULTS.mkdir(exist_ok=True)
     for stale in RESULTS.glob("failed-*.log"):
         stale.unlink()
-    started = time.monotonic()
-    remove_lab_container(CONTAINER)
-    try:
-        with tempfile.TemporaryDirectory(prefix="sipwave-bench-") as workdir:
-            results = benchmark(Path(workdir))
-    except (BenchError, subprocess.TimeoutExpired) as error:
-        print(f"bench failed: {error}", file=sys.stderr)
-        return 1
-    finally:
-        if os.environ.get("SIPWAVE_BENCH_KEEP"):
-            log(f"SIPWAVE_BENCH_KEEP is set: {CONTAINER} is left running")
-        else:
-            log(f"removing {CONTAINER}")
-            remove_lab_container(CONTAINER)
-    results["runtime_s"] = round(time.monotonic() - started, 1)
-    log(f"results written to {write_results('register', results)} ({results['runtime_s']:.0f} s)")
-    failed = sum(s["failed"] for s in results["summary"].values())
-    if failed:
-        print(f"bench failed: {failed} registrations failed", file=sys.stderr)
-        return 1
-    return 0
+    return run_in_container("register", CONTAINER, benchmark, "registrations")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,14 @@ def _account(container: str, export_accounts: dict) -> tuple[str, str, str, str]
     return None
 
 
+def _answering_phone(target: str) -> tuple:
+    """The registered phone of the account, answering one call (SIPp in the background)."""
+    return sipp.run(
+        "answer.xml", f"{target}:5060", PHONE_ADDRESS, local_port=PHONE_PORT, background=True,
+        timeout_s=20,
+    )  # fmt: skip
+
+
 def _forwarded_call(
     container: str, legacy: str, export_accounts: dict, called: tuple[str, str]
 ) -> int:
@@ -73,10 +81,7 @@ def _forwarded_call(
     )
     if caller is None:
         return 0
-    phone = sipp.run(
-        "answer.xml", f"{legacy}:5060", PHONE_ADDRESS, local_port=PHONE_PORT, background=True,
-        timeout_s=20,
-    )  # fmt: skip
+    phone = _answering_phone(legacy)
     try:
         call = sipp.run(
             "call_auth.xml", f"{legacy}:5060", CALLER_ADDRESS,
@@ -139,10 +144,7 @@ def print_calls(
     print(f"     the carrier saw From {_header(invite, 'From')}")
     print(f"     and P-Asserted-Identity {_header(invite, 'P-Asserted-Identity')}")
     failures += outbound.successful != 1
-    phone = sipp.run(
-        "answer.xml", f"{proxy}:5060", PHONE_ADDRESS, local_port=PHONE_PORT, background=True,
-        timeout_s=20,
-    )  # fmt: skip
+    phone = _answering_phone(proxy)
     try:
         inbound = sipp.run(
             "call.xml", f"{proxy}:5060", carrier, local_port=CARRIER_CALLER_PORT,

@@ -408,6 +408,14 @@ def test_legacy_platform_forwards_only_invites_of_numbers_in_its_table(ksr, forw
     assert ksr.pvars["$rU"] == "+48221234567"
 
 
+def test_a_forwarded_number_at_a_domain_not_served_is_refused_not_forwarded(ksr, forwarding_legacy):
+    request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser="+48221234567", rdomain="evil.example")
+    ksr.returns["auth_db.auth_check"] = 1
+    forwarding_legacy.request_route()
+    assert ksr.called("hdr.append") == []
+    assert ksr.replies() == [(403, "Relaying Forbidden")]
+
+
 def test_without_a_forwarding_destination_nothing_is_forwarded(ksr, legacy):
     ksr.htables["routing"][f"f:{MIGRATED_NUMBER}"] = TEMPORARY_NUMBER
     request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser="+48221234567")

@@ -242,8 +242,8 @@ def test_a_stopped_carrier_is_probed_down_and_calls_go_to_the_next_at_once(carri
 
 
 @contextmanager
-def registered_handsets(account: str = "legacy-a") -> Iterator[list]:
-    """Two phones of the account (481234001), each registered with its own contact."""
+def registered_handsets(account: str) -> Iterator[list]:
+    """Two phones of the account, each registered with its own contact."""
     user, domain, _ = ACCOUNTS[account]
     with phone(HANDSETS[0]) as first, phone(HANDSETS[1]) as second:
         handsets = [first, second]
@@ -281,9 +281,11 @@ def call_in(source: str, called: str, *, wait_s: float = 3) -> tuple[str, str]:
         return status(network.exchange(invite, wait_s)), network.call_id
 
 
-def test_inbound_call_to_a_served_number_rings_every_registered_phone():
-    with registered_handsets() as handsets, phone(CARRIER_A) as network:
-        network.send(public_network_invite(network, OWN_NUMBER))
+def ring_both_handsets(account: str, carrier: str, called: str) -> str:
+    """A carrier's call to ``called`` while two phones of ``account`` are registered: both
+    must ring (each answers 486, so the carrier gets 486). Returns the Call-ID."""
+    with registered_handsets(account) as handsets, phone(carrier) as network:
+        network.send(public_network_invite(network, called))
         rung = [handset.answer(3, skip_provisional=False) for handset in handsets]
         for handset, arrived in zip(handsets, rung, strict=True):
             if arrived is not None:
@@ -292,6 +294,11 @@ def test_inbound_call_to_a_served_number_rings_every_registered_phone():
         call_id = network.call_id
     assert all(arrived is not None and arrived.startswith(b"INVITE ") for arrived in rung), rung
     assert final == "SIP/2.0 486 Busy Here"
+    return call_id
+
+
+def test_inbound_call_to_a_served_number_rings_every_registered_phone():
+    call_id = ring_both_handsets("legacy-a", CARRIER_A, OWN_NUMBER)
     assert call_records(call_id) == [
         (ACCOUNT, "carrier-a", "+48601000001", OWN_NUMBER, "inbound", "486")
     ]
@@ -309,7 +316,7 @@ def test_inbound_call_to_an_unknown_number_gets_a_bare_404():
 
 
 def test_the_same_call_from_an_address_that_is_no_carrier_is_refused():
-    with registered_handsets() as handsets:
+    with registered_handsets("legacy-a") as handsets:
         answer, _ = call_in(STRANGER, OWN_NUMBER)
         rung = [handset.answer(1, skip_provisional=False) for handset in handsets]
     assert answer == "SIP/2.0 403 Relaying Forbidden"
@@ -338,16 +345,7 @@ def test_an_account_with_a_temporary_number_presents_its_own_only_where_clip_is_
 
 
 def test_an_inbound_call_to_a_temporary_number_rings_the_accounts_phones():
-    with registered_handsets("legacy-b") as handsets, phone(CARRIER_B) as network:
-        network.send(public_network_invite(network, TEMPORARY_NUMBER))
-        rung = [handset.answer(3, skip_provisional=False) for handset in handsets]
-        for handset, arrived in zip(handsets, rung, strict=True):
-            if arrived is not None:
-                handset.sock.sendto(reply(arrived, b"486 Busy Here"), (PROXY_ADDRESS, PROXY_PORT))
-        final = status(network.answer(3))
-        call_id = network.call_id
-    assert all(arrived is not None and arrived.startswith(b"INVITE ") for arrived in rung), rung
-    assert final == "SIP/2.0 486 Busy Here"
+    call_id = ring_both_handsets("legacy-b", CARRIER_B, TEMPORARY_NUMBER)
     assert call_records(call_id) == [
         (f"481234002@{LEGACY_DOMAIN}", "carrier-b", "+48601000001", TEMPORARY_NUMBER,
          "inbound", "486")
@@ -392,3 +390,16 @@ def test_no_client_identity_header_reaches_a_carrier(carriers):
     call_out(CALLED, "P-Asserted-Identity: <tel:+48229999999>", "Remote-Party-ID: <tel:+4822999>")
     (invite,) = carriers["a"].invites()
     assert b"+48229999999" not in invite and b"Remote-Party-ID" not in invite
+
+
+def test_no_forwarding_claim_of_a_phone_reaches_a_carrier(carriers):
+    """A carrier may let a forwarded call present the forwarding number: a phone claiming
+    someone else's number forwarded to it must not get that number shown."""
+    call_out(
+        CALLED,
+        "Diversion: <sip:+48229999998@ip.tanifon.pl>;reason=unconditional",
+        "History-Info: <sip:+48229999997@ip.tanifon.pl>;index=1",
+    )
+    (invite,) = carriers["a"].invites()
+    assert b"Diversion" not in invite and b"History-Info" not in invite
+    assert b"+48229999998" not in invite and b"+48229999997" not in invite

@@ -607,10 +607,12 @@ class Router(TelephonyRoutes):
         number = normalise_or_none(called, self.settings.number_plan)
         if number is None:
             return False
+        domain = (KSR.pv.get("$rd") or "").lower()
+        if domain not in self.settings.domains:
+            return False  # refused as relaying by route_destination
         target = KSR.htable.sht_get(HTABLE_ROUTING, FORWARDING_KEY + number.lstrip("+"))
         if not target:
             return False
-        domain = KSR.pv.get("$rd") or ""
         KSR.textops.remove_hf("Diversion")
         KSR.hdr.append(f"Diversion: <sip:{number}@{domain}>;reason=unconditional\r\n")
         KSR.pv.sets("$rU", target)
