@@ -24,18 +24,19 @@ CALLED_OUTSIDE = "+48615550100"
 PROBE_WAIT_S = 15
 
 
-def _podman(container: str, *command: str) -> str:
+def container_output(container: str, *command: str) -> str:
+    """What a command run in a lab container printed (stripped); fails when it fails."""
     return subprocess.run(
         ["podman", "exec", container, *command], check=True, capture_output=True, text=True
     ).stdout.strip()
 
 
 def _sql(container: str, query: str) -> str:
-    return _podman(container, "sqlite3", DATABASE, query)
+    return container_output(container, "sqlite3", DATABASE, query)
 
 
 def _carrier_active(container: str, carrier: str) -> bool:
-    listing = _podman(container, "kamcmd", "dispatcher.list")
+    listing = container_output(container, "kamcmd", "dispatcher.list")
     flags = re.findall(rf"URI: sip:{re.escape(carrier)}:5060\S*\s+FLAGS: (\w+)", listing)
     return bool(flags) and flags[0].startswith("A")
 

@@ -9,7 +9,6 @@ demonstration accounts with SIPp over loopback and reads reports/<wave>-<run>.js
 import http.client
 import json
 import ssl
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import demo_calls  # noqa: E402  (beside this file)
+from demo_calls import container_output  # noqa: E402
 from sipwave_testlib import sipp  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "collections"))
@@ -36,12 +36,6 @@ CLIENT_ADDRESS = "127.0.10.200"
 DIALIN_DATABASE = "/var/lib/asterisk/sipwave/dialin.sqlite"
 PROVISIONING_ROOT = "/srv/sipwave-provisioning"
 PROVISIONING_CA = "/etc/sipwave-provisioning/tls/ca.crt"
-
-
-def container_output(container: str, *command: str) -> str:
-    return subprocess.run(
-        ["podman", "exec", container, *command], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def main() -> int:

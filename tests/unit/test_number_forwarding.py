@@ -130,3 +130,16 @@ def test_bad_pairs_are_refused_naming_the_pair_and_nothing_is_written(
     assert result["failed"]
     assert reason in result["msg"]
     assert forwarding(legacy) == []
+
+
+def test_check_mode_on_a_host_without_its_database_creates_nothing(tmp_path):
+    missing = tmp_path / "legacy-not-deployed.sqlite"
+    args = {
+        "operation": "apply",
+        "database": str(missing),
+        "forwarding": json.dumps([["+48221234001", "+48225559000"]]),
+    }
+    checked = run_module(tmp_path, args, check=True)
+    assert checked["changed"] and checked["added"] == [["+48221234001", "+48225559000"]]
+    assert not missing.exists()
+    assert "does not exist: deploy the kamailio role" in run_module(tmp_path, args)["msg"]

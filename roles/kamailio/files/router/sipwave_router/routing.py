@@ -211,11 +211,14 @@ class Router(TelephonyRoutes):
                 return 1
             if self.route_authenticate(source, method):
                 return 1
+            # Whose call an INVITE is: read once, for its record and its routing.
+            caller = None
             if method == "INVITE":
-                self.start_call_record(self.authenticated_identity())
+                caller = self.authenticated_identity()
+                self.start_call_record(caller)
             if method in RECORD_ROUTED_METHODS:
                 KSR.rr.record_route()
-            self.route_destination(source, method)
+            self.route_destination(source, method, caller)
         except UnicodeDecodeError:
             self.route_undecodable()
         return 1
@@ -536,7 +539,8 @@ class Router(TelephonyRoutes):
 
     # -- destination ---------------------------------------------------------------------
 
-    def route_destination(self, source: str, method: str) -> None:
+    def route_destination(self, source: str, method: str, caller: str | None = None) -> None:
+        """``caller`` is the identity whose credentials an INVITE carried (None otherwise)."""
         called = KSR.pv.get("$rU") or ""
         route = self.settings.route_for(called) if called else None
         if route is not None:
@@ -557,14 +561,16 @@ class Router(TelephonyRoutes):
         if domain not in self.settings.domains:
             KSR.sl.sl_send_reply(403, "Relaying Forbidden")
             return
-        if called and not self.route_to_served_account(source, called, domain, method):
+        if called and not self.route_to_served_account(source, called, domain, method, caller):
             return
         if KSR.registrar.lookup(USRLOC_TABLE) < 0:
             self.route_unregistered()
             return
         self.relay()
 
-    def route_to_served_account(self, source: str, called: str, domain: str, method: str) -> bool:
+    def route_to_served_account(
+        self, source: str, called: str, domain: str, method: str, caller: str | None
+    ) -> bool:
         """Point the request at the account served here; False when it went elsewhere."""
         identity = f"{called}@{domain}"
         if KSR.htable.sht_get(HTABLE_ROUTING, IDENTITY_KEY + identity) is not None:
@@ -575,7 +581,7 @@ class Router(TelephonyRoutes):
             account = KSR.htable.sht_get(HTABLE_ROUTING, NUMBER_KEY + digits)
             if account is not None:
                 if method == "INVITE":
-                    self.note_called_account(account, number)
+                    self.note_called_account(account, number, caller)
                 if account != identity:
                     KSR.pv.sets("$ru", "sip:" + account)
                 return True
@@ -584,7 +590,7 @@ class Router(TelephonyRoutes):
                 KSR.sl.sl_send_reply(*CLOSED_NUMBER_REPLIES[closed])
                 return False
             # A number of the public network: the carriers of its prefix, if any.
-            if method == "INVITE" and self.route_to_carrier(number):
+            if method == "INVITE" and self.route_to_carrier(number, caller):
                 return False
         if not self.settings.legacy_platform or domain not in self.settings.legacy_domains:
             return True

@@ -81,12 +81,12 @@ class TelephonyRoutes:
             KSR.pv.sets(ACC_AVPS["account"], account)
             self.note_department(account)
 
-    def note_called_account(self, account: str, number: str) -> None:
+    def note_called_account(self, account: str, number: str, caller: str | None) -> None:
         """A call to the number of an account served here. From one of its subscribers it
         stays the caller's record (internal); from a peer (the legacy platform forwarding an
         old number, a PBX) nobody here placed it: it is the called account's, inbound."""
         KSR.pv.sets(ACC_AVPS["callee"], number)
-        if self.authenticated_identity() is not None:
+        if caller is not None:
             KSR.pv.sets(ACC_AVPS["direction"], DIRECTION_INTERNAL)
             return
         KSR.pv.sets(ACC_AVPS["account"], account)
@@ -123,14 +123,14 @@ class TelephonyRoutes:
 
     # -- outbound -------------------------------------------------------------------------
 
-    def route_to_carrier(self, number: str) -> bool:
-        """Send an authenticated subscriber's call to ``number`` (E.164) to its carriers.
+    def route_to_carrier(self, number: str, identity: str | None) -> bool:
+        """Send an authenticated subscriber's call to ``number`` (E.164) to its carriers;
+        ``identity`` is the subscriber whose credentials the INVITE carried.
 
         False when no carrier serves the number or the request is not a subscriber's call
         (a carrier or a PBX never reaches a carrier through the proxy).
         """
         setid = self.settings.carrier_set_for(number)
-        identity = self.authenticated_identity()
         if setid is None or identity is None:
             return False
         own = normalise_or_none(self.caller_number(identity) or "", self.settings.number_plan)

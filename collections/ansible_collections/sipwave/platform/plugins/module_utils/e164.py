@@ -15,9 +15,13 @@ configured.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 E164_MAX_DIGITS = 15
+# A number or prefix as configuration writes it, already in E.164: "+" and at most 15
+# digits, the first not 0 (how many a whole number needs is normalise()'s to check).
+E164_FORM = re.compile(r"\+[1-9][0-9]{1,14}")
 E164_MIN_DIGITS = 8
 INTERNATIONAL_PREFIX = "00"
 _SEPARATORS = str.maketrans("", "", " -./()\t")

@@ -7,9 +7,9 @@ list (the lab's legacy platform; a real old operator gets the same list from the
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import E164_FORM
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
@@ -24,8 +24,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables impor
     lock_for_writing,
     routing_generation,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.transaction import (
+    transaction,
+)
 
-E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _LIVE = ", ".join(f"'{state}'" for state in sorted(LIVE_STATES))
 _PAIRS = f"""
     SELECT n.number, t.number FROM sipwave_number n
@@ -63,7 +65,7 @@ def checked_pairs(pairs: Any) -> dict[str, str]:
             problems.append(f"forwarding[{index}]: not a [number, target] pair")
             continue
         number, target = (str(value) for value in pair)
-        bad = [v for v in (number, target) if not E164.fullmatch(v)]
+        bad = [v for v in (number, target) if not E164_FORM.fullmatch(v)]
         if bad:
             problems.append(f"forwarding[{index}]: {', '.join(map(repr, bad))} not E.164")
         elif number == target:
@@ -78,8 +80,7 @@ def checked_pairs(pairs: Any) -> dict[str, str]:
 def apply_pairs(conn: Database, wanted: dict[str, str], check_mode: bool) -> dict:
     """Make the forwarding table exactly ``wanted`` in one transaction; the routing
     generation counts up when anything changed. Returns what changed."""
-    cursor = conn.connection.cursor()
-    try:
+    with transaction(conn) as cursor:
         if not check_mode:
             lock_for_writing(conn, cursor)
             schema.ensure(conn, cursor)
@@ -109,8 +110,3 @@ def apply_pairs(conn: Database, wanted: dict[str, str], check_mode: bool) -> dic
             conn.connection.commit()
         changes["routing_generation"] = routing_generation(conn, cursor)
         return changes
-    except BaseException:
-        conn.connection.rollback()
-        raise
-    finally:
-        cursor.close()

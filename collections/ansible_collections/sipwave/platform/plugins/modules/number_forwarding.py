@@ -97,6 +97,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
     connect_with,
     database_argument_spec,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (  # noqa: E402
+    empty_database,
+)
 
 
 def main() -> None:
@@ -118,12 +121,14 @@ def main() -> None:
             message = str(exc) if isinstance(exc, ForwardingError) else f"not JSON: {exc}"
             module.fail_json(msg=f"forwarding: {message}")
     missing = params["backend"] == "sqlite" and not os.path.exists(params["database"])
-    if missing and (params["operation"] == "read" or not module.check_mode):
-        if params["operation"] == "read":
-            module.exit_json(changed=False, forwarding="[]", count=0)
+    if missing and params["operation"] == "read":
+        module.exit_json(changed=False, forwarding="[]", count=0)
+    if missing and not module.check_mode:
         module.fail_json(msg=f"{params['database']} does not exist: deploy the kamailio role")
     try:
-        conn = connect_with(params)
+        # In check mode the play that creates the database did not run either: nothing to
+        # open, and nothing may be created.
+        conn = empty_database() if missing else connect_with(params)
     except DatabaseError as exc:
         module.fail_json(msg=str(exc))
     try:

@@ -5,13 +5,13 @@ from the database, the plan of one account and the result of a run."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
+from ansible_collections.sipwave.platform.plugins.module_utils.e164 import E164_FORM
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import (
     Credentials,
     Key,
@@ -96,7 +96,6 @@ class TemporaryPool(NamedTuple):
         return [f"+{n:0{width}d}" for n in range(int(self.first[1:]), int(self.last[1:]) + 1)]
 
 
-E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 MAX_POOL_SIZE = 100_000
 
 
@@ -114,7 +113,7 @@ def temporary_pools(entries: list, quarantine_days: int = 0) -> tuple[TemporaryP
         bad = [
             f"{key} {value!r} is not an E.164 number (+ and digits)"
             for key, value in (("area", area), ("first", first), ("last", last))
-            if not E164.fullmatch(value)
+            if not E164_FORM.fullmatch(value)
         ]
         if not bad:
             if not (first.startswith(area) and last.startswith(area)):
