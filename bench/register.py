@@ -41,6 +41,11 @@ from benchlib import (
 )
 from sipwave_testlib import sipp  # the test helpers live outside any package
 
+sys.path.insert(0, str(PROJECT / "collections"))
+from ansible_collections.sipwave.platform.plugins.filter.carriers import (
+    carrier_sets as carrier_sets_of,
+)
+
 log = logger("")
 CONTAINER = "sipwave-bench-proxy"
 INVENTORY = BENCH / "inventory.yml"
@@ -207,12 +212,14 @@ def render_native_cfg(settings: dict, native: Instance) -> str:
         autoescape=False,
     )
     template = environment.get_template("kamailio-native.cfg.j2")
-    # The role numbers the sorted carrier prefixes from 1 (dispatcher.list); the router takes
-    # the longest that the called number starts with.
-    carriers = settings["kamailio_carriers"]
-    carrier_prefixes = sorted({str(prefix) for c in carriers for prefix in c["prefixes"]})
+    # The role's set ids (dispatcher.list); the twin has no sites, so only the sets of every
+    # site, of which the router takes the longest prefix that the called number starts with.
     carrier_sets = sorted(
-        ((prefix, setid) for setid, prefix in enumerate(carrier_prefixes, 1)),
+        (
+            (entry["prefix"], entry["setid"])
+            for entry in carrier_sets_of(settings["kamailio_carriers"])
+            if not entry["site"]
+        ),
         key=lambda entry: len(entry[0]),
         reverse=True,
     )

@@ -3,6 +3,7 @@
 import importlib
 
 import pytest
+from ansible_collections.sipwave.platform.plugins.filter.carriers import carrier_sets
 from conftest import ROUTER_SETTINGS
 from test_router import request
 from test_router_dialin import accepted
@@ -16,20 +17,20 @@ OWN_NUMBER = "+48221110001"
 SECOND_NUMBER = "+48221110002"
 LEGACY_NUMBER = "+48225550999"
 CALLED = "+48225550100"
+CARRIERS = [
+    {"name": "carrier-a", "address": CARRIER_A, "prefixes": ["+4822"], "priority": 10,
+     "allows_foreign_clip": True},
+    {"name": "carrier-b", "address": CARRIER_B, "prefixes": ["+4822", "+4861"], "priority": 5},
+]  # fmt: skip
 SETTINGS = {
     **ROUTER_SETTINGS,
     "number_plan": {"country_code": "48", "national_lengths": [9], "trunk_prefix": ""},
     "proxy_addresses": [PROXY],
-    "carriers": [
-        {"name": "carrier-a", "address": CARRIER_A, "prefixes": ["+4822"], "priority": 10,
-         "allows_foreign_clip": True},
-        {"name": "carrier-b", "address": CARRIER_B, "prefixes": ["+4822", "+4861"],
-         "priority": 5},
-    ],
-    # dispatcher.list numbers these from 1 in this order (the role sorts them).
-    "carrier_prefixes": ["+4822", "+4861"],
+    "carriers": CARRIERS,
+    # As the role renders them: set 1 is +4822, set 2 +4861 (dispatcher.list numbers the same).
+    "carrier_sets": carrier_sets(CARRIERS),
     "clip_allow": {"481234001": ["+48 22 555 09 99"]},
-}  # fmt: skip
+}
 ROUTING = {
     f"a:{ACCOUNT}": OWN_NUMBER,
     "n:48221110001": ACCOUNT,

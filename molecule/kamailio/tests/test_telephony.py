@@ -1,5 +1,5 @@
-"""Calls to and from the public network through the real proxy: two carriers, caller ID,
-failover, inbound calls and call records.
+"""Calls to and from the public network through the real proxy: carriers of every site and
+of one site, caller ID, failover, inbound calls and call records.
 
 The carriers are UDP responders on their own loopback addresses (kamailio_carriers in
 molecule.yml): each answers OPTIONS probes, answers INVITEs with the code the test chose and
@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import ACCOUNTS, LEGACY_DOMAIN, in_container
+from conftest import ACCOUNTS, LEGACY_DOMAIN, NEW_DOMAIN, in_container
 from sip_responder import SipResponder
 from sipwave_testlib import sipp
 from test_attacks import PROXY_ADDRESS, PROXY_PORT, authenticated, phone, reply, status
 
 CARRIER_A = "127.0.20.31"
 CARRIER_B = "127.0.20.32"
+# The Gdansk site's own carriers for +4822 (kamailio_sites, kamailio_carriers in molecule.yml).
+CARRIER_C = "127.0.20.33"
+CARRIER_D = "127.0.20.34"
 STRANGER = "127.0.20.201"
 HANDSETS = ("127.0.20.202", "127.0.20.203")
 CALLER_SOCKETS = iter(f"127.0.20.{n}" for n in range(210, 250))
@@ -28,8 +31,17 @@ OWN_NUMBER = "+48221110001"
 LEGACY_NUMBER = "+48225550999"  # on 481234001's CLIP allow-list (molecule.yml)
 UNREGISTERED_NUMBER = "+48221110003"  # 481234002's, never registered here
 CALLED = "+48225550100"
-# Numbers of the scenario's accounts, as the wave engine would write them (dbaliases).
-NUMBERS = {"48221110001": "481234001", "48221110002": "481234001", "48221110003": "481234002"}
+# Numbers of the scenario's accounts, as the wave engine would write them (dbaliases): the
+# legacy accounts are in Warsaw's area, which has no carrier of its own; the phase-2 account
+# "new" is in Gdansk's.
+NUMBERS = {
+    "48221110001": ("481234001", LEGACY_DOMAIN),
+    "48221110002": ("481234001", LEGACY_DOMAIN),
+    "48221110003": ("481234002", LEGACY_DOMAIN),
+    "48581110004": ("tnf481234003", NEW_DOMAIN),
+}
+GDANSK_ACCOUNT = f"tnf481234003@{NEW_DOMAIN}"
+GDANSK_NUMBER = "+48581110004"
 # 481234002's own number is still at the old operator: it holds a temporary number, and both
 # accounts are in a department (sipwave_account, sipwave_number as the wave engine writes them).
 TEMPORARY_NUMBER = "+48225559000"
@@ -61,11 +73,12 @@ class Carrier(SipResponder):
 
 @pytest.fixture(scope="module")
 def carriers() -> Iterator[dict[str, Carrier]]:
-    started = {"a": Carrier(CARRIER_A), "b": Carrier(CARRIER_B)}
+    addresses = {"a": CARRIER_A, "b": CARRIER_B, "c": CARRIER_C, "d": CARRIER_D}
+    started = {name: Carrier(address) for name, address in addresses.items()}
     for carrier in started.values():
         carrier.start()
-    wait_for_carrier_state(CARRIER_A, active=True)
-    wait_for_carrier_state(CARRIER_B, active=True)
+    for address in addresses.values():
+        wait_for_carrier_state(address, active=True)
     yield started
     for carrier in started.values():
         carrier.stop()
@@ -88,8 +101,8 @@ def sql(statement: str) -> str:
 def numbers() -> Iterator[None]:
     """The accounts' numbers in dbaliases, loaded into the routing cache."""
     values = ", ".join(
-        f"('{number}', '{LEGACY_DOMAIN}', '{login}', '{LEGACY_DOMAIN}')"
-        for number, login in NUMBERS.items()
+        f"('{number}', '{domain}', '{login}', '{domain}')"
+        for number, (login, domain) in NUMBERS.items()
     )
     sql(f"INSERT INTO dbaliases (alias_username, alias_domain, username, domain) VALUES {values}")
     accounts = ", ".join(
@@ -109,8 +122,8 @@ def numbers() -> Iterator[None]:
     in_container("kamcmd", "htable.reload", "routing")
     # Contacts that earlier tests registered for these accounts (SIPp phones long gone)
     # would be rung too and keep a call waiting for their timeout.
-    for login in sorted(set(NUMBERS.values())):
-        in_container("kamcmd", "ul.rm", "location", f"{login}@{LEGACY_DOMAIN}")
+    for login, domain in sorted(set(NUMBERS.values())):
+        in_container("kamcmd", "ul.rm", "location", f"{login}@{domain}")
     yield
     listed = ", ".join(f"'{number}'" for number in NUMBERS)
     sql(f"DELETE FROM dbaliases WHERE alias_username IN ({listed})")
@@ -236,6 +249,52 @@ def test_a_stopped_carrier_is_probed_down_and_calls_go_to_the_next_at_once(carri
     assert len(carriers["b"].invites()) == 1
     assert took < 2, f"the call waited {took:.1f} s for a carrier known to be down"
     wait_for_carrier_state(CARRIER_A, active=True)
+
+
+# -- carriers of a site ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("account", "dialled", "carrier"),
+    [
+        # An account in Gdansk's area: Gdansk's own carrier for Warsaw numbers ...
+        ("new", "+48225550100", "c"),
+        # ... and the carrier of every site where Gdansk has none of its own (+4861).
+        ("new", "+48615550100", "b"),
+        # An account of a site without carriers of its own: the carriers of every site.
+        ("legacy-a", "+48225550100", "a"),
+    ],
+)
+def test_the_callers_site_chooses_among_the_carriers_of_the_prefix(
+    carriers, account, dialled, carrier
+):
+    answer, _ = call_out(dialled, account=account)
+    assert answer == "SIP/2.0 200 OK"
+    reached = {name: len(c.invites()) for name, c in carriers.items() if c.invites()}
+    assert reached == {carrier: 1}
+
+
+def test_a_site_carriers_call_is_recorded_with_the_sites_account_and_carrier(carriers):
+    answer, call_id = call_out(CALLED, account="new")
+    assert answer == "SIP/2.0 200 OK"
+    (invite,) = carriers["c"].invites()
+    assert invite.startswith(f"INVITE sip:{CALLED}@{CARRIER_C}:5060 SIP/2.0".encode())
+    assert f"sip:{GDANSK_NUMBER}@" in header(invite, "From")
+    assert call_records(call_id) == [
+        (GDANSK_ACCOUNT, "carrier-c", GDANSK_NUMBER, CALLED, "outbound", "200")
+    ]
+
+
+def test_a_site_carrier_answering_503_fails_over_to_the_sites_next_carrier(carriers):
+    carriers["c"].invite_answer = b"503 Service Unavailable"
+    answer, call_id = call_out(CALLED, account="new")
+    assert answer == "SIP/2.0 200 OK"
+    assert len(carriers["c"].invites()) == 1
+    assert len(carriers["d"].invites()) == 1
+    assert carriers["a"].invites() == [] and carriers["b"].invites() == []
+    assert call_records(call_id) == [
+        (GDANSK_ACCOUNT, "carrier-d", GDANSK_NUMBER, CALLED, "outbound", "200")
+    ]
 
 
 # -- inbound -----------------------------------------------------------------------------------
@@ -383,7 +442,9 @@ def test_the_call_records_table_has_every_column_of_a_call():
 
 def test_probing_never_reaches_anything_but_the_carriers():
     listing = in_container("kamcmd", "dispatcher.list").stdout
-    assert set(re.findall(r"URI: sip:([\d.]+):", listing)) == {CARRIER_A, CARRIER_B}
+    assert set(re.findall(r"URI: sip:([\d.]+):", listing)) == {
+        CARRIER_A, CARRIER_B, CARRIER_C, CARRIER_D
+    }  # fmt: skip
 
 
 def test_no_client_identity_header_reaches_a_carrier(carriers):

@@ -19,7 +19,6 @@ import KSR
 
 from sipwave_router.e164 import normalise_or_none
 from sipwave_router.keys import (
-    CALLER_NUMBER_KEY,
     CLOSED_ACCOUNT_KEY,
     CLOSED_NUMBER_KEY,
     CLOSED_NUMBER_REPLIES,
@@ -671,14 +670,6 @@ class Router(TelephonyRoutes):
         if not user or not domain:
             return None
         return f"{user}@{domain.lower()}"
-
-    def caller_number(self, identity: str | None) -> str | None:
-        """The number an identity presents: its account's number (one hash lookup; a phase-2
-        login such as tnf481234567 is no number), else the login when it is one."""
-        if identity is None:
-            return None
-        number = KSR.htable.sht_get(HTABLE_ROUTING, CALLER_NUMBER_KEY + identity)
-        return number if number is not None else identity.rsplit("@", 1)[0]
 
     def relay(self) -> None:
         if KSR.tm.t_relay() < 0:

@@ -20,6 +20,15 @@ class PrefixRoute:
 
 
 @dataclass(frozen=True)
+class CarrierSet:
+    """The dispatcher set of the carriers of one site ("" for every site) for a prefix."""
+
+    prefix: str
+    site: str
+    setid: int
+
+
+@dataclass(frozen=True)
 class Carrier:
     name: str
     address: str
@@ -63,10 +72,13 @@ class Settings:
     # spoofed sources must not fill the ban table without end.
     scanner_ban_limit: int = 60
     ban_table_limit: int = 10000
-    # Carriers by address (they are trusted peers too), and the dispatcher set of each E.164
-    # prefix they serve, longest prefix first (the set ids of dispatcher.list).
+    # Carriers by address (they are trusted peers too), and their dispatcher sets (the set
+    # ids of dispatcher.list), longest prefix first and, at equal length, a site's own before
+    # those of every site.
     carriers: dict[str, Carrier] = field(default_factory=dict)
-    carrier_sets: tuple[tuple[str, int], ...] = ()
+    carrier_sets: tuple[CarrierSet, ...] = ()
+    # The customer's sites by the areas (E.164 prefixes) of their numbers, longest area first.
+    site_areas: tuple[tuple[str, str], ...] = ()
     carrier_algorithm: int = 8
     # CLIP no screening: login -> E.164 numbers it may present on carriers that allow it.
     clip_allow: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -77,11 +89,21 @@ class Settings:
                 return route
         return None
 
-    def carrier_set_for(self, number: str) -> int | None:
-        """The dispatcher set of an E.164 number (``+digits``), None when no carrier serves it."""
-        for prefix, setid in self.carrier_sets:
-            if number.startswith(prefix):
-                return setid
+    def site_of(self, number: str | None) -> str:
+        """The site whose area is the longest prefix of an E.164 number; "" for none."""
+        if number:
+            for area, site in self.site_areas:
+                if number.startswith(area):
+                    return site
+        return ""
+
+    def carrier_set_for(self, number: str, site: str = "") -> int | None:
+        """The dispatcher set for a call from ``site`` to an E.164 number (``+digits``): of the
+        longest prefix that the site's carriers or the carriers of every site serve, the
+        site's own carriers when they serve it. None when no carrier serves the number."""
+        for entry in self.carrier_sets:
+            if number.startswith(entry.prefix) and entry.site in (site, ""):
+                return entry.setid
         return None
 
     @property
@@ -130,9 +152,20 @@ def settings_from_dict(data: dict) -> Settings:
         )
         for c in data.get("carriers", [])
     }
-    # dispatcher.list numbers the sorted prefixes from 1 (carrier_prefixes, the same list).
+    # The set ids are the role's (the carrier_sets filter), as in dispatcher.list.
     carrier_sets = sorted(
-        ((str(p), setid) for setid, p in enumerate(data.get("carrier_prefixes", []), 1)),
+        (
+            CarrierSet(prefix=str(s["prefix"]), site=str(s["site"]), setid=int(s["setid"]))
+            for s in data.get("carrier_sets", [])
+        ),
+        key=lambda entry: (-len(entry.prefix), entry.site == ""),
+    )
+    site_areas = sorted(
+        (
+            (str(area), str(site["name"]))
+            for site in data.get("sites", [])
+            for area in site["areas"]
+        ),
         key=lambda entry: len(entry[0]),
         reverse=True,
     )
@@ -164,6 +197,7 @@ def settings_from_dict(data: dict) -> Settings:
         dialin_numbers=frozenset(str(n) for n in data.get("dialin_numbers", [])),
         carriers=carriers,
         carrier_sets=tuple(carrier_sets),
+        site_areas=tuple(site_areas),
         carrier_algorithm=int(data.get("carrier_algorithm", 8)),
         clip_allow=clip_allow,
     )

@@ -2,12 +2,14 @@
 
 Outbound: an authenticated subscriber's INVITE to an E.164 number that no account here
 serves goes to the carriers of the number's longest prefix (a dispatcher set, in priority
-order); a 408, 5xx or timeout tries the next one. Which number the call presents is decided
-per carrier, in the branch route: the account's number (or another of its own numbers that
-the phone asked for in P-Preferred-Identity), or a number of the account's CLIP allow-list
-on carriers that allow presenting numbers they do not hold. While the account's own numbers
-are still at the old operator (it has a temporary number), they are presented only on those
-carriers, like the allow-list, and every other carrier gets the temporary number.
+order); a 408, 5xx or timeout tries the next one. Where the caller's site (by the area of the
+account's number) has carriers of its own for that prefix, the call uses those instead of the
+carriers of every site. Which number the call presents is decided per carrier, in the branch
+route: the account's number (or another of its own numbers that the phone asked for in
+P-Preferred-Identity), or a number of the account's CLIP allow-list on carriers that allow
+presenting numbers they do not hold. While the account's own numbers are still at the old
+operator (it has a temporary number), they are presented only on those carriers, like the
+allow-list, and every other carrier gets the temporary number.
 
 Inbound: only a carrier's address may call a number; the call reaches every registered
 contact of the number's account at once, 480 when none is registered, 404 for a number not
@@ -24,6 +26,7 @@ import KSR
 
 from sipwave_router.e164 import normalise_or_none
 from sipwave_router.keys import (
+    CALLER_NUMBER_KEY,
     CLOSED_NUMBER_KEY,
     CLOSED_NUMBER_REPLIES,
     DEPARTMENT_KEY,
@@ -130,10 +133,17 @@ class TelephonyRoutes:
         False when no carrier serves the number or the request is not a subscriber's call
         (a carrier or a PBX never reaches a carrier through the proxy).
         """
-        setid = self.settings.carrier_set_for(number)
-        if setid is None or identity is None:
+        if identity is None or not self.settings.carrier_sets:
             return False
-        own = normalise_or_none(self.caller_number(identity) or "", self.settings.number_plan)
+        first_own = self.first_own_number(identity)
+        temporary = KSR.htable.sht_get(HTABLE_ROUTING, TEMPORARY_NUMBER_KEY + identity)
+        # The caller's site: by the account's first own number, else by its temporary one.
+        setid = self.settings.carrier_set_for(number, self.settings.site_of(first_own or temporary))
+        if setid is None:
+            return False
+        own = normalise_or_none(
+            self.number_or_login(identity, first_own), self.settings.number_plan
+        )
         if own is None:
             self.reply_call(403, "Caller Number Unknown")
             return True
@@ -141,7 +151,6 @@ class TelephonyRoutes:
         if requested is not None and self.is_own_number(requested, identity):
             own = requested
         foreign = requested if requested in self.clip_allow_list(identity) else None
-        temporary = KSR.htable.sht_get(HTABLE_ROUTING, TEMPORARY_NUMBER_KEY + identity)
         if temporary:
             # The carriers do not hold the account's own numbers yet: its temporary number,
             # unless the carrier presents numbers it does not hold (CLIP no screening).
@@ -171,6 +180,23 @@ class TelephonyRoutes:
 
     def selected_carrier(self) -> Carrier | None:
         return self.settings.carriers.get(uri_host(KSR.pv.get("$du") or ""))
+
+    def caller_number(self, identity: str | None) -> str | None:
+        """The number an identity presents (one hash lookup), see number_or_login."""
+        if identity is None:
+            return None
+        return self.number_or_login(identity, self.first_own_number(identity))
+
+    @staticmethod
+    def first_own_number(identity: str) -> str | None:
+        """The first own number of the identity's account (``a:``), None when it has none."""
+        return KSR.htable.sht_get(HTABLE_ROUTING, CALLER_NUMBER_KEY + identity)
+
+    @staticmethod
+    def number_or_login(identity: str, first_own: str | None) -> str:
+        """The number an identity presents: its account's first own number, else the login
+        when it is one (a phase-2 login such as tnf481234567 is no number)."""
+        return first_own if first_own is not None else identity.rsplit("@", 1)[0]
 
     def requested_number(self) -> str | None:
         """The number the phone asked to present (P-Preferred-Identity), in E.164.

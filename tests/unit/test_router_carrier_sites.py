@@ -1,0 +1,138 @@
+"""Carriers chosen by the caller's site, driven through the KSR stub.
+
+The sets are numbered by the role's own filter (carrier_sets), as dispatcher.list and
+settings.json are rendered; each test names the carriers it expects the chosen set to hold,
+so that it checks what dispatcher would try, not a number.
+"""
+
+import importlib
+
+import pytest
+from ansible_collections.sipwave.platform.plugins.filter.carriers import carrier_sets
+from conftest import ROUTER_SETTINGS
+from test_router import request
+from test_router_dialin import accepted
+
+DOMAIN = "ip.tanifon.pl"
+# Two carriers for every site, and Gdansk's local ones: one for calls to Warsaw, one for the
+# rest of the country.
+CARRIERS = [
+    {"name": "national-a", "address": "127.0.20.31", "prefixes": ["+4822"], "priority": 10},
+    {"name": "national-b", "address": "127.0.20.32", "prefixes": ["+4822", "+4861"],
+     "priority": 5},
+    {"name": "gdansk-local", "address": "127.0.20.33", "prefixes": ["+4822"], "priority": 10,
+     "sites": ["gdansk"]},
+    {"name": "gdansk-backup", "address": "127.0.20.34", "prefixes": ["+4822"], "priority": 5,
+     "sites": ["gdansk"]},
+    {"name": "gdansk-national", "address": "127.0.20.35", "prefixes": ["+48"],
+     "sites": ["gdansk"]},
+]  # fmt: skip
+SITES = [
+    {"name": "warsaw", "areas": ["+4822"]},
+    {"name": "gdansk", "areas": ["+4858"]},
+    # A longer area wins: Sopot's numbers are inside Gdansk's area code.
+    {"name": "sopot", "areas": ["+48585"]},
+]
+SETS = carrier_sets(CARRIERS)
+SETTINGS = {
+    **ROUTER_SETTINGS,
+    "number_plan": {"country_code": "48", "national_lengths": [9], "trunk_prefix": ""},
+    "proxy_addresses": ["127.0.20.11"],
+    "carriers": CARRIERS,
+    "carrier_sets": SETS,
+    "sites": SITES,
+}
+# login: (first own number or None, temporary number or None)
+ACCOUNTS = {
+    "481234001": ("+48221110001", None),  # Warsaw, which has no carrier of its own
+    "481234002": ("+48581110002", None),  # Gdansk
+    "481234003": ("+48585110003", None),  # Sopot (no carriers either)
+    "481234004": ("+48611110004", None),  # Poznan: no site
+    "481234005": (None, "+48585559000"),  # no own number listed: its temporary one decides
+    "481234006": ("+48581110006", "+48225559001"),  # its own number decides, not the temporary
+}
+NATIONAL = ["national-a", "national-b"]
+GDANSK_TO_WARSAW = ["gdansk-local", "gdansk-backup"]
+
+
+@pytest.fixture
+def router(ksr):
+    package = importlib.import_module("sipwave_router")
+    from sipwave_router.settings import settings_from_dict
+
+    routing = {}
+    for login, (own, temporary) in ACCOUNTS.items():
+        identity = f"{login}@{DOMAIN}"
+        if own:
+            routing[f"a:{identity}"] = own
+        if temporary:
+            routing[f"t:{identity}"] = temporary
+    ksr.htables["routing"] = routing
+    ksr.returns["dispatcher.ds_select_dst"] = -1
+    return package.Router(settings_from_dict(SETTINGS))
+
+
+def chosen_carriers(ksr, router, login: str, dialled: str) -> list[str] | None:
+    """The carriers of the set the router asked dispatcher for; None when it asked for none."""
+    request(ksr, "INVITE", ruser=dialled)
+    accepted(ksr, login)
+    router.request_route()
+    selected = ksr.called("dispatcher.ds_select_dst")
+    if not selected:
+        return None
+    ((setid, _algorithm),) = selected
+    (chosen,) = [s for s in SETS if s["setid"] == setid]
+    return chosen["carriers"]
+
+
+@pytest.mark.parametrize(
+    ("login", "dialled", "carriers"),
+    [
+        # A site with carriers of its own for the called prefix uses them.
+        ("481234002", "+48225550100", GDANSK_TO_WARSAW),
+        # ... and its carrier of a shorter prefix where no carrier has a longer one.
+        ("481234002", "+48585550100", ["gdansk-national"]),
+        # A longer prefix that only the carriers of every site serve wins over the site's
+        # shorter one: the destination decides first, the site among carriers of one prefix.
+        ("481234002", "+48615550100", ["national-b"]),
+        # A site without carriers of its own, a caller in no site: the carriers of every site.
+        ("481234001", "+48225550100", NATIONAL),
+        ("481234004", "+48225550100", NATIONAL),
+        # The longest area decides the site: Sopot, not Gdansk, whose carriers it never uses.
+        ("481234003", "+48225550100", NATIONAL),
+        # No own number in the routing cache: the temporary number's area (Sopot).
+        ("481234005", "+48225550100", NATIONAL),
+        # The own number's area decides (Gdansk), not the temporary number's (Warsaw).
+        ("481234006", "+48225550100", GDANSK_TO_WARSAW),
+    ],
+)
+def test_the_callers_site_and_the_called_prefix_choose_the_carriers(
+    ksr, router, login, dialled, carriers
+):
+    assert chosen_carriers(ksr, router, login, dialled) == carriers
+
+
+@pytest.mark.parametrize("login", ["481234001", "481234004"])
+def test_another_sites_carriers_never_carry_a_call(ksr, router, login):
+    # +4858 is served only by Gdansk's national carrier: for anyone else it is no carrier's.
+    assert chosen_carriers(ksr, router, login, "+48585550100") is None
+
+
+def test_a_site_carrier_is_recorded_and_failed_over_like_any_other(ksr, router):
+    def gdansk_local_answers(*_args):
+        ksr.pvars["$du"] = "sip:127.0.20.33:5060;transport=udp"
+        return 1
+
+    ksr.returns["dispatcher.ds_select_dst"] = gdansk_local_answers
+    chosen_carriers(ksr, router, "481234002", "+48225550100")
+    assert ksr.pvars["$avp(sipwave_acc_carrier)"] == "gdansk-local"
+    assert ksr.called("tm.t_on_failure") == [("ksr_failure_carrier",)]
+
+
+def test_without_sites_the_sets_are_those_of_the_sorted_prefixes():
+    """A configuration from before sites keeps its set ids (a reload changes nothing)."""
+    national = [c for c in CARRIERS if "sites" not in c]
+    assert [(s["setid"], s["prefix"], s["site"]) for s in carrier_sets(national)] == [
+        (1, "+4822", ""),
+        (2, "+4861", ""),
+    ]
