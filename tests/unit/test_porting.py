@@ -77,11 +77,10 @@ def numbers(database: Path, login: str) -> dict[str, str]:
 
 
 def submit(database: Path, ref="P1", login=ANNA.login, code=CODE, secret_code=SECRET, **extra):
-    numbers_given = extra.pop("numbers", None)
-    date = extra.pop("requested_date", "2026-12-20")
-    return call(database, recipient.submit, IT, ref=ref, login=login, migration_code=code,
-                secret_code=secret_code, numbers=numbers_given, requested_date=date,
-                **STEP)  # fmt: skip
+    entry = {"ref": ref, "login": login, "migration_code": code, "secret_code": secret_code,
+             "numbers": extra.get("numbers"),
+             "requested_date": extra.get("requested_date", "2026-12-20")}  # fmt: skip
+    return call(database, recipient.submit, IT, [entry], **STEP)
 
 
 # -- the regime ---------------------------------------------------------------------------------
@@ -422,9 +421,10 @@ def test_a_bad_answer_file_is_refused_naming_file_line_and_field(text, message):
 def test_cutover_names_every_blocker_and_rollback_refuses_an_account_past_it(served, tmp_path):
     found = call(served, cutover.blockers, [ANNA.login], backup_at=None, backup_max_age_hours=24)
     assert found["general"] == ["no backup of this proxy's database: run playbooks/backup.yml"]
-    problems = found["accounts"][ANNA.login]
-    assert "+48221234201 is legacy, not ported" in problems
-    assert any(p.startswith("no phone registered as 481234201@ip.tanifon.pl") for p in problems)
+    assert "+48221234201 is legacy, not ported" in found["accounts"][ANNA.login]
+    assert found["unregistered"][ANNA.login].startswith(
+        "no phone registered as 481234201@ip.tanifon.pl since"
+    )
     call(served, cutover.record, [ANNA.login], run_id="cut", actor="ops.jan", wave="wave1",
          check_mode=False)  # fmt: skip
     with pytest.raises(MigrationError, match=r"past their cutover.*481234201"):

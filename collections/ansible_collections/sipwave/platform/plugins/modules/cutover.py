@@ -8,10 +8,12 @@ short_description: Check and record the point of no return of ported accounts
 version_added: 0.5.0
 description:
   - With O(operation=check), on a proxy, lists what stops each account of O(logins) from
-    being cut over. An account is blocked when it is not served here, when one of its
-    numbers is not C(active) (ported), or when no phone registered with its current identity
-    since it reached its current phase. Every account is blocked when the proxy's newest
-    backup (O(backup_at)) is missing or older than O(backup_max_age_hours).
+    being cut over. An account is blocked when it is not served here or one of its numbers
+    is not C(active) (ported). Every account is blocked when the proxy's newest backup
+    (O(backup_at)) is missing or older than O(backup_max_age_hours).
+  - It also lists the accounts with no phone registered here with their current identity
+    since their current phase began. The playbook blocks only those that are listed on
+    every proxy, because a phone registers with one proxy.
   - With O(operation=record), on a proxy, marks the accounts as cut over, with one audit row
     each. From then on C(sipwave.platform.wave) refuses to roll them back unless it is given
     a reason.
@@ -77,6 +79,11 @@ EXAMPLES = r"""
 RETURN = r"""
 blockers:
   description: login -> what stops it (O(operation=check)); empty when nothing does.
+  type: dict
+  returned: when operation is check
+unregistered:
+  description: login -> why, for accounts with no phone registered here since their current
+    phase began (O(operation=check)).
   type: dict
   returned: when operation is check
 general:
@@ -146,6 +153,7 @@ def main() -> None:
             result = {
                 "changed": False,
                 "blockers": found["accounts"],
+                "unregistered": found["unregistered"],
                 "general": found["general"],
                 "already": found["already"],
             }

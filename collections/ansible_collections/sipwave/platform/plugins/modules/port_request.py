@@ -40,7 +40,7 @@ options:
     choices: [submit, resubmit, outgoing, notified, answers, schedule, complete, cancel, list]
     required: true
   ref:
-    description: The request's reference (1 to 40 letters, digits, C(.), C(_), C(-)).
+    description: For O(operation=resubmit), the request's reference.
     type: str
   refs:
     description: References of the requests to move. Without it, O(operation=schedule)
@@ -50,22 +50,44 @@ options:
     elements: str
     default: []
   login:
-    description: The account (legacy login) of O(operation=submit), or of O(operation=list).
+    description: For O(operation=list), the account (legacy login) whose requests to list.
     type: str
-  migration_code:
-    description: The migration code the customer gave (O(operation=submit)).
-    type: str
-  secret_code:
-    description: The secret code the customer gave (O(operation=submit), O(operation=resubmit)).
-    type: str
-  numbers:
-    description: The E.164 numbers to port; by default every number of the account still at
-      the old operator.
+  requests:
+    description:
+      - For O(operation=submit), the customers' requests, stored in one transaction; one bad
+        request stores none, and the error names it.
     type: list
-    elements: str
+    elements: dict
     default: []
-  requested_date:
-    description: The date the customer asks for (YYYY-MM-DD).
+    suboptions:
+      ref:
+        description: The request's reference.
+        type: str
+        required: true
+      login:
+        description: The account (legacy login).
+        type: str
+        required: true
+      migration_code:
+        description: The migration code the customer gave.
+        type: str
+        required: true
+      secret_code:
+        description: The secret code the customer gave (never logged or stored).
+        type: str
+        required: true
+      numbers:
+        description: The E.164 numbers to port; by default every number of the account
+          still at the old operator.
+        type: list
+        elements: str
+        default: []
+      requested_date:
+        description: The date the customer asks for (YYYY-MM-DD).
+        type: str
+        required: true
+  secret_code:
+    description: For O(operation=resubmit), the new secret code (never logged or stored).
     type: str
   date:
     description: For O(operation=schedule), the provisioning date; by default the later of the
@@ -110,11 +132,12 @@ EXAMPLES = r"""
 - name: Take a customer's port request (phase 1)
   sipwave.platform.port_request:
     operation: submit
-    ref: P20261204-0001
-    login: "481200004"
-    migration_code: TNF 220000004 001 K
-    secret_code: "{{ customer_secret_code }}"
-    requested_date: "2026-12-20"
+    requests:
+      - ref: P20261204-0001
+        login: "481200004"
+        migration_code: TNF 220000004 001 K
+        secret_code: "{{ customer_secret_code }}"
+        requested_date: "2026-12-20"
     regime: "{{ lookup('ansible.builtin.file', 'files/porting_regimes/it.yml') | from_yaml }}"
 """
 
@@ -185,11 +208,7 @@ def step(module: AnsibleModule, conn) -> dict:
     operation = params["operation"]
     if operation == "submit":
         layout = regime.load(params["regime"], "regime")
-        return recipient.submit(
-            conn, layout, ref=params["ref"], login=params["login"],
-            migration_code=params["migration_code"], secret_code=params["secret_code"],
-            numbers=params["numbers"], requested_date=params["requested_date"], **common,
-        )  # fmt: skip
+        return recipient.submit(conn, layout, params["requests"], **common)
     if operation == "resubmit":
         return recipient.resubmit(
             conn, ref=params["ref"], secret_code=params["secret_code"], **common
@@ -234,10 +253,20 @@ def main() -> None:
             "ref": {"type": "str"},
             "refs": {"type": "list", "elements": "str", "default": []},
             "login": {"type": "str"},
-            "migration_code": {"type": "str"},
+            "requests": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "ref": {"type": "str", "required": True},
+                    "login": {"type": "str", "required": True},
+                    "migration_code": {"type": "str", "required": True},
+                    "secret_code": {"type": "str", "required": True, "no_log": True},
+                    "numbers": {"type": "list", "elements": "str", "default": []},
+                    "requested_date": {"type": "str", "required": True},
+                },
+            },
             "secret_code": {"type": "str", "no_log": True},
-            "numbers": {"type": "list", "elements": "str", "default": []},
-            "requested_date": {"type": "str"},
             "date": {"type": "str"},
             "outcome": {"type": "str", "default": "ported", "choices": ["ported", "failed"]},
             "reason": {"type": "str", "default": ""},
@@ -251,11 +280,7 @@ def main() -> None:
         },
         required_if=[
             *DATABASE_REQUIRED_IF,
-            (
-                "operation",
-                "submit",
-                ("ref", "login", "migration_code", "secret_code", "requested_date", "regime"),
-            ),
+            ("operation", "submit", ("requests", "regime")),
             ("operation", "resubmit", ("ref", "secret_code")),
             ("operation", "outgoing", ("recipient", "directory")),
             ("operation", "answers", ("recipient",)),

@@ -59,9 +59,12 @@ def blockers(
     conn: Database, logins: list[str], *, backup_at: str | None, backup_max_age_hours: float,
     clock: float | None = None,
 ) -> dict:  # fmt: skip
-    """What stops each of ``logins`` from being cut over (empty lists: nothing)."""
+    """What stops each of ``logins`` from being cut over on this proxy: ``accounts`` (login ->
+    problems), ``unregistered`` (login -> why: a phone registered on another proxy of the
+    site counts, so the caller decides), ``general`` (the backup) and ``already``."""
     clock = time.time() if clock is None else clock
     found: dict[str, list[str]] = {}
+    unregistered: dict[str, str] = {}
     general: list[str] = []
     if not backup_at:
         general.append("no backup of this proxy's database: run playbooks/backup.yml")
@@ -102,13 +105,14 @@ def blockers(
                     problems.append(f"{number} is {state}, not ported")
             since = _phase_started(conn, cursor, login)
             if not _registered_since(conn, cursor, user, domain, since):
-                problems.append(
+                unregistered[login] = (
                     f"no phone registered as {user}@{domain} since {since or 'its migration'}"
                 )
         conn.connection.rollback()
     return {
         "general": general,
         "accounts": {login: p[:MAX_BLOCKERS] for login, p in found.items() if p},
+        "unregistered": unregistered,
         "already": already,
     }
 

@@ -44,69 +44,81 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.transaction 
 def submit(
     conn: Database,
     regime: Regime,
+    requests: list[dict],
     *,
-    ref: str,
-    login: str,
-    migration_code: str,
-    secret_code: str,
-    numbers: list[str] | None,
-    requested_date: str,
     run_id: str,
     actor: str,
     check_mode: bool,
 ) -> dict:
-    """Phase 1: a customer's request, checked and stored (``requested``, then ``validated``).
+    """Phase 1: customers' requests, each checked and stored (``requested``, then
+    ``validated``), all in one transaction.
 
-    Refused, with nothing stored, when the migration code does not fit the regime (the
-    field is named), the account is not served here, or a number is not the account's or
-    not at the old operator any more. The same request (same ref and content) again
-    changes nothing.
+    Refused, with nothing stored, when a migration code does not fit the regime (the field is
+    named), an account is not served here, or a number is not the account's or not at the old
+    operator any more; the message names the request. The same request (same ref and
+    content) again changes nothing. Each entry: ref, login, migration_code, secret_code,
+    numbers (empty: every number still at the old operator), requested_date.
     """
-    if not REF_PATTERN.fullmatch(ref or ""):
-        raise PortError(f"ref {ref!r}: 1 to 40 letters, digits, '.', '_' or '-'")
-    requested_date = checked_date(requested_date, "requested_date")
-    parts = regime.parse(migration_code)  # CodeError names the field
-    code = "".join(parts[f.name] for f in regime.fields)
-    secret_proof = proof(secret_code, code)
     with transaction(conn) as cursor:
         step = open_step(conn, cursor, run_id, actor, check_mode)
-        if not schema.table_exists(conn, cursor, "sipwave_account"):
-            raise PortError(f"account {login}: not served here (no wave has run)")
-        cursor.execute(conn.sql("SELECT state FROM sipwave_account WHERE login = {p}"), (login,))
-        row = cursor.fetchone()
-        if row is None or row[0] not in LIVE_STATES:
-            state = row[0] if row else "not migrated"
-            raise PortError(f"account {login}: {state}; only an account served here can port")
-        held = step.numbers_of(login)
-        existing = step.read("WHERE ref = {p}", (ref,))
-        if existing:
-            same = existing[0]
-            given = list(dict.fromkeys(numbers)) if numbers else same.numbers
-            if (same.login, same.migration_code, same.numbers) != (login, code, given):
-                raise PortError(f"port request {ref}: exists with other content")
-            return result(step, conn, existing)
-        wanted = list(dict.fromkeys(numbers)) if numbers else sorted(
-            n for n, s in held.items() if s == "legacy")  # fmt: skip
-        if not wanted:
-            raise PortError(f"account {login}: no number at the old operator to port")
-        for number in wanted:
-            if number not in held:
-                raise PortError(f"numbers: {number} is not a number of account {login}")
-            if held[number] != "legacy":
-                raise PortError(f"numbers: {number} is {held[number]}, not at the old operator")
-        stamp = now()
-        request = Request(ref, login, code, parts[regime.operator_field], wanted,
-                          requested_date, None, states.REQUESTED, "", 0, stamp, stamp)  # fmt: skip
-        step.execute(
-            f"INSERT INTO sipwave_port_request ({', '.join(COLUMNS)}, secret_proof) VALUES "
-            f"({', '.join(['{p}'] * (len(COLUMNS) + 1))})",
-            (ref, login, code, request.donor, ";".join(wanted), requested_date, None,
-             states.REQUESTED, "", 0, stamp, stamp, secret_proof),
-        )  # fmt: skip
-        step.event(request, None, states.REQUESTED, "")
-        step.move(request, states.VALIDATED)
+        touched = []
+        for index, entry in enumerate(requests):
+            try:
+                touched.append(_submit_one(step, regime, entry))
+            except ValueError as exc:
+                raise PortError(f"requests[{index}] (ref {entry.get('ref')!r}): {exc}") from None
         step.finish()
-        return result(step, conn, [request])
+        return result(step, conn, touched)
+
+
+def _submit_one(step: Step, regime: Regime, entry: dict) -> Request:
+    conn, cursor = step.conn, step.cursor
+    ref, login = str(entry.get("ref") or ""), str(entry.get("login") or "")
+    numbers = list(dict.fromkeys(entry.get("numbers") or ()))
+    if not REF_PATTERN.fullmatch(ref):
+        raise PortError("ref: 1 to 40 letters, digits, '.', '_' or '-'")
+    requested_date = checked_date(entry.get("requested_date"), "requested_date")
+    parts = regime.parse(entry.get("migration_code"))  # CodeError names the field
+    code = "".join(parts[f.name] for f in regime.fields)
+    secret_proof = proof(entry.get("secret_code"), code)
+    if not schema.table_exists(conn, cursor, "sipwave_account"):
+        raise PortError(f"account {login}: not served here (no wave has run)")
+    cursor.execute(conn.sql("SELECT state FROM sipwave_account WHERE login = {p}"), (login,))
+    row = cursor.fetchone()
+    if row is None or row[0] not in LIVE_STATES:
+        state = row[0] if row else "not migrated"
+        raise PortError(f"account {login}: {state}; only an account served here can port")
+    held = step.numbers_of(login)
+    existing = step.read("WHERE ref = {p}", (ref,))
+    if existing:
+        same = existing[0]
+        if (same.login, same.migration_code, same.numbers) != (
+            login,
+            code,
+            numbers or same.numbers,
+        ):
+            raise PortError("exists with other content")
+        return same
+    wanted = numbers or sorted(n for n, s in held.items() if s == "legacy")
+    if not wanted:
+        raise PortError(f"account {login}: no number at the old operator to port")
+    for number in wanted:
+        if number not in held:
+            raise PortError(f"numbers: {number} is not a number of account {login}")
+        if held[number] != "legacy":
+            raise PortError(f"numbers: {number} is {held[number]}, not at the old operator")
+    stamp = now()
+    request = Request(ref, login, code, parts[regime.operator_field], wanted,
+                      requested_date, None, states.REQUESTED, "", 0, stamp, stamp)  # fmt: skip
+    step.execute(
+        f"INSERT INTO sipwave_port_request ({', '.join(COLUMNS)}, secret_proof) VALUES "
+        f"({', '.join(['{p}'] * (len(COLUMNS) + 1))})",
+        (ref, login, code, request.donor, ";".join(wanted), requested_date, None,
+         states.REQUESTED, "", 0, stamp, stamp, secret_proof),
+    )  # fmt: skip
+    step.event(request, None, states.REQUESTED, "")
+    step.move(request, states.VALIDATED)
+    return request
 
 
 def resubmit(

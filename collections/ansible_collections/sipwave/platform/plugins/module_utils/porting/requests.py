@@ -22,6 +22,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.porting.exchange 
     REF_PATTERN,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    AT_OLD_OPERATOR,
     NUMBER,
     TEMPORARY,
     now,
@@ -182,7 +183,7 @@ class Step:
         """The account's numbers are served here now: its temporary number goes back to the
         pool, into quarantine, once none of its numbers is still at the old operator."""
         held = self.numbers_of(login)
-        if any(state in ("legacy", "porting") for state in held.values()):
+        if any(state in AT_OLD_OPERATOR for state in held.values()):
             return
         self.cursor.execute(
             self.conn.sql("SELECT number FROM sipwave_number WHERE login = {p} AND kind = {p}"),

@@ -29,6 +29,9 @@ CLOSURE_NUMBER_STATES = ("kept_for_porting", "released")
 # account closed); an account's temporary number is in state temporary.
 NUMBER_STATES = ("legacy", "temporary", "porting", "active", *CLOSURE_NUMBER_STATES)
 PORTED_STATES = frozenset({"porting", "active"})
+# Numbers the old operator still holds (a port request may be under way): they forward there
+# to the account's temporary number, which the account keeps meanwhile.
+AT_OLD_OPERATOR = frozenset({"legacy", "porting"})
 NUMBER = "number"  # sipwave_number.kind of an account's telephone number
 DIALIN = "dialin"  # sipwave_number.kind of a caller number allowed to use dial-in
 TEMPORARY = "temporary"  # sipwave_number.kind (and state) of an account's temporary number
