@@ -41,7 +41,7 @@ EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 EXCHANGE = EPHEMERAL / "port-exchange"
 REPORTS = EPHEMERAL / "reports"
 CARRIER = "127.0.23.31"
-BLOCKED = ACCOUNTS["481200004"]  # gives wrong secret codes until its request is blocked
+BLOCKED = ACCOUNTS["481200014"]  # gives wrong secret codes until its request is blocked
 PORTED = ACCOUNTS["481200008"]  # ported, then cut over
 REJECTED = ACCOUNTS["481200010"]  # a code the old operator never issued; then cancelled
 WRONG_SECRETS = ("WRONG0001", "WRONG0002", "WRONG0003", "WRONG0004")
@@ -92,6 +92,7 @@ def legacy_codes() -> dict[str, tuple[str, str]]:
     """The old operator gives two of its customers their codes (mailed)."""
     accounts = [{"login": a.login, "numbers": sorted(numbers_of(a.login))}
                 for a in (BLOCKED, PORTED)]  # fmt: skip
+    assert all(account["numbers"] for account in accounts), accounts
     run = run_playbook("port_donor.yml", {"donor_action": "issue", "sipwave_donor_hosts": "legacy",
                                           "donor_accounts": accounts})  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
@@ -107,7 +108,7 @@ def test_the_old_operator_mails_each_leaving_customer_a_code_and_a_secret_code(l
 
 
 def test_a_malformed_migration_code_is_refused_naming_the_field(legacy_codes):
-    bad = request("P-BAD", BLOCKED, "TNF 220000004 0A1 K", "WRONG0000")
+    bad = request("P-BAD", BLOCKED, "TNF 220000014 0A1 K", "WRONG0000")
     run = run_playbook("port.yml", {"port_action": "submit", "port_requests": [bad]})
     assert run.returncode != 0
     assert "requests[0] (ref 'P-BAD'): migration code: field service is '0A1'" in run.stdout

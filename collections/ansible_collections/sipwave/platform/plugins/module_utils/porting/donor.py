@@ -107,6 +107,9 @@ def issue(
         for login, numbers in sorted(leaving.items()):
             if login in by_login:
                 continue
+            if not numbers:
+                problems.append({"login": login, "reason": "no number to port"})
+                continue
             first = numbers[0]
             resource = (
                 first[1 + len(country_code) :]
