@@ -349,7 +349,7 @@ def test_a_closed_account_with_numbers_kept_for_porting_gets_one_code(tmp_path):
 
 def request_for(code: str, secret_code: str, numbers=ANNA.numbers, ref="X1") -> list[dict]:
     text = exchange.render_requests([{
-        "record": "request", "ref": ref, "recipient": "OTH", "donor": "SWV",
+        "record": "request", "ref": ref, "attempt": 1, "recipient": "OTH", "donor": "SWV",
         "migration_code": code, "secret_proof": secret.proof(secret_code, code),
         "numbers": list(numbers), "requested_date": "2026-12-24"}])  # fmt: skip
     return exchange.parse_requests("OTH-SWV-1.requests.csv", text)
@@ -399,15 +399,15 @@ def test_a_code_is_withdrawn_when_a_rollback_reopens_the_account(tmp_path):
     [
         ("", "empty, not even a header row"),
         ("record,ref\n", "the header must name"),
-        ("record,ref,recipient,donor,migration_code,answer,reason,date\n"
-         "answer,R1,SWV,TNF,CODE1,maybe,,2026-12-01\n", "f.csv:2: answer must be accepted"),
-        ("record,ref,recipient,donor,migration_code,answer,reason,date\n"
-         "answer,R1,SWV,TNF,CODE1,rejected,because I say so,2026-12-01\n", "f.csv:2: reason"),
-        ("record,ref,recipient,donor,migration_code,answer,reason,date\n"
-         "answer,R1,SWV,TNF,CODE1,accepted,,2026-12-01\n"
-         "answer,R1,SWV,TNF,CODE1,accepted,,2026-12-01\n", "f.csv:3: answer R1 appears twice"),
-        ("record,ref,recipient,donor,migration_code,answer,reason,date\n"
-         "answer,R1,SWV,TNF,CODE1,accepted,,2026-12-01\x00\n", "control character"),
+        ("record,ref,attempt,recipient,donor,migration_code,answer,reason,date\n"
+         "answer,R1,1,SWV,TNF,CODE1,maybe,,2026-12-01\n", "f.csv:2: answer must be accepted"),
+        ("record,ref,attempt,recipient,donor,migration_code,answer,reason,date\n"
+         "answer,R1,1,SWV,TNF,CODE1,rejected,because I say so,2026-12-01\n", "f.csv:2: reason"),
+        ("record,ref,attempt,recipient,donor,migration_code,answer,reason,date\n"
+         "answer,R1,1,SWV,TNF,CODE1,accepted,,2026-12-01\n"
+         "answer,R1,1,SWV,TNF,CODE1,accepted,,2026-12-01\n", "f.csv:3: answer R1 appears twice"),
+        ("record,ref,attempt,recipient,donor,migration_code,answer,reason,date\n"
+         "answer,R1,1,SWV,TNF,CODE1,accepted,,2026-12-01\x00\n", "control character"),
     ],
 )  # fmt: skip
 def test_a_bad_answer_file_is_refused_naming_file_line_and_field(text, message):
@@ -463,3 +463,24 @@ def test_a_rollback_keeps_ported_numbers_and_reverses_a_refund_once(tmp_path):
     refunds = [(p.login, p.refund, p.refund_run) for p in closing.plans if p.refund]
     assert refunds == [(ANNA.login, ANNA.balance, "close-again")]
     assert dump(database)["sipwave_account"][0][1] == "closed"
+
+
+def test_a_registration_stored_as_kamailio_stores_it_counts_for_cutover(served):
+    """db_sqlite keeps TIMESTAMP columns as Julian day numbers; PostgreSQL as timestamps."""
+    import time
+
+    julian_now = time.time() / 86400 + cutover.JULIAN_DAY_OF_EPOCH
+    with sqlite3.connect(served) as connection:
+        connection.execute(
+            "INSERT INTO location (ruid, username, domain, contact, last_modified) "
+            "VALUES ('r1', ?, 'ip.tanifon.pl', 'sip:a@127.0.0.1', ?)",
+            (ANNA.login, julian_now),
+        )
+        connection.execute(
+            "INSERT INTO location (ruid, username, domain, contact, last_modified) "
+            "VALUES ('r2', ?, 'ip.tanifon.pl', 'sip:b@127.0.0.1', '2000-01-01 00:00:01')",
+            (JAN.login,),
+        )
+    found = call(served, cutover.blockers, [ANNA.login, JAN.login], backup_at=None,
+                 backup_max_age_hours=24)  # fmt: skip
+    assert list(found["unregistered"]) == [JAN.login]

@@ -72,8 +72,17 @@ def donor_answers() -> str:
     return run.stdout
 
 
+def mail_of(login: str, notification: str, timeout_s: float = 15):
+    """The one mail of ``notification`` to ``login``, once the lab's Postfix delivered it."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := mails_for(login, notification)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(found) == 1, f"{len(found)} {notification} mails to {login}"
+    return found[0]
+
+
 def codes_from_mail(login: str) -> tuple[str, str]:
-    (mail,) = mails_for(login, "port_code")
+    mail = mail_of(login, "port_code")
     body = mail.body
     code = re.search(r"migration code: (\S+)", body)[1]
     secret = re.search(r"secret code: +(\S+)", body)[1]
@@ -140,7 +149,7 @@ def test_a_request_is_validated_and_sent_to_the_old_operator_at_once(first_excha
     rows = list(csv.DictReader(sent.open(encoding="utf-8")))
     assert [r["ref"] for r in rows] == ["P-BLOCKED", "P-PORTED", "P-REJECTED"]
     assert all(r["secret_proof"].startswith("scrypt$") for r in rows)
-    assert mails_for(PORTED.login, "port_validated")
+    assert mail_of(PORTED.login, "port_validated")
 
 
 def test_the_old_number_still_forwards_while_it_is_porting(first_exchange):
@@ -155,7 +164,7 @@ def test_a_donor_rejection_stops_the_request_and_the_reason_is_mailed(first_exch
     port("exchange")
     assert request_state("P-REJECTED") == "donor_rejected unknown_code"
     assert set(numbers_of(REJECTED.login).values()) == {"legacy"}
-    (mail,) = mails_for(REJECTED.login, "port_donor_rejected")
+    mail = mail_of(REJECTED.login, "port_donor_rejected")
     assert "The reason they gave: unknown_code" in mail.body
     assert request_state("P-PORTED") == "donor_accepted"
 
@@ -183,7 +192,7 @@ def test_a_cancelled_request_frees_the_numbers(first_exchange):
     port("cancel", refs=["P-CANCEL"], reason="customer stays")
     assert request_state("P-CANCEL") == "cancelled customer stays"
     assert set(numbers_of(REJECTED.login).values()) == {"legacy"}
-    assert mails_for(REJECTED.login, "port_cancelled")
+    assert mail_of(REJECTED.login, "port_cancelled")
 
 
 def cutover(logins: list[str]):
@@ -214,7 +223,7 @@ def test_a_completed_port_makes_the_numbers_active_and_returns_the_temporary_num
         quarantined = sql(proxy, "SELECT number FROM sipwave_number_quarantine "
                                  f"WHERE number = '{ported}'")  # fmt: skip
         assert quarantined.strip() == ported
-    assert mails_for(PORTED.login, "port_ported")
+    assert mail_of(PORTED.login, "port_ported")
 
 
 def test_the_old_operator_stops_forwarding_the_ported_numbers(ported):
@@ -312,10 +321,10 @@ def foreign_request(ref: str, code: str, secret: str, numbers: list[str]) -> Pat
     path = EXCHANGE / f"OTH-SWV-{ref}.requests.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["record", "ref", "recipient", "donor", "migration_code", "secret_proof",
-                         "numbers", "requested_date"])  # fmt: skip
+        writer.writerow(["record", "ref", "attempt", "recipient", "donor", "migration_code",
+                         "secret_proof", "numbers", "requested_date"])  # fmt: skip
         writer.writerow(
-            ["request", ref, "OTH", "SWV", code, proof, ";".join(numbers), "2026-12-24"]
+            ["request", ref, "1", "OTH", "SWV", code, proof, ";".join(numbers), "2026-12-24"]
         )
     return path
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 import time
 from typing import Any
 
@@ -37,10 +38,16 @@ PHASE_ACTIONS = ("phase1", "phase2", "rollback")
 MAX_BLOCKERS = 200
 
 
-def _epoch(stamp: str) -> float:
-    """Seconds of an engine time stamp (2026-12-04T10:00:00Z) or a database one (2026-12-04
-    10:00:00, UTC)."""
-    text = stamp.replace("T", " ").rstrip("Z").split(".")[0]
+JULIAN_DAY_OF_EPOCH = 2440587.5
+
+
+def _epoch(stamp: Any) -> float:
+    """Seconds of an engine time stamp (2026-12-04T10:00:00Z), a PostgreSQL one (2026-12-04
+    10:00:00, UTC) or Kamailio's SQLite one (a Julian day number, as db_sqlite stores
+    TIMESTAMP columns)."""
+    if isinstance(stamp, (int, float)) or re.fullmatch(r"[0-9]+(\.[0-9]+)?", str(stamp)):
+        return (float(stamp) - JULIAN_DAY_OF_EPOCH) * 86400
+    text = str(stamp).replace("T", " ").rstrip("Z").split(".")[0].split("+")[0]
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
 
 
@@ -137,7 +144,7 @@ def _registered_since(
         (user, (domain or "").lower()),
     )
     threshold = _epoch(since) if since else 0.0
-    return any(_epoch(str(stamp)) >= threshold for (stamp,) in cursor.fetchall())
+    return any(_epoch(stamp) >= threshold for (stamp,) in cursor.fetchall())
 
 
 def record(

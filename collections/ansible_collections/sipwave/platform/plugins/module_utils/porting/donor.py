@@ -8,13 +8,12 @@ secret (credentials.port_secret), so only its hash is stored and the mail that s
 the customer derives it again. A code whose account is live again (a rollback reopened it)
 is ``withdrawn`` and answers ``not_closed``; one that got more than WRONG_SECRET_LIMIT wrong
 secret codes is ``blocked``; one that was accepted is ``accepted`` and answers every other
-request ``already_ported``. Each attempt (a request with one secret code) is answered once:
-the same attempt again gets the same answer and counts nothing twice.
+request ``already_ported``. Each attempt of a request (its sending with one secret code) is
+answered once: the same attempt again gets the same answer and counts nothing twice.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import port_secret
@@ -178,7 +177,8 @@ def answer(conn: Database, requests: list[dict], *, operator: str, check_mode: b
                 (r, ref, attempt): (a, why, at[:10])
                 for r, ref, attempt, a, why, at in cursor.fetchall()
             }
-        answers, new = [], 0
+        latest: dict[tuple[str, str], dict] = {}
+        new = 0
         stamp = now()
         for record in requests:
             where = f"{record.get('file', 'requests')}:{record['line']}"
@@ -186,8 +186,7 @@ def answer(conn: Database, requests: list[dict], *, operator: str, check_mode: b
                 raise PortError(f"{where}: request for operator {record['donor']}, not {operator}")
             if record["record"] != "request":
                 continue
-            attempt = hashlib.sha256(record["secret_proof"].encode()).hexdigest()[:16]
-            key = (record["recipient"], record["ref"], attempt)
+            key = (record["recipient"], record["ref"], str(record["attempt"]))
             if key in answered:
                 result, reason, date = answered[key]
             else:
@@ -209,14 +208,15 @@ def answer(conn: Database, requests: list[dict], *, operator: str, check_mode: b
                     )  # fmt: skip
                 answered[key] = (result, reason, date)
                 new += 1
-            answers.append(
-                {"record": "answer", "ref": record["ref"], "recipient": record["recipient"],
-                 "donor": operator, "migration_code": record["migration_code"],
-                 "answer": result, "reason": reason, "date": date}
-            )  # fmt: skip
+            # One answer per request: its latest attempt's (files are read oldest first).
+            latest[(record["recipient"], record["ref"])] = {
+                "record": "answer", "ref": record["ref"], "attempt": record["attempt"],
+                "recipient": record["recipient"], "donor": operator,
+                "migration_code": record["migration_code"], "answer": result, "reason": reason,
+                "date": date}  # fmt: skip
         if not check_mode:
             conn.connection.commit()
-        return {"changed": new > 0, "answers": answers, "new_answers": new}
+        return {"changed": new > 0, "answers": list(latest.values()), "new_answers": new}
 
 
 def _account_states(conn: Database, cursor: Any) -> dict[str, str]:

@@ -7,6 +7,10 @@ operators, so a file put in the wrong place is refused, not half applied. The ga
 operator writes request files (phase 2, "preventive communication"), the losing operator
 answers with answer files. A reader refuses a whole file that has one bad row (the error names
 the file, the line and the field): a half-read answer file would be applied twice.
+
+A request is sent again with a new secret code after a rejection for its secret code: each
+sending is an attempt (1, 2, ...), and an answer names the attempt it answers, so that an
+answer to an earlier attempt is never taken for the answer to the current one.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from ansible_collections.sipwave.platform.plugins.module_utils.porting.states im
     DONOR_REASONS,
 )
 
-REQUEST_COLUMNS = ("record", "ref", "recipient", "donor", "migration_code", "secret_proof",
-                   "numbers", "requested_date")  # fmt: skip
-ANSWER_COLUMNS = ("record", "ref", "recipient", "donor", "migration_code", "answer", "reason",
-                  "date")  # fmt: skip
+REQUEST_COLUMNS = ("record", "ref", "attempt", "recipient", "donor", "migration_code",
+                   "secret_proof", "numbers", "requested_date")  # fmt: skip
+ANSWER_COLUMNS = ("record", "ref", "attempt", "recipient", "donor", "migration_code", "answer",
+                  "reason", "date")  # fmt: skip
+ATTEMPT_PATTERN = re.compile(r"[1-9][0-9]{0,2}")
 REQUEST_RECORDS = ("request", "cancel")
 ANSWERS = ("accepted", "rejected")
 NUMBER_SEPARATOR = ";"
@@ -130,6 +135,7 @@ def _common(name: str, line: int, row: dict) -> dict:
     return {
         "line": line,
         "ref": _need(name, line, row, "ref", REF_PATTERN),
+        "attempt": int(_need(name, line, row, "attempt", ATTEMPT_PATTERN)),
         "recipient": _need(name, line, row, "recipient", OPERATOR_PATTERN),
         "donor": _need(name, line, row, "donor", OPERATOR_PATTERN),
         "migration_code": _need(name, line, row, "migration_code", CODE_PATTERN),

@@ -150,6 +150,7 @@ def outgoing(conn: Database, recipient: str) -> list[dict]:
             )
             records.append(
                 {"record": "request", "ref": request.ref, "recipient": recipient,
+                 "attempt": request.wrong_secrets + 1,
                  "donor": request.donor, "migration_code": request.migration_code,
                  "secret_proof": cursor.fetchone()[0], "numbers": request.numbers,
                  "requested_date": request.requested_date}
@@ -197,8 +198,9 @@ def apply_answers(
                 raise PortError(
                     f"{where}: migration code or donor differ from request {request.ref}"
                 )
-            if request.state != states.DONOR_NOTIFIED:
-                skipped.append(request.ref)
+            stale = answer["attempt"] != request.wrong_secrets + 1
+            if request.state != states.DONOR_NOTIFIED or stale:
+                skipped.append(request.ref)  # answered before, or an earlier attempt's answer
                 continue
             if answer["answer"] == "accepted":
                 request.scheduled_date = max(request.requested_date, answer["date"])
@@ -233,8 +235,8 @@ def schedule(
         step = open_step(conn, cursor, run_id, actor, check_mode)
         moved = []
         for request in _select(step, refs, states.DONOR_ACCEPTED):
-            if request.state == states.SCHEDULED:
-                continue
+            if request.state in (states.SCHEDULED, states.PORTED):
+                continue  # done before: the same command again changes nothing
             if date:
                 request.scheduled_date = checked_date(date, "date")
             step.move(request, states.SCHEDULED)
