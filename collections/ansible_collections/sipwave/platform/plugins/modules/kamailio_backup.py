@@ -68,51 +68,22 @@ removed:
 """
 
 import glob  # noqa: E402
-import hashlib  # noqa: E402
 import os  # noqa: E402
 import sqlite3  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.backup import (  # noqa: E402
+    copy_postgres,
+    copy_sqlite,
+    sha256_of,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
     database_argument_spec,
 )
 
 PREFIX = "sipwave-db-"
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def copy_sqlite(database: str, target: str) -> None:
-    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        copy = sqlite3.connect(target)
-        try:
-            source.backup(copy)
-        finally:
-            copy.close()
-    finally:
-        source.close()
-
-
-def copy_postgres(module: AnsibleModule, target: str) -> None:
-    params = module.params
-    pg_dump = module.get_bin_path("pg_dump", required=True)
-    command = [pg_dump, "--format=custom", f"--file={target}", f"--dbname={params['db_name']}"]
-    for option, name in (("--host", "db_host"), ("--port", "db_port"), ("--username", "db_user")):
-        if params[name] not in (None, ""):
-            command.append(f"{option}={params[name]}")
-    environ = {"PGPASSWORD": params["db_password"]} if params["db_password"] else {}
-    rc, _out, err = module.run_command(command, environ_update=environ)
-    if rc != 0:
-        module.fail_json(msg=f"pg_dump failed ({rc}): {err.strip()[-500:]}")
 
 
 def main() -> None:
