@@ -47,4 +47,6 @@ def test_a_restore_gives_a_proxy_back_exactly_the_database_of_its_backup():
 def test_a_restore_without_a_named_host_is_refused():
     run = run_playbook("restore.yml")
     assert run.returncode != 0
-    assert "Name the proxies to restore with --limit" in run.stdout
+    assert "Name the proxy to restore with --limit" in run.stdout
+    several = run_playbook("restore.yml", options=["--limit", "proxies"])
+    assert several.returncode != 0 and "2 selected" in several.stdout
