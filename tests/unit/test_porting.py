@@ -484,3 +484,17 @@ def test_a_registration_stored_as_kamailio_stores_it_counts_for_cutover(served):
     found = call(served, cutover.blockers, [ANNA.login, JAN.login], backup_at=None,
                  backup_max_age_hours=24)  # fmt: skip
     assert list(found["unregistered"]) == [JAN.login]
+
+
+def test_a_customer_request_file_is_read_row_by_row(served):
+    text = (
+        "ref,login,migration_code,secret_code,numbers,requested_date\n"
+        f"F1,{ANNA.login},{CODE},{SECRET},,2026-12-20\n"
+        f"F2,{JAN.login},TNF 221234202 001 K,ABCD1234,+48221234202,2026-12-21\n"
+    )
+    rows = exchange.parse_customer_requests("batch.csv", text)
+    assert [r["numbers"] for r in rows] == [[], ["+48221234202"]]
+    done = call(served, recipient.submit, IT, rows, **STEP)
+    assert [r["ref"] for r in done["requests"]] == ["F1", "F2"]
+    with pytest.raises(exchange.ExchangeError, match="batch.csv:1: the header must name"):
+        exchange.parse_customer_requests("batch.csv", "ref,login\nF1,x\n")

@@ -136,7 +136,14 @@ def first_exchange(legacy_codes):
         request("P-PORTED", PORTED, ported_code, ported_secret),
         request("P-REJECTED", REJECTED, unknown_code, "SOMETHING1"),
     ]
-    submitted = port("submit", port_requests=requests)
+    # The three come as customer care collects them: one CSV file (mode 0600: secret codes).
+    batch = EPHEMERAL / "port-requests.csv"
+    fd = os.open(batch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(requests[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "numbers": ";".join(r["numbers"])} for r in requests)
+    submitted = port("submit", port_requests_file=str(batch))
     answered = donor_answers()
     return submitted, answered
 

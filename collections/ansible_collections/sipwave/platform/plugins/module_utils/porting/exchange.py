@@ -195,3 +195,17 @@ def parse_answers(name: str, text: str) -> list[dict]:
         seen.add(record["ref"])
         records.append(record)
     return records
+
+
+# A batch of customers' requests (phase 1) as customer care collects them: one per row.
+CUSTOMER_COLUMNS = ("ref", "login", "migration_code", "secret_code", "numbers", "requested_date")
+
+
+def parse_customer_requests(name: str, text: str) -> list[dict]:
+    """Rows of a customer request file for port_request's submit; each value is checked
+    there, with the row named (``requests[<row>]``). Numbers are E.164, ``;``-separated."""
+    requests = []
+    for _line, row in _rows(name, text, CUSTOMER_COLUMNS):
+        numbers = [n.strip() for n in row["numbers"].split(NUMBER_SEPARATOR) if n.strip()]
+        requests.append({**row, "numbers": numbers})
+    return requests
