@@ -496,5 +496,5 @@ def test_a_customer_request_file_is_read_row_by_row(served):
     assert [r["numbers"] for r in rows] == [[], ["+48221234202"]]
     done = call(served, recipient.submit, IT, rows, **STEP)
     assert [r["ref"] for r in done["requests"]] == ["F1", "F2"]
-    with pytest.raises(exchange.ExchangeError, match="batch.csv:1: the header must name"):
+    with pytest.raises(exchange.ExchangeError, match=r"batch\.csv:1: the header must name"):
         exchange.parse_customer_requests("batch.csv", "ref,login\nF1,x\n")
