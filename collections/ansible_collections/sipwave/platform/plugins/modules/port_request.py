@@ -245,8 +245,9 @@ def step(module: AnsibleModule, conn) -> dict:
         answers = []
         for entry in params["answer_files"]:
             name = str(entry.get("name") or "answers")
-            for record in exchange.parse_answers(name, str(entry.get("content") or "")):
-                answers.append({**record, "file": name})
+            records = exchange.parse_answers(name, str(entry.get("content") or ""))
+            exchange.check_sender(name, records, "donor", "recipient")
+            answers.extend({**record, "file": name} for record in records)
         return recipient.apply_answers(conn, answers, params["recipient"], **common)
     if operation == "schedule":
         return recipient.schedule(conn, params["refs"], params["date"], **common)
