@@ -144,10 +144,23 @@ def test_a_bad_regime_file_is_refused_naming_the_entry(change, message):
 def test_the_secret_code_is_kept_only_as_a_salted_slow_hash_of_its_code():
     hashed = secret.proof(SECRET, CODE)
     assert hashed.startswith("scrypt$") and SECRET not in hashed
-    assert secret.proofs_match(secret.proof(SECRET.lower(), CODE), hashed, CODE)
-    assert not secret.proofs_match(secret.proof("WRONG123", CODE), hashed, CODE)
     other = IT.issue("TNF", "221234202", "001")
     assert secret.proof(SECRET, other) != hashed  # salted per code
+    request = {"recipient": "SWV", "ref": "P1", "attempt": 1, "code": CODE}
+    sent = secret.bound_proof(secret.proof(SECRET.lower(), CODE), **request)
+    assert secret.proofs_match(sent, hashed, **request)
+    wrong = secret.bound_proof(secret.proof("WRONG123", CODE), **request)
+    assert not secret.proofs_match(wrong, hashed, **request)
+
+
+@pytest.mark.parametrize(
+    "changed", [{"recipient": "XXX"}, {"ref": "P2"}, {"attempt": 2}]
+)  # fmt: skip
+def test_a_proof_copied_out_of_one_request_fits_no_other(changed):
+    """Another operator that reads a request file cannot reuse its proof."""
+    request = {"recipient": "SWV", "ref": "P1", "attempt": 1, "code": CODE}
+    sent = secret.bound_proof(secret.proof(SECRET, CODE), **request)
+    assert not secret.proofs_match(sent, secret.proof(SECRET, CODE), **{**request, **changed})
 
 
 # -- the recipient's requests -----------------------------------------------------------------
@@ -286,7 +299,7 @@ def test_a_donor_rejection_ends_the_request_and_frees_the_numbers(served, tmp_pa
         ("donor_rejected", "unknown_code")
     ]
     assert numbers(served, JAN.login) == {n: "legacy" for n in JAN.numbers}
-    with pytest.raises(ValueError, match="only a rejection for the secret code"):
+    with pytest.raises(ValueError, match=r"rejected by the donor \(unknown_code\), it has ended"):
         call(served, recipient.resubmit, ref="P9", secret_code=SECRET, **STEP)
 
 
@@ -350,7 +363,9 @@ def test_a_closed_account_with_numbers_kept_for_porting_gets_one_code(tmp_path):
 def request_for(code: str, secret_code: str, numbers=ANNA.numbers, ref="X1") -> list[dict]:
     text = exchange.render_requests([{
         "record": "request", "ref": ref, "attempt": 1, "recipient": "OTH", "donor": "SWV",
-        "migration_code": code, "secret_proof": secret.proof(secret_code, code),
+        "migration_code": code,
+        "secret_proof": secret.bound_proof(secret.proof(secret_code, code), recipient="OTH",
+                                           ref=ref, attempt=1, code=code),
         "numbers": list(numbers), "requested_date": "2026-12-24"}])  # fmt: skip
     return exchange.parse_requests("OTH-SWV-1.requests.csv", text)
 
@@ -484,3 +499,36 @@ def test_a_registration_stored_as_kamailio_stores_it_counts_for_cutover(served):
     found = call(served, cutover.blockers, [ANNA.login, JAN.login], backup_at=None,
                  backup_max_age_hours=24)  # fmt: skip
     assert list(found["unregistered"]) == [JAN.login]
+
+
+def test_a_customer_request_file_is_read_row_by_row(served):
+    text = (
+        "ref,login,migration_code,secret_code,numbers,requested_date\n"
+        f"F1,{ANNA.login},{CODE},{SECRET},,2026-12-20\n"
+        f"F2,{JAN.login},TNF 221234202 001 K,ABCD1234,+48221234202,2026-12-21\n"
+    )
+    rows = exchange.parse_customer_requests("batch.csv", text)
+    assert [r["numbers"] for r in rows] == [[], ["+48221234202"]]
+    done = call(served, recipient.submit, IT, rows, **STEP)
+    assert [r["ref"] for r in done["requests"]] == ["F1", "F2"]
+    with pytest.raises(exchange.ExchangeError, match=r"batch\.csv:1: the header must name"):
+        exchange.parse_customer_requests("batch.csv", "ref,login\nF1,x\n")
+
+
+def test_a_record_copying_another_requests_reference_does_not_take_its_answer(tmp_path):
+    """A forged record with the genuine request's reference and attempt but a wrong secret
+    is answered on its own; the genuine request still gets its own answer."""
+    database = closed_database(tmp_path)
+    code = issue(database)["issued"][0]["migration_code"]
+    forged = request_for(code, "WRONG999", ref="X1")
+    genuine = request_for(code, port_secret(SITE_SECRET, code), ref="X1")
+    answers = call(database, donor.answer, forged + genuine, operator="SWV", check_mode=False)
+    assert [(a["answer"], a["reason"]) for a in answers["answers"]] == [("accepted", "")]
+    assert answers["new_answers"] == 2
+
+
+def test_a_file_whose_records_name_other_operators_than_its_name_is_refused():
+    records = request_for(CODE, SECRET)
+    exchange.check_sender("OTH-SWV-1.requests.csv", records, "recipient", "donor")
+    with pytest.raises(exchange.ExchangeError, match="not what the file's name says"):
+        exchange.check_sender("AAA-SWV-1.requests.csv", records, "recipient", "donor")

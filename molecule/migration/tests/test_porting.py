@@ -10,6 +10,7 @@ for porting, wave 2 is in phase 2 with CLOSING_IN_WAVE2 closed."""
 
 import csv
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -136,7 +137,14 @@ def first_exchange(legacy_codes):
         request("P-PORTED", PORTED, ported_code, ported_secret),
         request("P-REJECTED", REJECTED, unknown_code, "SOMETHING1"),
     ]
-    submitted = port("submit", port_requests=requests)
+    # The three come as customer care collects them: one CSV file (mode 0600: secret codes).
+    batch = EPHEMERAL / "port-requests.csv"
+    fd = os.open(batch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(requests[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "numbers": ";".join(r["numbers"])} for r in requests)
+    submitted = port("submit", port_requests_file=str(batch))
     answered = donor_answers()
     return submitted, answered
 
@@ -313,11 +321,13 @@ def test_after_cutover_a_rollback_of_the_wave_is_refused_naming_the_account(cut_
 
 
 def foreign_request(ref: str, code: str, secret: str, numbers: list[str]) -> Path:
-    """Another operator's request file, with the secret code's hash made as docs/porting.md
-    describes it (scrypt, salted with the code's digest)."""
+    """Another operator's request file, with the proof made as docs/porting.md describes it:
+    scrypt of the secret code salted with the code's digest, then an HMAC of the request
+    keyed with that hash."""
     salt = hashlib.sha256(b"sipwave port secret\0" + code.encode()).digest()[:16]
     digest = hashlib.scrypt(secret.upper().encode(), salt=salt, n=2**14, r=8, p=1, dklen=64)
-    proof = f"scrypt${2**14}$8$1${salt.hex()}${digest.hex()}"
+    bound = hmac.new(digest, f"OTH|{ref}|1|{code}".encode(), hashlib.sha256).hexdigest()
+    proof = f"hmac-sha256${bound}"
     path = EXCHANGE / f"OTH-SWV-{ref}.requests.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -172,8 +172,9 @@ def main() -> None:
             requests = []
             for entry in params["request_files"]:
                 name = str(entry.get("name") or "requests")
-                for record in exchange.parse_requests(name, str(entry.get("content") or "")):
-                    requests.append({**record, "file": name})
+                records = exchange.parse_requests(name, str(entry.get("content") or ""))
+                exchange.check_sender(name, records, "recipient", "donor")
+                requests.extend({**record, "file": name} for record in records)
             result = donor.answer(
                 conn, requests, operator=params["operator"], check_mode=module.check_mode
             )

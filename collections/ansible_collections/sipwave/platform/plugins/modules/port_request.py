@@ -86,6 +86,16 @@ options:
         description: The date the customer asks for (YYYY-MM-DD).
         type: str
         required: true
+  requests_csv:
+    description:
+      - For O(operation=submit), more requests as CSV text with a header row and the columns
+        C(ref), C(login), C(migration_code), C(secret_code), C(numbers) (E.164, C(;)-separated,
+        may be empty) and C(requested_date). Not logged, because it holds secret codes.
+    type: str
+  requests_csv_name:
+    description: The name of O(requests_csv) in error messages (its file).
+    type: str
+    default: requests.csv
   secret_code:
     description: For O(operation=resubmit), the new secret code (never logged or stored).
     type: str
@@ -208,7 +218,12 @@ def step(module: AnsibleModule, conn) -> dict:
     operation = params["operation"]
     if operation == "submit":
         layout = regime.load(params["regime"], "regime")
-        return recipient.submit(conn, layout, params["requests"], **common)
+        requests = list(params["requests"])
+        if params["requests_csv"]:
+            requests += exchange.parse_customer_requests(
+                params["requests_csv_name"], params["requests_csv"]
+            )
+        return recipient.submit(conn, layout, requests, **common)
     if operation == "resubmit":
         return recipient.resubmit(
             conn, ref=params["ref"], secret_code=params["secret_code"], **common
@@ -230,8 +245,9 @@ def step(module: AnsibleModule, conn) -> dict:
         answers = []
         for entry in params["answer_files"]:
             name = str(entry.get("name") or "answers")
-            for record in exchange.parse_answers(name, str(entry.get("content") or "")):
-                answers.append({**record, "file": name})
+            records = exchange.parse_answers(name, str(entry.get("content") or ""))
+            exchange.check_sender(name, records, "donor", "recipient")
+            answers.extend({**record, "file": name} for record in records)
         return recipient.apply_answers(conn, answers, params["recipient"], **common)
     if operation == "schedule":
         return recipient.schedule(conn, params["refs"], params["date"], **common)
@@ -266,6 +282,8 @@ def main() -> None:
                     "requested_date": {"type": "str", "required": True},
                 },
             },
+            "requests_csv": {"type": "str", "no_log": True},
+            "requests_csv_name": {"type": "str", "default": "requests.csv"},
             "secret_code": {"type": "str", "no_log": True},
             "date": {"type": "str"},
             "outcome": {"type": "str", "default": "ported", "choices": ["ported", "failed"]},
@@ -280,7 +298,7 @@ def main() -> None:
         },
         required_if=[
             *DATABASE_REQUIRED_IF,
-            ("operation", "submit", ("requests", "regime")),
+            ("operation", "submit", ("regime",)),
             ("operation", "resubmit", ("ref", "secret_code")),
             ("operation", "outgoing", ("recipient", "directory")),
             ("operation", "answers", ("recipient",)),

@@ -197,7 +197,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("sipwave_port_answer", """
     recipient VARCHAR(16) NOT NULL,
     ref VARCHAR(40) NOT NULL,
-    attempt VARCHAR(16) NOT NULL,
+    attempt VARCHAR(32) NOT NULL,
     code VARCHAR(64) NOT NULL,
     answer VARCHAR(16) NOT NULL,
     reason VARCHAR(32) DEFAULT '' NOT NULL,

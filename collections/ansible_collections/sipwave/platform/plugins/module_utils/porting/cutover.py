@@ -107,7 +107,10 @@ def blockers(
                          "WHERE login = {p} AND kind = {p} ORDER BY number"),
                 (login, NUMBER),
             )  # fmt: skip
-            for number, state in cursor.fetchall():
+            owned = cursor.fetchall()
+            if not owned:
+                problems.append("has no number of its own: nothing was ported")
+            for number, state in owned:
                 if state != "active":
                     problems.append(f"{number} is {state}, not ported")
             since = _phase_started(conn, cursor, login)

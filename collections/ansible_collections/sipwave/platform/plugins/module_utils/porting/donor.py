@@ -14,6 +14,7 @@ answered once: the same attempt again gets the same answer and counts nothing tw
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import port_secret
@@ -186,7 +187,12 @@ def answer(conn: Database, requests: list[dict], *, operator: str, check_mode: b
                 raise PortError(f"{where}: request for operator {record['donor']}, not {operator}")
             if record["record"] != "request":
                 continue
-            key = (record["recipient"], record["ref"], str(record["attempt"]))
+            # An attempt is this request, this code and this proof: a record that copies the
+            # reference of another operator's request cannot take that request's answer.
+            digest = hashlib.sha256(
+                f"{record['migration_code']}|{record['secret_proof']}".encode()
+            ).hexdigest()[:24]
+            key = (record["recipient"], record["ref"], f"{record['attempt']}:{digest}")
             if key in answered:
                 result, reason, date = answered[key]
             else:
@@ -237,7 +243,9 @@ def _decide(record: dict, code: dict | None, accounts: dict[str, str]) -> tuple[
         return "rejected", "already_ported"
     if code["state"] == WITHDRAWN:
         return "rejected", "not_closed"
-    if not proofs_match(record["secret_proof"], code["secret_proof"], code["code"]):
+    request = {"recipient": record["recipient"], "ref": record["ref"],
+               "attempt": record["attempt"], "code": code["code"]}  # fmt: skip
+    if not proofs_match(record["secret_proof"], code["secret_proof"], **request):
         code["wrong_secrets"] += 1
         if code["wrong_secrets"] > states.WRONG_SECRET_LIMIT:
             code["state"] = BLOCKED

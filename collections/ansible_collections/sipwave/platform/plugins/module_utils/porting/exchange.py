@@ -16,6 +16,7 @@ answer to an earlier attempt is never taken for the answer to the current one.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import re
 from collections.abc import Iterable
@@ -56,6 +57,18 @@ def file_name(sender: str, receiver: str, run_id: str, kind: str) -> str:
     """``<sender>-<receiver>-<run_id>.<kind>.csv``: who wrote it for whom, and which run."""
     safe_run = re.sub(r"[^A-Za-z0-9_]", "_", run_id)[:64]
     return f"{sender}-{receiver}-{safe_run}.{kind}.csv"
+
+
+def check_sender(name: str, records: list[dict], sender: str, receiver: str) -> None:
+    """A file is named ``<sender>-<receiver>-...``: every record of it must name the same two
+    operators, or it was put where it does not belong (or forged in another's name)."""
+    parts = name.split("-")
+    for record in records:
+        if len(parts) < 3 or (record[sender], record[receiver]) != (parts[0], parts[1]):
+            raise ExchangeError(
+                f"{name}:{record['line']}: {sender} {record[sender]}, {receiver} "
+                f"{record[receiver]}: not what the file's name says"
+            )
 
 
 def by_counterpart(rows: Iterable[dict], column: str) -> dict[str, list[dict]]:
@@ -142,6 +155,15 @@ def _common(name: str, line: int, row: dict) -> dict:
     }
 
 
+def _plausible(text: str) -> bool:
+    """A real calendar date within ten years of today."""
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return abs((day - datetime.date.today()).days) <= 3653
+
+
 def parse_requests(name: str, text: str) -> list[dict]:
     """The request records of one file (the donor reads them)."""
     records = []
@@ -164,6 +186,8 @@ def parse_requests(name: str, text: str) -> list[dict]:
                 raise ExchangeError(f"{name}:{line}: numbers must be E.164 numbers separated by ;")
             record["numbers"] = numbers
             record["requested_date"] = _need(name, line, row, "requested_date", DATE_PATTERN)
+            if not _plausible(record["requested_date"]):
+                raise ExchangeError(f"{name}:{line}: requested_date is no date within ten years")
         key = (record["recipient"], record["ref"], kind)
         if key in seen:
             raise ExchangeError(f"{name}:{line}: {kind} {record['ref']} appears twice")
@@ -190,8 +214,24 @@ def parse_answers(name: str, text: str) -> list[dict]:
             raise ExchangeError(f"{name}:{line}: an accepted request has no reason")
         record.update(answer=answer, reason=reason)
         record["date"] = _need(name, line, row, "date", DATE_PATTERN)
+        if not _plausible(record["date"]):
+            raise ExchangeError(f"{name}:{line}: date {record['date']} is no date within ten years")
         if record["ref"] in seen:
             raise ExchangeError(f"{name}:{line}: answer {record['ref']} appears twice")
         seen.add(record["ref"])
         records.append(record)
     return records
+
+
+# A batch of customers' requests (phase 1) as customer care collects them: one per row.
+CUSTOMER_COLUMNS = ("ref", "login", "migration_code", "secret_code", "numbers", "requested_date")
+
+
+def parse_customer_requests(name: str, text: str) -> list[dict]:
+    """Rows of a customer request file for port_request's submit; each value is checked
+    there, with the row named (``requests[<row>]``). Numbers are E.164, ``;``-separated."""
+    requests = []
+    for _line, row in _rows(name, text, CUSTOMER_COLUMNS):
+        numbers = [n.strip() for n in row["numbers"].split(NUMBER_SEPARATOR) if n.strip()]
+        requests.append({**row, "numbers": numbers})
+    return requests

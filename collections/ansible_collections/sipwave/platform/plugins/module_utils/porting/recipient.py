@@ -31,7 +31,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.porting.requests 
     open_step,
     result,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.porting.secret import proof
+from ansible_collections.sipwave.platform.plugins.module_utils.porting.secret import (
+    bound_proof,
+    proof,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     LIVE_STATES,
     now,
@@ -148,12 +151,15 @@ def outgoing(conn: Database, recipient: str) -> list[dict]:
                 conn.sql("SELECT secret_proof FROM sipwave_port_request WHERE ref = {p}"),
                 (request.ref,),
             )
+            attempt = request.wrong_secrets + 1
             records.append(
                 {"record": "request", "ref": request.ref, "recipient": recipient,
-                 "attempt": request.wrong_secrets + 1,
-                 "donor": request.donor, "migration_code": request.migration_code,
-                 "secret_proof": cursor.fetchone()[0], "numbers": request.numbers,
-                 "requested_date": request.requested_date}
+                 "attempt": attempt, "donor": request.donor,
+                 "migration_code": request.migration_code,
+                 "secret_proof": bound_proof(cursor.fetchone()[0], recipient=recipient,
+                                             ref=request.ref, attempt=attempt,
+                                             code=request.migration_code),
+                 "numbers": request.numbers, "requested_date": request.requested_date}
             )  # fmt: skip
         conn.connection.rollback()
         return records
@@ -185,12 +191,16 @@ def apply_answers(
     refused."""
     with transaction(conn) as cursor:
         step = open_step(conn, cursor, run_id, actor, check_mode)
-        moved, skipped = [], []
+        moved, skipped, unknown = [], [], []
         for answer in answers:
             where = f"{answer.get('file', 'answers')}:{answer['line']}"
             if answer["recipient"] != recipient:
                 raise PortError(f"{where}: answer for {answer['recipient']}, not {recipient}")
-            request = step.get(answer["ref"])
+            found = step.read("WHERE ref = {p}", (answer["ref"],))
+            if not found:
+                unknown.append(f"{where}: {answer['ref']}")  # not ours: listed, not applied
+                continue
+            request = found[0]
             if (answer["migration_code"], answer["donor"]) != (
                 request.migration_code,
                 request.donor,
@@ -216,6 +226,7 @@ def apply_answers(
         step.finish()
         done = result(step, conn, moved)
         done["skipped"] = skipped
+        done["unknown"] = unknown
         return done
 
 
@@ -260,6 +271,8 @@ def complete(
         for request in chosen:
             if request.state == outcome:
                 continue
+            if request.state != states.SCHEDULED:
+                raise PortError(f"port request {request.ref}: {request.state}, not scheduled")
             if outcome == states.FAILED:
                 step.move(request, states.FAILED, checked_reason(reason) or "provisioning failed")
             else:

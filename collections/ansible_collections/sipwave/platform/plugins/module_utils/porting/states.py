@@ -9,6 +9,7 @@
                                            donor_rejected(secret_code) --> validated  (a new
                                            secret code, until the request is blocked)
                                            donor_rejected(secret_code) --> failed (blocked)
+   donor_rejected(secret_code) --> cancelled
 
 Phase 1 (customer request) ends in ``validated``, phase 2 (preventive communication with the
 donor) in ``donor_accepted`` or ``donor_rejected``, phase 3 (technical provisioning) in
@@ -32,7 +33,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     REQUESTED: frozenset({VALIDATED, FAILED, CANCELLED}),
     VALIDATED: frozenset({DONOR_NOTIFIED, CANCELLED}),
     DONOR_NOTIFIED: frozenset({DONOR_ACCEPTED, DONOR_REJECTED, CANCELLED}),
-    DONOR_REJECTED: frozenset({VALIDATED, FAILED}),
+    DONOR_REJECTED: frozenset({VALIDATED, FAILED, CANCELLED}),
     DONOR_ACCEPTED: frozenset({SCHEDULED, CANCELLED}),
     SCHEDULED: frozenset({PORTED, FAILED, CANCELLED}),
     PORTED: frozenset(),
@@ -73,8 +74,7 @@ def is_open(state: str, reason: str) -> bool:
 def check(ref: str, before: str, after: str, reason: str = "") -> None:
     if after not in TRANSITIONS.get(before, ()):
         raise TransitionError(f"port request {ref}: {before} cannot become {after}")
-    if before == DONOR_REJECTED and after == VALIDATED and reason != SECRET_REASON:
+    if before == DONOR_REJECTED and reason != SECRET_REASON:
         raise TransitionError(
-            f"port request {ref}: only a rejection for the secret code can be answered with "
-            "a new one"
+            f"port request {ref}: rejected by the donor ({reason or 'no reason'}), it has ended"
         )

@@ -61,14 +61,14 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
                 "(audited)."
             )
         state = read_state(conn, cursor, domains)
-        plans = _plan_rollback(state, snapshot, settings)
+        plans = _plan_rollback(state, snapshot, settings, set(past))
         for plan in plans:
             if plan.login in past and plan.changed:
                 plan.reason = f"forced after cutover: {settings.force_after_cutover}"
         _reverse_refunds(conn, cursor, state, plans)
         state = transaction.apply(conn, cursor, state, plans, settings, check_mode, domains)
         generation = routing_generation(conn, cursor)
-    remaining = _plan_rollback(state, snapshot, settings)
+    remaining = _plan_rollback(state, snapshot, settings, set(past))
     differing = [p.login for p in remaining if p.changed]
     reconciliation = {
         "ok": not differing,
@@ -81,7 +81,11 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
     return RunResult(plans, reconciliation, len(snapshot["logins"]), changed, generation)
 
 
-def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[AccountPlan]:
+def _plan_rollback(
+    state: State, snapshot: dict, settings: Settings, forced: set[str] = frozenset()
+) -> list[AccountPlan]:
+    """The plans that restore the snapshot; ``forced`` accounts (past their cutover, rolled
+    back with a reason) lose their ported numbers' protection, no other account does."""
     keys: dict[str, set[Key]] = {}
     for login, user, domain in snapshot["keys"]:
         keys.setdefault(login, set()).add((user, domain))
@@ -124,7 +128,7 @@ def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[Acc
             if key[1] == NUMBER and (have in PORTED_STATES or have == "released")
         }
         ported = sorted(n for (n, _kind), have in kept.items() if have in PORTED_STATES)
-        if ported and not settings.force_after_cutover:
+        if ported and login not in forced:
             # Its numbers are (being) ported here: rolling the account back to the old
             # operator would strand them. It stays; the port request must end first.
             reason = "not rolled back, numbers porting or ported here: " + ", ".join(ported)
