@@ -156,7 +156,7 @@ def test_a_request_is_validated_and_sent_to_the_old_operator_at_once(first_excha
     (sent,) = EXCHANGE.glob("SWV-TNF-*.requests.csv")
     rows = list(csv.DictReader(sent.open(encoding="utf-8")))
     assert [r["ref"] for r in rows] == ["P-BLOCKED", "P-PORTED", "P-REJECTED"]
-    assert all(r["secret_proof"].startswith("scrypt$") for r in rows)
+    assert all(r["secret_proof"].startswith("hmac-sha256$") for r in rows)
     assert mail_of(PORTED.login, "port_validated")
 
 
