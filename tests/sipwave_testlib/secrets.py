@@ -60,6 +60,11 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "asterisk.yml": ("asterisk",),
     "wave_dialin.yml": ("asterisk",),
     "legacy_forwarding.yml": ("migration",),
+    "port.yml": ("migration",),
+    "port_donor.yml": ("migration",),
+    "cutover.yml": ("migration",),
+    "backup.yml": ("migration",),
+    "restore.yml": ("migration",),
     "site.yml": "only imports kamailio.yml, asterisk.yml and provisioning.yml (each covered "
     "on its own); it has no play or variable of its own; make demo runs it",
     "lab.yml": "the demo's containers (make lab-up, make lab-down): podman on localhost with "
@@ -249,10 +254,33 @@ def _export_secrets(export: Path, found: ScenarioVars) -> Iterator[Secret]:
                         yield Secret("provisioning token", f"{owner} device {mac}", token)
 
 
+RUNTIME_SECRETS = "runtime-secrets.jsonl"
+
+
+def record_runtime_secret(kind: str, owner: str, value: str) -> None:
+    """A secret a test learnt or made while the scenario ran (a secret code read from a
+    mail, a wrong one it typed): the last check searches the transcripts for it too."""
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / RUNTIME_SECRETS
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"kind": kind, "owner": owner, "value": value}) + "\n")
+
+
+def _runtime_secrets() -> Iterator[Secret]:
+    directory = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+    path = Path(directory) / RUNTIME_SECRETS if directory else None
+    if path is None or not path.exists():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        yield Secret(entry["kind"], entry["owner"], entry["value"])
+
+
 def scenario_secrets(scenario_dir: Path) -> list[Secret]:
-    """Every secret of the scenario at ``scenario_dir`` that is long enough to search for."""
+    """Every secret of the scenario at ``scenario_dir`` that is long enough to search for,
+    with those its tests recorded while it ran (record_runtime_secret)."""
     found = scenario_vars(scenario_dir)
-    secrets = list(found.secrets)
+    secrets = [*found.secrets, *_runtime_secrets()]
     for owner, entry in found.subscriber_entries:
         user, domain = found.resolve(str(entry["username"])), found.resolve(str(entry["domain"]))
         password = str(entry["password"])

@@ -25,7 +25,8 @@ EVERY_OBJECT = (
 # equal to what ensure() created then (see schema_listing.py). Added later, with nothing else
 # changed: the call record tables (acc, sipwave_call_end), the temporary numbers' quarantine
 # table and unique index, the legacy platform's forwarding table, and the routing view's d:,
-# t:, f: and temporary n: keys.
+# t:, f: and temporary n: keys, and the porting tables (requests, their events, codes issued,
+# answers given, cutovers).
 RECORDED = Path(__file__).parent / "golden" / "kamailio_schema"
 
 

@@ -11,7 +11,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     TemporaryPool,
     temporary_pools,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import outcome_rows
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import (
+    OUTCOME_COLUMNS,
+    outcome_rows,
+)
 from wave_helpers import (
     LEGACY,
     NEW,
@@ -50,12 +53,7 @@ def temporary(database) -> dict[str, str]:
 
 
 def outcome(result, login) -> dict:
-    columns = (
-        "login", "action", "state", "identity", "grace_until", "refund", "refund_run",
-        "closure_numbers", "password_generated", "reason", "temporary_number",
-        "temporary_returned", "temporary_missing",
-    )  # fmt: skip
-    rows = [dict(zip(columns, row, strict=True)) for row in outcome_rows(result)]
+    rows = [dict(zip(OUTCOME_COLUMNS, row, strict=True)) for row in outcome_rows(result)]
     return next(row for row in rows if row["login"] == login)
 
 

@@ -186,6 +186,8 @@ def mails_for(login: str, notification: str) -> list[Mail]:
 def fresh_controller_state():
     """The sent-log and reports on the controller belong to the lab they were made against:
     one left from an earlier lab would make notifications look sent already."""
-    reports = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
-    shutil.rmtree(reports, ignore_errors=True)
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    # So are the port exchange's record files and the controller's database backups.
+    for directory in ("reports", "port-exchange", "backups"):
+        shutil.rmtree(ephemeral / directory, ignore_errors=True)
     in_container(SMTP_CONTAINER, "sh", "-c", f"rm -f {MAILDIR}/new/* {MAILDIR}/cur/*")

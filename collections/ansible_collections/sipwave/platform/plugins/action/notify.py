@@ -4,8 +4,9 @@
 
 Recipients come from the legacy export (a wave's notice and reminder, before anything is
 migrated) and/or from a wave run's per-account outcomes (phase-2 confirmation, closure).
-Generated phase-2 passwords are derived here, from the site secret, exactly as the wave
-engine derived them; they only travel to the module inside ``messages[].secrets``.
+Generated phase-2 passwords and the secret codes of issued migration codes are derived here,
+from the site secret, exactly as the wave engine and the donor side derived them; they only
+travel to the module inside ``messages[].secrets``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
     CredentialError,
     generated_password,
+    port_secret,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
@@ -120,6 +122,12 @@ class ActionModule(ActionBase):
                     secrets = message.setdefault("secrets", {})
                     secrets["new_password"] = generated_password(
                         controller["site_secret"], message["login"]
+                    )
+                # A migration code sipwave issued: its secret code, shown once in this mail.
+                if values.get("issued_code") and controller["site_secret"]:
+                    secrets = message.setdefault("secrets", {})
+                    secrets["secret_code"] = port_secret(
+                        controller["site_secret"], str(values["issued_code"])
                     )
         except (ExportError, CredentialError, NumberError) as exc:
             raise AnsibleActionFail(str(exc)) from exc

@@ -1,11 +1,12 @@
 # Copyright: sipwave developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every credential sipwave derives, in one place: SIP digest hashes (HA1, HA1b), the phase-2
-password of an account whose export only had an HA1, and a phone's provisioning token.
+password of an account whose export only had an HA1, a phone's provisioning token, and the
+secret code of a migration code sipwave issues.
 
-The derived values are secrets: callers never log, report or diff them. The two HMAC
-derivations depend only on the site secret and the login or MAC, so every run (and the
-notification mail, and the phone's URL) gets the same value without storing it anywhere.
+The derived values are secrets: callers never log, report or diff them. The HMAC
+derivations depend only on the site secret and the login, MAC or migration code, so every run
+(and the notification mail, and the phone's URL) gets the same value without storing it anywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import hmac
 TOKEN_PREFIX = "provisioning-token:"
 TOKEN_LENGTH = 32
 PHASE2_PREFIX = "phase2:"
+PORT_SECRET_PREFIX = "port-secret:"
+PORT_SECRET_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # read out on the phone: no 0/O, 1/I
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -56,6 +59,20 @@ def generated_password(site_secret: str, login: str, length: int = 16) -> str:
     for _ in range(length):
         value, index = divmod(value, len(PASSWORD_ALPHABET))
         chars.append(PASSWORD_ALPHABET[index])
+    return "".join(chars)
+
+
+def port_secret(site_secret: str, migration_code: str, length: int = 10) -> str:
+    """The secret code of a migration code sipwave issued to a customer who leaves: derived,
+    so the mail that shows it once and every proxy that stores its hash agree without the
+    secret being stored or passed anywhere."""
+    value = int.from_bytes(
+        _hmac(site_secret, PORT_SECRET_PREFIX + migration_code, "issue secret codes"), "big"
+    )
+    chars = []
+    for _ in range(length):
+        value, index = divmod(value, len(PORT_SECRET_ALPHABET))
+        chars.append(PORT_SECRET_ALPHABET[index])
     return "".join(chars)
 
 

@@ -1,9 +1,10 @@
 # Copyright: sipwave developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Forwarding the old numbers during the parallel run: which number of a migrated account,
-still at the old operator, forwards to the account's temporary number (read from the new
-proxy's number inventory), and keeping the legacy platform's forwarding table equal to that
-list (the lab's legacy platform; a real old operator gets the same list from the report)."""
+still at the old operator (legacy, or porting while a port request is under way), forwards
+to the account's temporary number (read from the new proxy's number inventory), and keeping
+the legacy platform's forwarding table equal to that list (the lab's legacy platform; a real
+old operator gets the same list from the report)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
     Database,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    AT_OLD_OPERATOR,
     LIVE_STATES,
     NUMBER,
     TEMPORARY,
@@ -29,11 +31,12 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.transaction 
 )
 
 _LIVE = ", ".join(f"'{state}'" for state in sorted(LIVE_STATES))
+_AT_OLD = ", ".join(f"'{state}'" for state in sorted(AT_OLD_OPERATOR))
 _PAIRS = f"""
     SELECT n.number, t.number FROM sipwave_number n
     JOIN sipwave_number t ON t.login = n.login AND t.kind = '{TEMPORARY}'
     JOIN sipwave_account a ON a.login = n.login
-    WHERE n.kind = '{NUMBER}' AND n.state = 'legacy' AND a.state IN ({_LIVE})
+    WHERE n.kind = '{NUMBER}' AND n.state IN ({_AT_OLD}) AND a.state IN ({_LIVE})
     ORDER BY n.number"""
 
 

@@ -102,6 +102,7 @@ options:
       - Controller side (action plugin). Secret the wave engine derives generated phase-2
         passwords from; accounts whose outcome says C(password_generated) get theirs as the
         template value C(new_password), in their own message only.
+      - Values with C(issued_code) (module C(port_donor)) get its C(secret_code) the same way.
     type: str
   sender:
     description: The From address.

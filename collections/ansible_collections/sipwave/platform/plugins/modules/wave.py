@@ -141,6 +141,11 @@ options:
     description: Days a returned temporary number rests before another account gets it.
     type: int
     default: 30
+  force_after_cutover:
+    description:
+      - For O(operation=rollback), why accounts past their cutover (module C(cutover)) are
+        rolled back (into their audit rows); without it such a rollback is refused.
+    type: str
   today:
     description: The date the run acts on (ISO); the controller's date when omitted.
     type: str
@@ -190,7 +195,9 @@ account_outcomes:
     - One entry per input account, packed in one string (the JSON text C([columns, rows]),
       zlib-compressed and base64-encoded) with the columns
       C(login), C(action), C(state), C(identity), C(grace_until), C(refund), C(refund_run),
-      C(closure_numbers), C(password_generated), C(reason). Never a secret.
+      C(closure_numbers), C(password_generated), C(reason), C(temporary_number),
+      C(temporary_returned), C(temporary_missing), C(refund_reversed). Never a secret.
+    - A rollback that reopens a closed account takes back its refund (C(refund_reversed)).
     - Every closed account has its C(refund) and C(refund_run), the run that recorded the
       refund (this run, or the earlier run that closed it, from the audit log), and
       C(closure_numbers), the state of its numbers.
@@ -298,6 +305,7 @@ def main() -> None:
             },
             "temporary_numbers": {"type": "list", "elements": "dict", "default": []},
             "temporary_quarantine_days": {"type": "int", "default": 30},
+            "force_after_cutover": {"type": "str"},
             "today": {"type": "str"},
             "run_id": {"type": "str"},
             **database_argument_spec(),

@@ -13,11 +13,16 @@ mode can run it and roll back. Data is never touched: tables are only ever creat
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.routing_view import (  # noqa: F401 (re-exported)
+    ROUTING_VIEW,
+    VIEW_MARKER_PREFIX,
+    ensure_routing_view,
+    routing_view,
 )
 
 # {serial} is the backend's auto-increment primary key.
@@ -151,6 +156,61 @@ TABLES: tuple[tuple[str, str], ...] = (
     decision VARCHAR(16) NOT NULL,
     recorded_at VARCHAR(32) NOT NULL,
     source VARCHAR(255) DEFAULT '' NOT NULL"""),
+    # Number porting (module_utils/porting). Port requests of customers coming here: their
+    # state (porting.states), the hash of the secret code (never the code), the numbers.
+    ("sipwave_port_request", """
+    ref VARCHAR(40) PRIMARY KEY NOT NULL,
+    login VARCHAR(64) NOT NULL,
+    migration_code VARCHAR(64) NOT NULL,
+    donor VARCHAR(16) NOT NULL,
+    secret_proof VARCHAR(256) NOT NULL,
+    numbers TEXT NOT NULL,
+    requested_date VARCHAR(10) NOT NULL,
+    scheduled_date VARCHAR(10),
+    state VARCHAR(16) NOT NULL,
+    reason VARCHAR(128) DEFAULT '' NOT NULL,
+    wrong_secrets INTEGER DEFAULT 0 NOT NULL,
+    created_at VARCHAR(32) NOT NULL,
+    updated_at VARCHAR(32) NOT NULL"""),
+    # One row per transition of a port request: who, when, why.
+    ("sipwave_port_event", """
+    id {serial},
+    ref VARCHAR(40) NOT NULL,
+    at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    actor VARCHAR(64) NOT NULL,
+    from_state VARCHAR(16),
+    to_state VARCHAR(16) NOT NULL,
+    reason VARCHAR(128) DEFAULT '' NOT NULL"""),
+    # As donor: the migration codes issued to customers who leave (state issued, blocked or
+    # withdrawn), the hash of each one's secret code, and the answers given to requests (one
+    # per attempt: a request sent again with another secret code is a new attempt).
+    ("sipwave_port_code", """
+    code VARCHAR(64) PRIMARY KEY NOT NULL,
+    login VARCHAR(64) NOT NULL,
+    numbers TEXT NOT NULL,
+    secret_proof VARCHAR(256) NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    wrong_secrets INTEGER DEFAULT 0 NOT NULL,
+    issued_at VARCHAR(32) NOT NULL,
+    updated_at VARCHAR(32) NOT NULL"""),
+    ("sipwave_port_answer", """
+    recipient VARCHAR(16) NOT NULL,
+    ref VARCHAR(40) NOT NULL,
+    attempt VARCHAR(32) NOT NULL,
+    code VARCHAR(64) NOT NULL,
+    answer VARCHAR(16) NOT NULL,
+    reason VARCHAR(32) DEFAULT '' NOT NULL,
+    answered_at VARCHAR(32) NOT NULL,
+    PRIMARY KEY (recipient, ref, attempt)"""),
+    # The point of no return: accounts whose legacy side was switched off after their numbers
+    # were ported. Rollbacks refuse them.
+    ("sipwave_cutover", """
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    actor VARCHAR(64) NOT NULL,
+    numbers TEXT NOT NULL"""),
     # Call records (Kamailio's acc, one row per INVITE transaction: answered, failed or
     # cancelled) with the router's columns after Kamailio's own; time is the final answer's.
     ("acc", _CALL_RECORD_COLUMNS),
@@ -174,6 +234,9 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
     ("sipwave_number_login_idx", "sipwave_number", "login"),
     ("acc_callid_idx", "acc", "callid"),
     ("sipwave_call_end_callid_idx", "sipwave_call_end", "callid"),
+    ("sipwave_port_request_login_idx", "sipwave_port_request", "login"),
+    ("sipwave_port_event_ref_idx", "sipwave_port_event", "ref"),
+    ("sipwave_port_code_login_idx", "sipwave_port_code", "login"),
 )
 
 # (name, table, columns, condition): unique among the rows that meet the condition.
@@ -185,82 +248,10 @@ UNIQUE_INDEXES: tuple[tuple[str, str, str, str], ...] = (
 # Kamailio checks these versions at start (the modules' "table version mismatch").
 TABLE_VERSIONS = {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliases": 1}
 
-ROUTING_VIEW = "sipwave_routing"
-VIEW_MARKER_PREFIX = "sipwave routing view "
-# What the router's routing cache (htable "routing") loads, in the htable columns:
-#   i:user@domain      an identity served here (it has a subscriber row)
-#   n:digits           a number served here (dbaliases), or an account's temporary number
-#                      (sipwave_number) -> user@domain
-#   a:user@domain      the number an identity presents as caller (dial-in): its first
-#                      number (lowest dbaliases id) -> +digits
-#   d:user@domain      the department of the account behind an identity, for the call
-#                      records: its current identity, and its legacy one when that differs
-#                      (phase 2, grace period); accounts without a department have none
-#   t:user@domain      the temporary number of the account behind its current identity,
-#                      while its own numbers are still at the old operator -> +digits
-#   f:digits           a number the legacy platform forwards -> +digits of the target
-#   c:login            a closed account (its requests are refused, 403 Account Closed)
-#   p:digits           a closed account's number -> kept_for_porting or released; a number
-#                      kept by one closed account and released by another is still kept
-#                      (kept_for_porting sorts first)
-#   g:generation       the generation of this content (sipwave_routing_generation)
-# {text} makes the literal '1' a TEXT column on PostgreSQL, so that CREATE OR REPLACE VIEW
-# keeps the column types of the view it replaces.
-_ROUTING_SELECT = """
-    SELECT 'i:' || username || '@' || lower(domain) AS key_name, 0 AS key_type,
-           1 AS value_type, '1'{text} AS key_value, 0 AS expires
-    FROM subscriber
-    UNION ALL
-    SELECT 'n:' || alias_username, 0, 0, username || '@' || lower(domain), 0
-    FROM dbaliases
-    UNION ALL
-    SELECT 'n:' || ltrim(n.number, '+'), 0, 0,
-           a.current_username || '@' || lower(a.current_domain), 0
-    FROM sipwave_number n JOIN sipwave_account a ON a.login = n.login
-    WHERE n.kind = 'temporary' AND a.current_username IS NOT NULL
-    UNION ALL
-    SELECT 't:' || a.current_username || '@' || lower(a.current_domain), 0, 0, n.number, 0
-    FROM sipwave_number n JOIN sipwave_account a ON a.login = n.login
-    WHERE n.kind = 'temporary' AND a.current_username IS NOT NULL
-    UNION ALL
-    SELECT 'a:' || username || '@' || lower(domain), 0, 0, '+' || alias_username, 0
-    FROM dbaliases
-    WHERE id IN (SELECT MIN(id) FROM dbaliases GROUP BY username, lower(domain))
-    UNION ALL
-    SELECT 'd:' || current_username || '@' || lower(current_domain), 0, 0, department, 0
-    FROM sipwave_account
-    WHERE current_username IS NOT NULL AND department <> ''
-    UNION ALL
-    SELECT 'd:' || login || '@' || lower(legacy_domain), 0, 0, department, 0
-    FROM sipwave_account
-    WHERE current_username IS NOT NULL AND department <> ''
-      AND (current_username <> login OR lower(current_domain) <> lower(legacy_domain))
-    UNION ALL
-    SELECT 'f:' || ltrim(number, '+'), 0, 0, target, 0
-    FROM sipwave_forwarding
-    UNION ALL
-    SELECT 'c:' || login, 0, 1, '1', 0
-    FROM sipwave_account WHERE state = 'closed'
-    UNION ALL
-    SELECT 'p:' || ltrim(number, '+'), 0, 0, MIN(state), 0
-    FROM sipwave_number
-    WHERE kind = 'number' AND state IN ('kept_for_porting', 'released')
-    GROUP BY number
-    UNION ALL
-    SELECT 'g:generation', 0, 1, CAST(COALESCE(MAX(generation), 0) AS TEXT), 0
-    FROM sipwave_routing_generation"""
-_TEXT_CAST = {"sqlite": "", "postgres": "::TEXT"}
-
 
 def create_table(backend: str, name: str) -> str:
     columns = _COLUMNS[name]
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns.format(serial=SERIAL[backend])}\n)"
-
-
-def routing_view(backend: str) -> str:
-    """The CREATE VIEW statement of the routing view (OR REPLACE on PostgreSQL)."""
-    verb = "CREATE OR REPLACE VIEW" if backend == "postgres" else "CREATE VIEW"
-    return f"{verb} {ROUTING_VIEW} AS{_ROUTING_SELECT.format(text=_TEXT_CAST[backend])}"
 
 
 def _exists(conn: Database, cursor: Any, kind: str, name: str) -> bool:
@@ -285,43 +276,6 @@ def _insert_missing(conn: Database, cursor: Any, table: str, key: str, row: dict
         (*row.values(), row[key]),
     )
     return cursor.rowcount > 0
-
-
-def _view_definition(conn: Database, cursor: Any) -> str | None:
-    if conn.backend == "sqlite":
-        cursor.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", (ROUTING_VIEW,)
-        )
-    else:
-        cursor.execute(
-            "SELECT pg_get_viewdef(c.oid) FROM pg_class c WHERE c.relname = %s AND c.relkind = 'v'",
-            (ROUTING_VIEW,),
-        )
-    row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _ensure_routing_view(conn: Database, cursor: Any) -> bool:
-    """Create the routing view, or replace an older definition of it; True if it changed."""
-    wanted = routing_view(conn.backend)
-    if conn.backend == "sqlite":
-        if _view_definition(conn, cursor) == wanted:
-            return False
-        cursor.execute(f"DROP VIEW IF EXISTS {ROUTING_VIEW}")
-        cursor.execute(wanted)
-        return True
-    # PostgreSQL keeps only a normalised text of a view, so the view carries a comment naming
-    # the digest of the statement that made it: when it matches, nothing runs, and no wave
-    # run holds the view's exclusive lock until its commit. Otherwise the view is replaced;
-    # it counts as changed when its normalised text differs from before.
-    marker = VIEW_MARKER_PREFIX + hashlib.sha256(wanted.encode()).hexdigest()[:16]
-    cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (ROUTING_VIEW,))
-    if cursor.fetchone()[0] == marker:
-        return False
-    before = _view_definition(conn, cursor)
-    cursor.execute(wanted)
-    cursor.execute(f"COMMENT ON VIEW {ROUTING_VIEW} IS %s", (marker,))
-    return _view_definition(conn, cursor) != before
 
 
 def ensure(conn: Database, cursor: Any) -> list[str]:
@@ -351,6 +305,6 @@ def ensure(conn: Database, cursor: Any) -> list[str]:
         conn, cursor, "sipwave_routing_generation", "id", {"id": 1, "generation": 0}
     ):
         done.append("routing generation")
-    if _ensure_routing_view(conn, cursor):
+    if ensure_routing_view(conn, cursor):
         done.append(f"view {ROUTING_VIEW}")
     return done

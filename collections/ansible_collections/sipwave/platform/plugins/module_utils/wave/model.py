@@ -29,6 +29,9 @@ CLOSURE_NUMBER_STATES = ("kept_for_porting", "released")
 # account closed); an account's temporary number is in state temporary.
 NUMBER_STATES = ("legacy", "temporary", "porting", "active", *CLOSURE_NUMBER_STATES)
 PORTED_STATES = frozenset({"porting", "active"})
+# Numbers the old operator still holds (a port request may be under way): they forward there
+# to the account's temporary number, which the account keeps meanwhile.
+AT_OLD_OPERATOR = frozenset({"legacy", "porting"})
 NUMBER = "number"  # sipwave_number.kind of an account's telephone number
 DIALIN = "dialin"  # sipwave_number.kind of a caller number allowed to use dial-in
 TEMPORARY = "temporary"  # sipwave_number.kind (and state) of an account's temporary number
@@ -146,6 +149,8 @@ class Settings:
     temporary_pools: tuple[TemporaryPool, ...] = ()
     # Days a returned temporary number rests before another account gets it.
     quarantine_days: int = 30
+    # A rollback of accounts past their cutover runs only with a reason (it is audited).
+    force_after_cutover: str | None = None
 
     def new_identity(self, login: str) -> Key:
         return (f"{self.login_prefix}{login}", self.new_domain)
@@ -166,6 +171,7 @@ def settings_from_params(params: dict, wave: str, today: date, run_id: str) -> S
             params["temporary_numbers"], params["temporary_quarantine_days"]
         ),
         quarantine_days=params["temporary_quarantine_days"],
+        force_after_cutover=params.get("force_after_cutover") or None,
     )
 
 
@@ -258,6 +264,9 @@ class AccountPlan:
     # The run that recorded the refund: this run for its own closures, the closing run (from
     # the audit log) for an account an earlier run closed. A refund is recorded once.
     refund_run: str | None = None
+    # A rollback that reopens a closed account takes back the refund its closure recorded:
+    # the amount, and the run that had recorded it.
+    refund_reversed: str | None = None
     # A closed account's numbers keep the decision recorded at its closure; the numbers whose
     # recorded state differs from this run's closure_numbers setting ({number: recorded}).
     closure_conflicts: dict[str, str] = field(default_factory=dict)

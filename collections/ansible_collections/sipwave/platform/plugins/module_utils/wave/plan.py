@@ -14,6 +14,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db imp
     Key,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    AT_OLD_OPERATOR,
     CLOSURE_NUMBER_STATES,
     DIALIN,
     MAX_REPORTED,
@@ -237,9 +238,10 @@ def _temporary_number(
     temporary: TemporaryNumbers,
 ) -> None:
     """A served account whose numbers are still at the old operator keeps (or gets) one
-    temporary number of its first number's area; once none is legacy, it gives it back."""
+    temporary number of its first number's area; once none is at the old operator any more
+    (legacy, or porting: a port request is under way), it gives it back."""
     held = next((n for n, kind in have if kind == TEMPORARY), None)
-    needed = any(s == "legacy" for (_n, kind), s in want.items() if kind == NUMBER)
+    needed = any(s in AT_OLD_OPERATOR for (_n, kind), s in want.items() if kind == NUMBER)
     if needed and held is not None:
         want[(held, TEMPORARY)] = TEMPORARY
     elif needed and temporary:

@@ -5,6 +5,7 @@ had before the wave first touched it, applied like a run (one transaction, audit
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
@@ -14,10 +15,13 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.schema import (
     table_exists,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.porting.cutover import cut_over
 from ansible_collections.sipwave.platform.plugins.module_utils.subscriber_db import Key
 from ansible_collections.sipwave.platform.plugins.module_utils.wave import transaction
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     MAX_REPORTED,
+    NUMBER,
+    PORTED_STATES,
     TEMPORARY,
     AccountPlan,
     AccountRow,
@@ -47,11 +51,24 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
         if not check_mode:
             lock_for_writing(conn, cursor)
             schema.ensure(conn, cursor)  # a database of an engine without the generation table
+        past = cut_over(conn, cursor, snapshot["logins"])
+        if past and not settings.force_after_cutover:
+            names = ", ".join(sorted(past)[:MAX_REPORTED])
+            raise MigrationError(
+                f"wave {settings.wave}: {len(past)} account(s) are past their cutover (their "
+                f"numbers are ported and the legacy side is off), a rollback would strand them: "
+                f"{names}. Roll back only with -e sipwave_force_after_cutover='<reason>' "
+                "(audited)."
+            )
         state = read_state(conn, cursor, domains)
-        plans = _plan_rollback(state, snapshot, settings)
+        plans = _plan_rollback(state, snapshot, settings, set(past))
+        for plan in plans:
+            if plan.login in past and plan.changed:
+                plan.reason = f"forced after cutover: {settings.force_after_cutover}"
+        _reverse_refunds(conn, cursor, state, plans)
         state = transaction.apply(conn, cursor, state, plans, settings, check_mode, domains)
         generation = routing_generation(conn, cursor)
-    remaining = _plan_rollback(state, snapshot, settings)
+    remaining = _plan_rollback(state, snapshot, settings, set(past))
     differing = [p.login for p in remaining if p.changed]
     reconciliation = {
         "ok": not differing,
@@ -64,7 +81,11 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
     return RunResult(plans, reconciliation, len(snapshot["logins"]), changed, generation)
 
 
-def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[AccountPlan]:
+def _plan_rollback(
+    state: State, snapshot: dict, settings: Settings, forced: set[str] = frozenset()
+) -> list[AccountPlan]:
+    """The plans that restore the snapshot; ``forced`` accounts (past their cutover, rolled
+    back with a reason) lose their ported numbers' protection, no other account does."""
     keys: dict[str, set[Key]] = {}
     for login, user, domain in snapshot["keys"]:
         keys.setdefault(login, set()).add((user, domain))
@@ -97,6 +118,24 @@ def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[Acc
             if kind != TEMPORARY or temporary_holder.get(number, login) == login
         }
         have_numbers = state.numbers.get(login, {})
+        # A rollback never takes a number back from the port (porting, active) and never
+        # brings a released number back into service: those stay as they are, and a
+        # released number gets no alias again. An account with numbers in the port is not
+        # rolled back at all, unless forced after its cutover.
+        kept = {
+            key: have
+            for key, have in have_numbers.items()
+            if key[1] == NUMBER and (have in PORTED_STATES or have == "released")
+        }
+        ported = sorted(n for (n, _kind), have in kept.items() if have in PORTED_STATES)
+        if ported and login not in forced:
+            # Its numbers are (being) ported here: rolling the account back to the old
+            # operator would strand them. It stays; the port request must end first.
+            reason = "not rolled back, numbers porting or ported here: " + ", ".join(ported)
+            plans.append(AccountPlan(login, "kept", None, None, current, reason=reason))
+            continue
+        want_numbers.update(kept)
+        released = {alias_user(n) for (n, _kind), have in kept.items() if have == "released"}
         alias_users = {alias_user(n) for n, _kind in want_numbers.keys() | have_numbers.keys()}
         domains = {key[1] for key in scope}
         alias_ids = {i for key in scope for i in by_target.get(key, ())}
@@ -105,7 +144,8 @@ def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[Acc
         want_aliases = [
             a
             for a in snapshot_aliases
-            if (a.username, a.domain) in scope or a.alias_username in alias_users
+            if ((a.username, a.domain) in scope or a.alias_username in alias_users)
+            and a.alias_username not in released
         ]
         row = accounts.get(login)
         plan = AccountPlan(login, "unchanged", None, None, row, delete_account=row is None)
@@ -126,5 +166,28 @@ def _plan_rollback(state: State, snapshot: dict, settings: Settings) -> list[Acc
                 plan.numbers[key] = want_numbers.get(key)
         if current != row or plan.touches_rows:
             plan.action = "rollback"
+        if kept and plan.action == "rollback":
+            plan.reason = "numbers kept: " + ", ".join(
+                f"{n} {have}" for (n, _kind), have in sorted(kept.items())
+            )
         plans.append(plan)
     return plans
+
+
+def _reverse_refunds(conn: Database, cursor, state: State, plans: list[AccountPlan]) -> None:
+    """An account the rollback reopens had a refund recorded at its closure: the rollback
+    records taking it back (its audit row and outcome), so that a later closure's refund is
+    the only one that stands."""
+    for plan in plans:
+        current = state.accounts.get(plan.login)
+        reopened = plan.account_row is None or plan.account_row.state != "closed"
+        if current is None or current.state != "closed" or not reopened:
+            continue
+        cursor.execute(
+            conn.sql("SELECT run_id, \"after\" FROM sipwave_audit WHERE login = {p} "
+                     "AND action = 'closed' ORDER BY id DESC"),
+            (plan.login,),
+        )  # fmt: skip
+        row = cursor.fetchone()
+        amount = (json.loads(row[1] or "null") or {}).get("refund") if row else None
+        plan.refund_reversed = str(amount if amount is not None else current.balance)

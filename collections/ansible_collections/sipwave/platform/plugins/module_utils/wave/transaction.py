@@ -155,6 +155,8 @@ def audit_rows(plans: Iterable[AccountPlan], wave: str, run_id: str) -> list[tup
         after = plan.after if plan.reason is None else {**(plan.after or {}), "reason": plan.reason}
         if plan.refund is not None and plan.refund_run == run_id:
             after = {**(after or {}), "refund": plan.refund}
+        if plan.refund_reversed is not None:
+            after = {**(after or {}), "refund_reversed": plan.refund_reversed}
         rows.append(
             (at, run_id, wave, plan.login, plan.action, encode(plan.before), encode(after))
         )  # fmt: skip

@@ -1,0 +1,44 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Copies of the proxy database: a consistent copy of a live SQLite file (online backup API)
+or a PostgreSQL dump, and the digest both sides of a backup and a restore compare."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import Any
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_sqlite(database: str, target: str) -> None:
+    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+    finally:
+        source.close()
+
+
+def copy_postgres(module: Any, target: str) -> None:
+    """pg_dump in custom format of the database the module's options name."""
+    params = module.params
+    pg_dump = module.get_bin_path("pg_dump", required=True)
+    command = [pg_dump, "--format=custom", f"--file={target}", f"--dbname={params['db_name']}"]
+    for option, name in (("--host", "db_host"), ("--port", "db_port"), ("--username", "db_user")):
+        if params[name] not in (None, ""):
+            command.append(f"{option}={params[name]}")
+    environ = {"PGPASSWORD": params["db_password"]} if params["db_password"] else {}
+    rc, _out, err = module.run_command(command, environ_update=environ)
+    if rc != 0:
+        module.fail_json(msg=f"pg_dump failed ({rc}): {err.strip()[-500:]}")
