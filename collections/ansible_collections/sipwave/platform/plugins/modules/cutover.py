@@ -104,13 +104,11 @@ removed:
   returned: when operation is retire_legacy
 """
 
-import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
-    DatabaseError,
-    connect_with,
+    connect_for,
     database_argument_spec,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.porting import cutover  # noqa: E402
@@ -137,12 +135,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    if params["backend"] == "sqlite" and not os.path.exists(params["database"]):
-        module.fail_json(msg=f"{params['database']} does not exist: deploy the kamailio role")
-    try:
-        conn = connect_with(params)
-    except DatabaseError as exc:
-        module.fail_json(msg=str(exc))
+    conn = connect_for(module)
     logins = list(dict.fromkeys(params["logins"]))
     try:
         if params["operation"] == "check":

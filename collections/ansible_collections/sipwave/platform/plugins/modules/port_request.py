@@ -188,8 +188,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils import files  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
-    DatabaseError,
-    connect_with,
+    connect_for,
     database_argument_spec,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.porting import (  # noqa: E402
@@ -307,12 +306,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    if params["backend"] == "sqlite" and not os.path.exists(params["database"]):
-        module.fail_json(msg=f"{params['database']} does not exist: deploy the kamailio role")
-    try:
-        conn = connect_with(params)
-    except DatabaseError as exc:
-        module.fail_json(msg=str(exc))
+    conn = connect_for(module)
     try:
         result = step(module, conn)
     except (PortError, TransitionError, SecretError, ValueError) as exc:

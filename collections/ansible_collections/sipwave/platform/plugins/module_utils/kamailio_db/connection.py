@@ -111,3 +111,16 @@ def connect(
             raise DatabaseError(f"cannot connect to PostgreSQL database {name}: {exc}") from exc
         return Database(backend, connection, psycopg2.Error)
     raise DatabaseError(f"unknown backend {backend!r}; use sqlite or postgres")
+
+
+def connect_for(module: Any) -> Database:
+    """The database a module's options name (database_argument_spec), or the module fails:
+    a missing SQLite file names the role that creates it, a connection error its reason."""
+    params = module.params
+    if params["backend"] == "sqlite" and not os.path.exists(params["database"]):
+        module.fail_json(msg=f"{params['database']} does not exist: deploy the kamailio role")
+    try:
+        return connect_with(params)
+    except DatabaseError as exc:
+        module.fail_json(msg=str(exc))
+        raise  # fail_json exits; this line keeps the type checker sure of the return
