@@ -12,7 +12,14 @@ from pathlib import Path
 from sipwave_testlib import sipp
 from sipwave_testlib.playbooks import run_playbook
 from test_attacks import PROXY_ADDRESS, PROXY_PORT
-from test_telephony import ACCOUNTS, CALLED, sql
+from test_telephony import (  # noqa: F401 (the carriers and numbers fixtures, here too)
+    ACCOUNTS,
+    CALLED,
+    carriers,
+    fresh_carriers,
+    numbers,
+    sql,
+)
 
 REPORTS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "cost-reports"
 # Per started minute; carrier-b also charges a set-up fee. No tariff for carrier-c or d.
