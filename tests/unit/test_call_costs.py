@@ -44,6 +44,8 @@ def records(tmp_path):
         ("c5", DEC_3 + 240, "support", "a", "+48225550101", "inbound", "200", 300),
         ("c6", DEC_3 + 300, "sales", "c", "+33123456789", "outbound", "200", 5),
         ("c7", DEC_3 - 40 * 86400, "sales", "a", "+48225550100", "outbound", "200", 600),
+        # answered and ended within one second of the database's stamps
+        ("c8", DEC_3 + 360, "sales", "a", "+48615550100", "outbound", "200", 0),
     ]
     with sqlite3.connect(database) as connection:
         for callid, at, department, carrier, callee, direction, code, seconds in rows:
@@ -72,6 +74,7 @@ def test_calls_of_the_month_are_rated_by_carrier_and_longest_prefix(tmp_path):
         "c4": (0, 0, "0.00"),        # not answered
         "c5": (300, 0, "0.00"),      # inbound costs nothing
         "c6": (5, 5, None),          # no tariff for carrier c: unrated, never guessed
+        "c8": (1, 60, "0.10"),       # an answered call that ended lasted a started second
     }  # fmt: skip
 
 
@@ -80,8 +83,8 @@ def test_departments_sum_each_call_once_across_proxies(tmp_path):
         calls = rate(read_calls(connection.cursor(), "2026-12"), TARIFFS)
     rows = by_department(calls + calls[:2], "PLN")  # the same calls seen on two proxies
     assert rows == [
-        {"department": "sales", "calls": 3, "answered": 3, "billed_minutes": "3.10",
-         "cost": "0.25", "unrated": 1, "currency": "PLN"},
+        {"department": "sales", "calls": 4, "answered": 4, "billed_minutes": "4.10",
+         "cost": "0.35", "unrated": 1, "currency": "PLN"},
         {"department": "support", "calls": 3, "answered": 2, "billed_minutes": "1.00",
          "cost": "0.35", "unrated": 0, "currency": "PLN"},
     ]  # fmt: skip

@@ -2,6 +2,7 @@
 it runs after them): every answered outbound call rated with the carriers' tariffs, summed
 per department, written for accounting."""
 
+import calendar
 import csv
 import math
 import os
@@ -30,6 +31,14 @@ TARIFFS = [
 PRICES = {"carrier-a": (0.60, 0.0), "carrier-b": (0.30, 0.05)}
 
 
+def epoch(stamp: str) -> float:
+    """A time as the proxy's SQLite database holds it: a Julian day number, or its text."""
+    try:
+        return (float(stamp) - 2440587.5) * 86400
+    except ValueError:
+        return calendar.timegm(time.strptime(stamp.split(".")[0], "%Y-%m-%d %H:%M:%S"))
+
+
 def expected_by_department() -> dict[str, tuple[int, str, int]]:
     """From the proxy's own rows, independently: department -> (answered outbound calls,
     cost, unrated)."""
@@ -45,9 +54,7 @@ def expected_by_department() -> dict[str, tuple[int, str, int]]:
         entry[0] += code == "200"
         if direction != "outbound" or code != "200" or not ended:
             continue
-        seconds = math.ceil((float(ended) - float(answered)) * 86400 - 0.001)
-        if seconds <= 0:
-            continue
+        seconds = max(1, math.ceil(epoch(ended) - epoch(answered) - 0.001))
         if carrier not in PRICES:
             entry[2] += 1
             continue

@@ -161,9 +161,12 @@ def read_calls(cursor: Any, period: str) -> list[dict]:
         if at is None or not start <= at < end:
             continue
         finished = epoch_of(ended)
-        # A started second counts (a tolerance of 1 ms absorbs the time stamps' rounding).
-        answered_for = finished - at if code == "200" and finished is not None else 0.0
-        seconds = math.ceil(answered_for - 0.001) if answered_for > 0 else 0
+        # A started second counts (1 ms of tolerance absorbs the time stamps' rounding), and
+        # an answered call that ended lasted at least one: stamps of whole seconds (the
+        # database's) may give the answer and the BYE of a short call the same second.
+        seconds = 0
+        if code == "200" and finished is not None:
+            seconds = max(1, math.ceil(finished - at - 0.001))
         calls.append({
             "callid": callid, "answered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
             "department": department or "", "account": account or "", "carrier": carrier or "",
