@@ -136,3 +136,71 @@ def test_without_sites_the_sets_are_those_of_the_sorted_prefixes():
         (1, "+4822", ""),
         (2, "+4861", ""),
     ]
+
+
+# -- the site in the call records ----------------------------------------------------------
+
+SITE_AVP = "$avp(sipwave_acc_site)"
+
+
+@pytest.mark.parametrize(
+    ("login", "site"),
+    [
+        ("481234002", "gdansk"),
+        ("481234001", "warsaw"),
+        ("481234003", "sopot"),
+        ("481234005", "sopot"),  # by its temporary number
+        ("481234006", "gdansk"),  # by its own number, not the temporary one
+    ],
+)
+def test_a_call_to_a_carrier_is_recorded_with_the_callers_site(ksr, router, login, site):
+    chosen_carriers(ksr, router, login, "+48225550100")
+    assert ksr.pvars[SITE_AVP] == site
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "outbound"
+
+
+def test_a_caller_in_no_site_leaves_the_site_of_the_record_empty(ksr, router):
+    chosen_carriers(ksr, router, "481234004", "+48225550100")
+    assert SITE_AVP not in ksr.pvars
+
+
+def test_a_call_that_reaches_no_carrier_records_no_site(ksr, router):
+    # Gdansk's account calls a number no carrier serves for it: not a call to a carrier.
+    assert chosen_carriers(ksr, router, "481234002", "+4930123456") is None
+    assert SITE_AVP not in ksr.pvars
+
+
+def carrier_calls(ksr, router, login: str, called: str, *, source: str = "127.0.20.31") -> None:
+    """An INVITE from ``source`` to ``called``, a number of ``login``'s account."""
+    ksr.htables["routing"][f"n:{called.lstrip('+')}"] = f"{login}@{DOMAIN}"
+    request(ksr, "INVITE", source=source, ruser=called, rdomain=DOMAIN, fdomain="127.0.20.31")
+    ksr.pvars["$fU"] = "+48601000001"
+    router.request_route()
+
+
+@pytest.mark.parametrize(
+    ("login", "called", "site"),
+    [
+        ("481234002", "+48581110002", "gdansk"),
+        ("481234005", "+48585559000", "sopot"),  # its temporary number
+        # Called at its temporary number in Warsaw: its own number's site all the same.
+        ("481234006", "+48225559001", "gdansk"),
+    ],
+)
+def test_a_carrier_call_is_recorded_with_the_called_accounts_site(ksr, router, login, called, site):
+    carrier_calls(ksr, router, login, called)
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "inbound"
+    assert ksr.pvars[SITE_AVP] == site
+
+
+def test_a_carrier_call_to_an_account_in_no_site_records_none(ksr, router):
+    carrier_calls(ksr, router, "481234004", "+48611110004")
+    assert ksr.pvars["$avp(sipwave_acc_account)"] == f"481234004@{DOMAIN}"
+    assert SITE_AVP not in ksr.pvars
+
+
+def test_a_call_forwarded_by_a_peer_is_recorded_with_the_called_accounts_site(ksr, router):
+    # The legacy platform (a trusted peer) forwarding an old number to the temporary one.
+    carrier_calls(ksr, router, "481234002", "+48581110002", source="127.0.20.21")
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "inbound"
+    assert ksr.pvars[SITE_AVP] == "gdansk"
