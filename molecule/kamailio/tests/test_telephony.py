@@ -305,6 +305,20 @@ def test_a_site_carrier_answering_503_fails_over_to_the_sites_next_carrier(carri
     ]
 
 
+def test_when_every_site_carrier_fails_the_call_goes_out_through_the_carriers_of_every_site(
+    carriers,
+):
+    carriers["c"].invite_answer = b"503 Service Unavailable"
+    carriers["d"].invite_answer = b"503 Service Unavailable"
+    answer, call_id = call_out(CALLED, account="new")
+    assert answer == "SIP/2.0 200 OK"
+    tried = {name: len(c.invites()) for name, c in carriers.items() if c.invites()}
+    assert tried == {"c": 1, "d": 1, "a": 1}
+    assert call_records(call_id) == [
+        (GDANSK_ACCOUNT, "carrier-a", GDANSK_NUMBER, CALLED, "outbound", "200", GDANSK)
+    ]
+
+
 # -- inbound -----------------------------------------------------------------------------------
 
 
