@@ -112,8 +112,11 @@ class TelephonyRoutes:
         """The called account's site, by the rule its own calls choose carriers by."""
         if not self.settings.site_areas:
             return
-        temporary = KSR.htable.sht_get(HTABLE_ROUTING, TEMPORARY_NUMBER_KEY + account)
-        self.note_site(self.settings.site_of_account(self.first_own_number(account), temporary))
+        first_own = self.first_own_number(account)
+        temporary = None
+        if first_own is None:
+            temporary = KSR.htable.sht_get(HTABLE_ROUTING, TEMPORARY_NUMBER_KEY + account)
+        self.note_site(self.settings.site_of_account(first_own, temporary))
 
     @staticmethod
     def note_site(site: str) -> None:
