@@ -7,7 +7,10 @@ with credentials, 200, ACK, BYE) and a SIPp carrier answers (tests/sipp/answer.x
 
 The same container and instances as `bench register` (bench/register.py): the role-deployed
 KEMI instance and bench/kamailio-native.cfg.j2, with the same modules, parameters, database
-and dispatcher list. Only the ratio of the two counts. Run through `make bench`.
+and dispatcher list. A third instance is the floor (bench/kamailio-floor.cfg.j2): the same
+calls, challenged alike and relayed straight to the carrier, with nothing decided or
+recorded; the least any proxy spends on them. Only the ratios count, all measured in one
+run. Run through `make bench`.
 """
 
 import os
@@ -23,6 +26,11 @@ from sipwave_testlib import sipp
 
 log = logger("")
 CARRIER_ADDRESS = "127.0.30.31"
+FLOOR_ADDRESS = "127.0.30.13"
+FLOOR_UNIT = "kamailio-floor"
+FLOOR_RUN_DIR = "/run/kamailio-floor"
+FLOOR_CFG = "/etc/kamailio/bench-floor.cfg"
+INSTANCES = ("kemi", "native", "floor")
 CALLED = "+48615550100"  # no account here has it: the carrier of +48
 ACCOUNTS = 500
 ROUNDS = 3
@@ -90,6 +98,29 @@ def start_carrier(trace: bool = False) -> tuple:
         background=True, calls=10_000_000, timeout_s=3600, trace_messages=trace,
         extra=["-aa", "-recv_timeout", "60000"],
     )  # fmt: skip
+
+
+def render_floor_cfg(settings: dict, floor: twins.Instance) -> str:
+    return twins.bench_template("kamailio-floor.cfg.j2").render(
+        settings,
+        floor_listen_address=floor.address,
+        floor_ctl_socket=floor.ctl_socket,
+        floor_carrier_address=CARRIER_ADDRESS,
+    )
+
+
+def floor_relays_a_call(floor: twins.Instance, rows: list[list[str]]) -> None:
+    """One call through the floor must reach the carrier and be answered, like the others."""
+    carrier, workdir = start_carrier(trace=True)
+    try:
+        call = sipp.run("call_auth.xml", f"{floor.address}:5060", twins.SIPP_ADDRESS,
+                        rows=rows[:1])  # fmt: skip
+    finally:
+        carrier.terminate()
+        answered = sipp.wait(carrier, workdir, timeout_s=10)
+    if call.successful != 1 or "INVITE sip:" not in answered.messages:
+        raise BenchError(f"a call through the floor failed:\n{call.output[-2000:]}")
+    log(f"  {floor.name}: the carrier answered the relayed call")
 
 
 def records() -> int:
@@ -175,7 +206,7 @@ def report(measurements: list[Measurement]) -> dict:
                          f"{m.per_second:.0f}", f"{m.proxy_cpu_us_per_call:.0f}",
                          f"{m.proxy_core_percent:.0f}%", m.call_records, m.call_ends))  # fmt: skip
     summary = {}
-    for name in ("kemi", "native"):
+    for name in INSTANCES:
         own = [m for m in measurements if m.instance == name]
         summary[name] = {
             "median_per_second": statistics.median(m.per_second for m in own),
@@ -185,9 +216,15 @@ def report(measurements: list[Measurement]) -> dict:
             "call_ends": sum(m.call_ends for m in own),
             "calls": sum(m.calls for m in own),
         }
-    kemi, native = summary["kemi"], summary["native"]
+    kemi, native, floor = summary["kemi"], summary["native"], summary["floor"]
     cpu_ratio = native["median_cpu_us_per_call"] / kemi["median_cpu_us_per_call"]
     ratio = kemi["median_per_second"] / native["median_per_second"]
+    floor_cpu = floor["median_cpu_us_per_call"]
+    # What each instance spends above the floor: the routing itself (checks, lookups,
+    # carrier choice, caller ID, call records), without the SIP handling every proxy pays.
+    routing_us = {
+        name: summary[name]["median_cpu_us_per_call"] - floor_cpu for name in ("kemi", "native")
+    }
     print()
     for name, values in summary.items():
         print(f"{name:<8} median {values['median_per_second']:.0f} calls/s, "
@@ -196,6 +233,12 @@ def report(measurements: list[Measurement]) -> dict:
               f"{values['call_ends']} call ends for {values['calls']} calls")  # fmt: skip
     print(f"CPU cost ratio native/KEMI per call: {cpu_ratio:.2f}x; throughput ratio {ratio:.2f}x "
           f"(SIPp sets the pace when neither proxy fills its core)")  # fmt: skip
+    print(f"floor (challenge and relay only, same run): {floor_cpu:.0f} us per call; CPU cost "
+          f"ratio floor/KEMI {floor_cpu / kemi['median_cpu_us_per_call']:.2f}x, floor/native "
+          f"{floor_cpu / native['median_cpu_us_per_call']:.2f}x")  # fmt: skip
+    print(f"routing above the floor: KEMI {routing_us['kemi']:.0f} us, native "
+          f"{routing_us['native']:.0f} us per call; native/KEMI "
+          f"{routing_us['native'] / routing_us['kemi']:.2f}x")  # fmt: skip
     print(f"verdict: {'goal met' if cpu_ratio >= GOAL_RATIO else 'goal NOT met'} "
           f"({cpu_ratio:.2f}x, goal >= {GOAL_RATIO:.2f}x)")  # fmt: skip
     return {
@@ -204,6 +247,9 @@ def report(measurements: list[Measurement]) -> dict:
         "ratio": round(ratio, 3),
         "goal_ratio": GOAL_RATIO,
         "goal_met": cpu_ratio >= GOAL_RATIO,
+        "floor_cpu_cost_ratio_kemi": round(floor_cpu / kemi["median_cpu_us_per_call"], 3),
+        "floor_cpu_cost_ratio_native": round(floor_cpu / native["median_cpu_us_per_call"], 3),
+        "routing_us_above_floor": {name: round(us, 1) for name, us in routing_us.items()},
         "summary": summary,
         "measurements": [asdict(m) for m in measurements],
     }
@@ -216,7 +262,9 @@ def benchmark(workdir: Path) -> dict:
                           "unix:/run/kamailio/kamailio_ctl")  # fmt: skip
     native = twins.Instance("native", twins.NATIVE_ADDRESS, twins.NATIVE_UNIT,
                             f"unix:{twins.NATIVE_RUN_DIR}/kamailio_ctl")  # fmt: skip
-    for address in (kemi.address, native.address, twins.SIPP_ADDRESS, CARRIER_ADDRESS):
+    floor = twins.Instance("floor", FLOOR_ADDRESS, FLOOR_UNIT, f"unix:{FLOOR_RUN_DIR}/kamailio_ctl")
+    for address in (kemi.address, native.address, floor.address, twins.SIPP_ADDRESS,
+                    CARRIER_ADDRESS):  # fmt: skip
         sipp.require_loopback(address)
     log(f"starting {twins.CONTAINER}")
     twins.start_container(cpus)
@@ -227,7 +275,10 @@ def benchmark(workdir: Path) -> dict:
     twins.in_container("kamcmd", "-s", kemi.ctl_socket, "htable.reload", "routing")
     log(f"starting the native-cfg instance on {native.address}")
     twins.start_native(twins.render_native_cfg(settings, native), native, workdir, settings)
-    for instance in (kemi, native):
+    log(f"starting the floor instance on {floor.address}")
+    twins.start_unit(render_floor_cfg(settings, floor), floor, FLOOR_CFG, FLOOR_RUN_DIR, workdir,
+                     settings)  # fmt: skip
+    for instance in (kemi, native, floor):
         twins.wait_until_answering(instance)
     twins.worker_counts_match(kemi, native)
     rows = [
@@ -238,12 +289,13 @@ def benchmark(workdir: Path) -> dict:
     os.sched_setaffinity(0, cpus.load_cpus)
     log("checking that both instances route a call alike")
     same_call([kemi, native], rows)
+    floor_relays_a_call(floor, rows)
     carrier = start_carrier()
     measurements = []
     try:
         wait_for_carrier([kemi, native])
         for round_ in range(0, ROUNDS + 1):  # round 0 warms both up and is not counted
-            for instance in (kemi, native):
+            for instance in (kemi, native, floor):
                 log(f"round {round_}: {CALLS} calls through {instance.name}")
                 measurement = calls_round(instance, rows, round_)
                 if round_:

@@ -174,6 +174,18 @@ def destination_host(uri: str) -> str:
     return uri.split(":", 1)[1].split(";", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
 
 
+def bench_template(name: str) -> jinja2.Template:
+    """A Kamailio configuration template of bench/."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(BENCH),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        autoescape=False,
+    )
+    return environment.get_template(name)
+
+
 def render_native_cfg(settings: dict, native: Instance) -> str:
     # Longest prefix first, ties in the listed order: what Settings.route_for() does.
     prefix_routes = sorted(
@@ -204,14 +216,7 @@ def render_native_cfg(settings: dict, native: Instance) -> str:
         }
     )
     contact_hosts = "|".join(extended_regex_literal(host) for host in refused_hosts)
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(BENCH),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        autoescape=False,
-    )
-    template = environment.get_template("kamailio-native.cfg.j2")
+    template = bench_template("kamailio-native.cfg.j2")
     # The role's set ids (dispatcher.list); the twin has no sites, so only the sets of every
     # site, of which the router takes the longest prefix that the called number starts with.
     carrier_sets = sorted(
@@ -236,20 +241,27 @@ def render_native_cfg(settings: dict, native: Instance) -> str:
 
 
 def start_native(config: str, native: Instance, workdir: Path, settings: dict) -> None:
-    local = workdir / "kamailio-native.cfg"
+    start_unit(config, native, NATIVE_CFG, NATIVE_RUN_DIR, workdir, settings)
+
+
+def start_unit(
+    config: str, instance: Instance, cfg_path: str, run_dir: str, workdir: Path, settings: dict
+) -> None:
+    """Validate ``config`` and run it in the container as the instance's systemd unit."""
+    local = workdir / Path(cfg_path).name
     local.write_text(config)
-    run(["podman", "cp", str(local), f"{CONTAINER}:{NATIVE_CFG}"])
-    in_container("chmod", "0644", NATIVE_CFG)
-    in_container("kamailio", "-c", "-f", NATIVE_CFG)
-    pid_file = f"{NATIVE_RUN_DIR}/kamailio.pid"
+    run(["podman", "cp", str(local), f"{CONTAINER}:{cfg_path}"])
+    in_container("chmod", "0644", cfg_path)
+    in_container("kamailio", "-c", "-f", cfg_path)
+    pid_file = f"{run_dir}/kamailio.pid"
     # The packaged kamailio.service, as a transient unit: same user, limits and accounting.
     in_container(
-        "systemd-run", f"--unit={NATIVE_UNIT}", "--property=Type=forking",
+        "systemd-run", f"--unit={instance.unit}", "--property=Type=forking",
         "--property=User=kamailio", "--property=Group=kamailio",
-        f"--property=RuntimeDirectory={Path(NATIVE_RUN_DIR).name}",
+        f"--property=RuntimeDirectory={Path(run_dir).name}",
         "--property=RuntimeDirectoryMode=0770", f"--property=PIDFile={pid_file}",
         "--property=AmbientCapabilities=CAP_CHOWN",
-        "/usr/sbin/kamailio", "-P", pid_file, "-f", NATIVE_CFG,
+        "/usr/sbin/kamailio", "-P", pid_file, "-f", cfg_path,
         "-m", str(settings["kamailio_shm_memory_mb"]),
         "-M", str(settings["kamailio_pkg_memory_mb"]),
         "-x", settings["kamailio_memory_manager"], "-X", settings["kamailio_memory_manager"],

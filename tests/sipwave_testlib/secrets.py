@@ -65,6 +65,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "cutover.yml": ("migration",),
     "backup.yml": ("migration",),
     "restore.yml": ("migration",),
+    "cost_report.yml": ("kamailio",),
     "site.yml": "only imports kamailio.yml, asterisk.yml and provisioning.yml (each covered "
     "on its own); it has no play or variable of its own; make demo runs it",
     "lab.yml": "the demo's containers (make lab-up, make lab-down): podman on localhost with "

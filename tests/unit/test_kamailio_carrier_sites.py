@@ -128,20 +128,27 @@ def test_the_preflight_names_the_entry_that_is_wrong(run, host):
 
 
 def dispatcher_sets(path: Path) -> dict[int, list[str]]:
-    """Set id -> carrier names in dispatcher.list's order."""
-    sets: dict[int, list[str]] = {}
+    """Set id -> carrier names in the order dispatcher's priority algorithm tries them (higher
+    priority first; at equal priority, dispatcher.list's order)."""
+    entries: dict[int, list[tuple[int, str]]] = {}
     for line in path.read_text().splitlines():
         if line and not line.startswith("#"):
-            setid, _uri, _flags, _priority, attributes = line.split()
-            sets.setdefault(int(setid), []).append(re.search(r"carrier=(\S+)", attributes)[1])
-    return sets
+            setid, _uri, _flags, priority, attributes = line.split()
+            name = re.search(r"carrier=(\S+)", attributes)[1]
+            entries.setdefault(int(setid), []).append((int(priority), name))
+    return {
+        setid: [name for _, name in sorted(listed, key=lambda entry: -entry[0])]
+        for setid, listed in entries.items()
+    }
 
 
 @pytest.mark.parametrize(
     ("caller", "called", "carriers"),
     [
-        ("+48581110001", "+48225550100", ["gdansk-local"]),
+        # Gdansk's own carrier first, then the carriers of every site for +4822.
+        ("+48581110001", "+48225550100", ["gdansk-local", "national-a", "national-b"]),
         ("+48591110001", "+48615550100", ["national-b"]),
+        # No carrier of every site serves +48 or a shorter prefix: no fallback.
         ("+48591110001", "+48125550100", ["gdansk-local"]),
         ("+48221110001", "+48225550100", ["national-a", "national-b"]),
         ("+48611110001", "+48615550100", ["national-b"]),
@@ -162,5 +169,6 @@ def test_each_carrier_appears_once_per_set_it_serves(run):
     workdir, _ = run
     sets = dispatcher_sets(workdir / "dispatcher.list")
     assert sorted(sets.values()) == [
-        ["gdansk-local"], ["gdansk-local"], ["national-a", "national-b"], ["national-b"],
+        ["gdansk-local"], ["gdansk-local", "national-a", "national-b"],
+        ["national-a", "national-b"], ["national-b"],
     ]  # fmt: skip

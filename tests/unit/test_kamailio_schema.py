@@ -26,7 +26,7 @@ EVERY_OBJECT = (
 # changed: the call record tables (acc, sipwave_call_end), the temporary numbers' quarantine
 # table and unique index, the legacy platform's forwarding table, and the routing view's d:,
 # t:, f: and temporary n: keys, and the porting tables (requests, their events, codes issued,
-# answers given, cutovers).
+# answers given, cutovers), and the call records' site column (schema.ADDED_COLUMNS).
 RECORDED = Path(__file__).parent / "golden" / "kamailio_schema"
 
 
@@ -92,6 +92,47 @@ def test_an_older_routing_view_is_replaced_and_reported(tmp_path):
         assert routing_view(connection.cursor()) == VIEW_AFTER_PHASE1
 
 
+def older_call_record_tables(connection, backend: str) -> None:
+    """acc and sipwave_call_end as released before ADDED_COLUMNS, with one call in each."""
+    cursor = connection.cursor()
+    for table in ("acc", "sipwave_call_end"):
+        cursor.execute(f"DROP TABLE {table}")
+        cursor.execute(schema.create_table(backend, table).split(",\n    site ")[0] + "\n)")
+        cursor.execute(
+            f"INSERT INTO {table} (method, callid, sip_code, time, account)"
+            " VALUES ('INVITE', 'call-1', '200', '2026-12-04 10:00:00', 'a@b')"
+        )
+    for name, table, columns in schema.INDEXES:
+        if table in ("acc", "sipwave_call_end"):
+            cursor.execute(f"CREATE INDEX {name} ON {table} ({columns})")
+
+
+ADDED = [f"column {table}.{column}" for table, column, _ in schema.ADDED_COLUMNS]
+CALL = [("call-1", "a@b", None)]
+
+
+def test_every_added_column_has_a_default_for_the_rows_already_there():
+    assert ADDED == ["column acc.site", "column sipwave_call_end.site"]
+    assert all(" DEFAULT " in f" {definition} " for _, _, definition in schema.ADDED_COLUMNS)
+
+
+def test_an_older_call_record_table_gains_the_site_column_and_keeps_its_rows(tmp_path):
+    database = tmp_path / "proxy.sqlite"
+    ensure_sqlite(database)
+    with sqlite3.connect(database) as connection:
+        older_call_record_tables(connection, "sqlite")
+
+    assert ensure_sqlite(database) == ADDED
+    assert ensure_sqlite(database) == []
+    with sqlite3.connect(database) as connection:
+        for table in ("acc", "sipwave_call_end"):
+            rows = connection.execute(f"SELECT callid, account, site FROM {table}").fetchall()
+            assert rows == CALL
+            connection.execute(f"DELETE FROM {table}")
+        # Once its rows are gone, the upgraded database lists as a new one.
+        assert sqlite_listing(connection) == recorded("sqlite")
+
+
 def test_check_mode_can_roll_back_what_ensure_did(tmp_path):
     """What kamailio_schema does in check mode: an explicit transaction (Python's sqlite3
     would run DDL outside one), ensure, roll back."""
@@ -145,6 +186,42 @@ def test_ensure_creates_on_postgres_the_objects_the_role_sql_file_created(cluste
         assert postgres_listing(connection) == recorded("postgres")
         with connection, connection.cursor() as cursor:
             assert schema.ensure(Database("postgres", connection, psycopg2.Error), cursor) == []
+    finally:
+        connection.close()
+
+
+def test_on_postgres_an_older_call_record_table_gains_the_site_column_in_the_transaction(
+    cluster,
+):
+    import psycopg2
+
+    admin = psycopg2.connect(host=cluster, port=5438, dbname="postgres", user="kamailio")
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE schema_added_columns")
+    admin.close()
+    connection = psycopg2.connect(
+        host=cluster, port=5438, dbname="schema_added_columns", user="kamailio"
+    )
+    database = Database("postgres", connection, psycopg2.Error)
+    try:
+        with connection, connection.cursor() as cursor:
+            schema.ensure(database, cursor)
+            older_call_record_tables(connection, "postgres")
+        with connection.cursor() as cursor:  # check mode: ensure, then roll back
+            assert schema.ensure(database, cursor) == ADDED
+        connection.rollback()
+        with connection, connection.cursor() as cursor:
+            assert not schema.column_exists(database, cursor, "acc", "site")
+            assert schema.ensure(database, cursor) == ADDED
+        with connection, connection.cursor() as cursor:
+            assert schema.ensure(database, cursor) == []
+            for table in ("acc", "sipwave_call_end"):
+                cursor.execute(f"SELECT callid, account, site FROM {table}")
+                assert cursor.fetchall() == CALL
+                cursor.execute(f"DELETE FROM {table}")
+        listing = postgres_listing(connection)
+        # The serial sequences were created again with the older tables: same names, values.
+        assert listing == recorded("postgres")
     finally:
         connection.close()
 

@@ -52,7 +52,8 @@ ACCOUNTS = {
     "481234006": ("+48581110006", "+48225559001"),  # its own number decides, not the temporary
 }
 NATIONAL = ["national-a", "national-b"]
-GDANSK_TO_WARSAW = ["gdansk-local", "gdansk-backup"]
+# Gdansk's carriers for Warsaw, then (the fallback) the carriers of every site for it.
+GDANSK_TO_WARSAW = ["gdansk-local", "gdansk-backup", *NATIONAL]
 
 
 @pytest.fixture
@@ -136,3 +137,143 @@ def test_without_sites_the_sets_are_those_of_the_sorted_prefixes():
         (1, "+4822", ""),
         (2, "+4861", ""),
     ]
+
+
+def set_of(site: str, prefix: str, sets: list[dict] = SETS) -> dict:
+    (found,) = [s for s in sets if (s["site"], s["prefix"]) == (site, prefix)]
+    return found
+
+
+def tried_in_order(entry: dict) -> list[str]:
+    """The set's carriers as dispatcher's priority algorithm tries them."""
+    return sorted(entry["carriers"], key=lambda name: -entry["priorities"][name])
+
+
+def test_a_sites_set_tries_its_own_carriers_then_those_of_every_site():
+    gdansk_to_warsaw = set_of("gdansk", "+4822")
+    assert tried_in_order(gdansk_to_warsaw) == GDANSK_TO_WARSAW
+    assert gdansk_to_warsaw["fallback"] == NATIONAL
+    # Every own carrier above every fallback one, the configured order within each group.
+    assert gdansk_to_warsaw["priorities"] == {
+        "gdansk-local": 11, "gdansk-backup": 6, "national-a": 5, "national-b": 0,
+    }  # fmt: skip
+    # The sets of every site keep the configured priorities.
+    assert set_of("", "+4822")["priorities"] == {"national-a": 10, "national-b": 5}
+
+
+def test_the_fallback_is_the_carriers_of_the_longest_prefix_that_covers_the_sites():
+    carriers = [
+        {"name": "world", "address": "127.0.20.41", "prefixes": ["+"]},
+        {"name": "poland", "address": "127.0.20.42", "prefixes": ["+48"], "priority": 3},
+        {"name": "warsaw", "address": "127.0.20.43", "prefixes": ["+4822"]},
+        {"name": "local", "address": "127.0.20.44", "prefixes": ["+4858", "+"],
+         "sites": ["gdansk"]},
+    ]  # fmt: skip
+    sets = carrier_sets(carriers)
+    # +4858: the carriers of +48 (not of +4822, which +4858 does not start with, nor of +).
+    assert tried_in_order(set_of("gdansk", "+4858", sets)) == ["local", "poland"]
+    assert tried_in_order(set_of("gdansk", "+", sets)) == ["local", "world"]
+    # A negative priority would mean nothing to a reader of dispatcher.list: none is made.
+    assert set_of("gdansk", "+4858", sets)["priorities"] == {"local": 1, "poland": 0}
+
+
+def test_without_fallback_a_sites_set_holds_only_its_own_carriers_with_the_same_ids():
+    without = carrier_sets(CARRIERS, fallback=False)
+    assert [s["setid"] for s in without] == [s["setid"] for s in SETS]
+    assert tried_in_order(set_of("gdansk", "+4822", without)) == ["gdansk-local", "gdansk-backup"]
+    assert set_of("gdansk", "+4822", without)["priorities"] == {
+        "gdansk-local": 10, "gdansk-backup": 5,
+    }  # fmt: skip
+
+
+def test_a_call_whose_site_carriers_all_fail_goes_out_through_the_fallback(ksr, router):
+    """What dispatcher does with the set: gdansk-local and gdansk-backup answer 503, then
+    national-a, tried next, carries the call and its record."""
+    tried = [
+        f"sip:127.0.20.3{n}:5060;transport=udp" for n in (3, 4, 1)
+    ]  # gdansk-local, gdansk-backup, national-a
+
+    def select(*_args):
+        if not tried:
+            return -1
+        ksr.pvars["$du"] = tried.pop(0)
+        return 1
+
+    ksr.returns.update({
+        "dispatcher.ds_select_dst": select, "dispatcher.ds_next_dst": select,
+        "tm.t_is_canceled": -1, "tm.t_branch_timeout": -1, "tm.t_branch_replied": 1,
+    })  # fmt: skip
+    assert chosen_carriers(ksr, router, "481234002", "+48225550100") == GDANSK_TO_WARSAW
+    ksr.pvars["$T_reply_code"] = 503
+    for _ in range(2):
+        router.failure_route_carrier()
+    assert ksr.pvars["$avp(sipwave_acc_carrier)"] == "national-a"
+    assert ksr.pvars["$avp(sipwave_acc_site)"] == "gdansk"
+
+
+# -- the site in the call records ----------------------------------------------------------
+
+SITE_AVP = "$avp(sipwave_acc_site)"
+
+
+@pytest.mark.parametrize(
+    ("login", "site"),
+    [
+        ("481234002", "gdansk"),
+        ("481234001", "warsaw"),
+        ("481234003", "sopot"),
+        ("481234005", "sopot"),  # by its temporary number
+        ("481234006", "gdansk"),  # by its own number, not the temporary one
+    ],
+)
+def test_a_call_to_a_carrier_is_recorded_with_the_callers_site(ksr, router, login, site):
+    chosen_carriers(ksr, router, login, "+48225550100")
+    assert ksr.pvars[SITE_AVP] == site
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "outbound"
+
+
+def test_a_caller_in_no_site_leaves_the_site_of_the_record_empty(ksr, router):
+    chosen_carriers(ksr, router, "481234004", "+48225550100")
+    assert SITE_AVP not in ksr.pvars
+
+
+def test_a_call_that_reaches_no_carrier_records_no_site(ksr, router):
+    # Gdansk's account calls a number no carrier serves for it: not a call to a carrier.
+    assert chosen_carriers(ksr, router, "481234002", "+4930123456") is None
+    assert SITE_AVP not in ksr.pvars
+
+
+def carrier_calls(ksr, router, login: str, called: str, *, source: str = "127.0.20.31") -> None:
+    """An INVITE from ``source`` to ``called``, a number of ``login``'s account."""
+    ksr.htables["routing"][f"n:{called.lstrip('+')}"] = f"{login}@{DOMAIN}"
+    request(ksr, "INVITE", source=source, ruser=called, rdomain=DOMAIN, fdomain="127.0.20.31")
+    ksr.pvars["$fU"] = "+48601000001"
+    router.request_route()
+
+
+@pytest.mark.parametrize(
+    ("login", "called", "site"),
+    [
+        ("481234002", "+48581110002", "gdansk"),
+        ("481234005", "+48585559000", "sopot"),  # its temporary number
+        # Called at its temporary number in Warsaw: its own number's site all the same.
+        ("481234006", "+48225559001", "gdansk"),
+    ],
+)
+def test_a_carrier_call_is_recorded_with_the_called_accounts_site(ksr, router, login, called, site):
+    carrier_calls(ksr, router, login, called)
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "inbound"
+    assert ksr.pvars[SITE_AVP] == site
+
+
+def test_a_carrier_call_to_an_account_in_no_site_records_none(ksr, router):
+    carrier_calls(ksr, router, "481234004", "+48611110004")
+    assert ksr.pvars["$avp(sipwave_acc_account)"] == f"481234004@{DOMAIN}"
+    assert SITE_AVP not in ksr.pvars
+
+
+def test_a_call_forwarded_by_a_peer_is_recorded_with_the_called_accounts_site(ksr, router):
+    # The legacy platform (a trusted peer) forwarding an old number to the temporary one.
+    carrier_calls(ksr, router, "481234002", "+48581110002", source="127.0.20.21")
+    assert ksr.pvars["$avp(sipwave_acc_direction)"] == "inbound"
+    assert ksr.pvars[SITE_AVP] == "gdansk"

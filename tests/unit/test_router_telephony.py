@@ -368,3 +368,24 @@ def test_a_clip_allow_list_with_a_number_that_is_none_is_refused():
 
     with pytest.raises(NumberError):
         settings_from_dict({**SETTINGS, "clip_allow": {"481234001": ["not a number"]}})
+
+
+def test_acc_writes_every_avp_of_the_router_into_a_column_of_both_call_record_tables(ksr):
+    """kamailio.cfg's db_extra (column=AVP) names exactly the router's AVPs, and each of its
+    columns exists in acc and sipwave_call_end, new or upgraded (schema.ADDED_COLUMNS)."""
+    import re
+    import sqlite3
+    from pathlib import Path
+
+    from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
+    from sipwave_router.telephony import ACC_AVPS
+
+    template = Path(__file__).parents[2] / "roles/kamailio/templates/etc/kamailio/kamailio.cfg.j2"
+    (extra,) = re.findall(r'modparam\("acc", "db_extra", "([^"]+)"\)', template.read_text())
+    columns = dict(pair.split("=", 1) for pair in extra.split(";"))
+    assert sorted(columns.values()) == sorted(ACC_AVPS.values())
+    with sqlite3.connect(":memory:") as connection:
+        for table in ("acc", "sipwave_call_end"):
+            connection.execute(schema.create_table("sqlite", table))
+            present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            assert set(columns) <= present, table

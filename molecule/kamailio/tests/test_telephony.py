@@ -46,6 +46,8 @@ GDANSK_NUMBER = "+48581110004"
 # accounts are in a department (sipwave_account, sipwave_number as the wave engine writes them).
 TEMPORARY_NUMBER = "+48225559000"
 DEPARTMENTS = {"481234001": "sales", "481234002": "support"}
+# Sites of the accounts' numbers (kamailio_sites in molecule.yml), as the call records name them.
+WARSAW, GDANSK = "warsaw", "gdansk"
 PROBE_INTERVAL_S = 1  # kamailio_carrier_probe_interval
 PROBE_TIMEOUT_S = 4  # kamailio_tm_fr_timer_ms
 
@@ -170,8 +172,10 @@ def department_of(call_id: str) -> str:
 
 
 def call_records(call_id: str) -> list[tuple[str, ...]]:
+    """(account, carrier, caller, callee, direction, sip_code, site) of each row; a NULL
+    is ""."""
     rows = sql(
-        "SELECT account, carrier, caller, callee, direction, sip_code FROM acc "
+        "SELECT account, carrier, caller, callee, direction, sip_code, site FROM acc "
         f"WHERE callid = '{call_id}'"
     )
     return [tuple(line.split("|")) for line in rows.splitlines()]
@@ -189,7 +193,9 @@ def test_any_notation_reaches_the_carrier_once_in_e164_with_the_accounts_number(
     assert invites[0].startswith(f"INVITE sip:{CALLED}@{CARRIER_A}:5060 SIP/2.0".encode())
     assert f"sip:{OWN_NUMBER}@" in header(invites[0], "From")
     assert header(invites[0], "P-Asserted-Identity") == f"<sip:{OWN_NUMBER}@{PROXY_ADDRESS}>"
-    assert call_records(call_id) == [(ACCOUNT, "carrier-a", OWN_NUMBER, CALLED, "outbound", "200")]
+    assert call_records(call_id) == [
+        (ACCOUNT, "carrier-a", OWN_NUMBER, CALLED, "outbound", "200", WARSAW)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -233,7 +239,9 @@ def test_carrier_a_answering_503_completes_over_carrier_b(carriers):
     (invite,) = carriers["b"].invites()
     # carrier B does not allow foreign numbers; the account's own number is all it gets
     assert f"sip:{OWN_NUMBER}@" in header(invite, "From")
-    assert call_records(call_id) == [(ACCOUNT, "carrier-b", OWN_NUMBER, CALLED, "outbound", "200")]
+    assert call_records(call_id) == [
+        (ACCOUNT, "carrier-b", OWN_NUMBER, CALLED, "outbound", "200", WARSAW)
+    ]
 
 
 def test_a_stopped_carrier_is_probed_down_and_calls_go_to_the_next_at_once(carriers):
@@ -274,14 +282,14 @@ def test_the_callers_site_chooses_among_the_carriers_of_the_prefix(
     assert reached == {carrier: 1}
 
 
-def test_a_site_carriers_call_is_recorded_with_the_sites_account_and_carrier(carriers):
+def test_a_site_carriers_call_is_recorded_with_the_sites_account_carrier_and_site(carriers):
     answer, call_id = call_out(CALLED, account="new")
     assert answer == "SIP/2.0 200 OK"
     (invite,) = carriers["c"].invites()
     assert invite.startswith(f"INVITE sip:{CALLED}@{CARRIER_C}:5060 SIP/2.0".encode())
     assert f"sip:{GDANSK_NUMBER}@" in header(invite, "From")
     assert call_records(call_id) == [
-        (GDANSK_ACCOUNT, "carrier-c", GDANSK_NUMBER, CALLED, "outbound", "200")
+        (GDANSK_ACCOUNT, "carrier-c", GDANSK_NUMBER, CALLED, "outbound", "200", GDANSK)
     ]
 
 
@@ -293,7 +301,21 @@ def test_a_site_carrier_answering_503_fails_over_to_the_sites_next_carrier(carri
     assert len(carriers["d"].invites()) == 1
     assert carriers["a"].invites() == [] and carriers["b"].invites() == []
     assert call_records(call_id) == [
-        (GDANSK_ACCOUNT, "carrier-d", GDANSK_NUMBER, CALLED, "outbound", "200")
+        (GDANSK_ACCOUNT, "carrier-d", GDANSK_NUMBER, CALLED, "outbound", "200", GDANSK)
+    ]
+
+
+def test_when_every_site_carrier_fails_the_call_goes_out_through_the_carriers_of_every_site(
+    carriers,
+):
+    carriers["c"].invite_answer = b"503 Service Unavailable"
+    carriers["d"].invite_answer = b"503 Service Unavailable"
+    answer, call_id = call_out(CALLED, account="new")
+    assert answer == "SIP/2.0 200 OK"
+    tried = {name: len(c.invites()) for name, c in carriers.items() if c.invites()}
+    assert tried == {"c": 1, "d": 1, "a": 1}
+    assert call_records(call_id) == [
+        (GDANSK_ACCOUNT, "carrier-a", GDANSK_NUMBER, CALLED, "outbound", "200", GDANSK)
     ]
 
 
@@ -359,7 +381,7 @@ def ring_both_handsets(account: str, carrier: str, called: str) -> str:
 def test_inbound_call_to_a_served_number_rings_every_registered_phone():
     call_id = ring_both_handsets("legacy-a", CARRIER_A, OWN_NUMBER)
     assert call_records(call_id) == [
-        (ACCOUNT, "carrier-a", "+48601000001", OWN_NUMBER, "inbound", "486")
+        (ACCOUNT, "carrier-a", "+48601000001", OWN_NUMBER, "inbound", "486", WARSAW)
     ]
 
 
@@ -367,6 +389,14 @@ def test_inbound_call_to_an_unregistered_account_gets_480():
     answer, call_id = call_in(CARRIER_B, UNREGISTERED_NUMBER)
     assert answer == "SIP/2.0 480 Temporarily Unavailable"
     assert len(call_records(call_id)) == 1
+
+
+def test_inbound_call_to_a_gdansk_account_is_recorded_with_its_site():
+    answer, call_id = call_in(CARRIER_B, GDANSK_NUMBER)
+    assert answer == "SIP/2.0 480 Temporarily Unavailable"
+    assert call_records(call_id) == [
+        (GDANSK_ACCOUNT, "carrier-b", "+48601000001", GDANSK_NUMBER, "inbound", "480", GDANSK)
+    ]
 
 
 def test_inbound_call_to_an_unknown_number_gets_a_bare_404():
@@ -398,8 +428,9 @@ def test_an_account_with_a_temporary_number_presents_its_own_only_where_clip_is_
     assert f"sip:{presented}@" in header(invite, "From")
     assert header(invite, "P-Asserted-Identity") == f"<sip:{presented}@{PROXY_ADDRESS}>"
     assert call_records(call_id) == [
-        (f"481234002@{LEGACY_DOMAIN}", f"carrier-{carrier}", presented, dialled, "outbound", "200")
-    ]
+        (f"481234002@{LEGACY_DOMAIN}", f"carrier-{carrier}", presented, dialled, "outbound",
+         "200", WARSAW)
+    ]  # fmt: skip
     assert department_of(call_id) == "support"
 
 
@@ -407,7 +438,7 @@ def test_an_inbound_call_to_a_temporary_number_rings_the_accounts_phones():
     call_id = ring_both_handsets("legacy-b", CARRIER_B, TEMPORARY_NUMBER)
     assert call_records(call_id) == [
         (f"481234002@{LEGACY_DOMAIN}", "carrier-b", "+48601000001", TEMPORARY_NUMBER,
-         "inbound", "486")
+         "inbound", "486", WARSAW)
     ]  # fmt: skip
     assert department_of(call_id) == "support"
 
@@ -426,18 +457,22 @@ def test_an_answered_and_hung_up_call_leaves_one_record_and_one_end():
     )  # fmt: skip
     assert call.successful == 1, call.output
     call_id = re.search(r"^Call-ID:\s*(\S+)", call.messages, re.M)[1]
-    assert call_records(call_id) == [(ACCOUNT, "carrier-a", OWN_NUMBER, CALLED, "outbound", "200")]
+    assert call_records(call_id) == [
+        (ACCOUNT, "carrier-a", OWN_NUMBER, CALLED, "outbound", "200", WARSAW)
+    ]
+    # The router's columns are the INVITE's: the BYE's row leaves them empty.
     ends = sql(
-        f"SELECT sip_code, sip_reason, method FROM sipwave_call_end WHERE callid = '{call_id}'"
+        "SELECT sip_code, sip_reason, method, account, site FROM sipwave_call_end "
+        f"WHERE callid = '{call_id}'"
     )
-    assert ends.splitlines() == ["200|Call Ended|BYE"]
+    assert ends.splitlines() == ["200|Call Ended|BYE||"]
 
 
 def test_the_call_records_table_has_every_column_of_a_call():
     columns = sql("SELECT name FROM pragma_table_info('acc')").split()
-    assert {"account", "department", "carrier", "caller", "callee", "start_time", "time"} <= set(
-        columns
-    )
+    assert {
+        "account", "department", "carrier", "caller", "callee", "start_time", "time", "site"
+    } <= set(columns)  # fmt: skip
 
 
 def test_probing_never_reaches_anything_but_the_carriers():

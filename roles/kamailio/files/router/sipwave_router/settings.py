@@ -97,6 +97,11 @@ class Settings:
                     return site
         return ""
 
+    def site_of_account(self, first_own: str | None, temporary: str | None) -> str:
+        """An account's site: by the area of its first own number (the routing cache's
+        ``a:``), else of its temporary number (``t:``); "" for none."""
+        return self.site_of(first_own or temporary)
+
     def carrier_set_for(self, number: str, site: str = "") -> int | None:
         """The dispatcher set for a call from ``site`` to an E.164 number (``+digits``): of the
         longest prefix that the site's carriers or the carriers of every site serve, the

@@ -16,7 +16,9 @@ contact of the number's account at once, 480 when none is registered, 404 for a 
 served here (nothing else is said about it).
 
 Call records: Kamailio's acc writes one row per INVITE transaction (flags below) with the
-AVPs set here as extra columns (kamailio.cfg, acc db_extra).
+AVPs set here as extra columns (kamailio.cfg, acc db_extra), among them the site of the
+call's account: the caller's for a call to a carrier, the called account's for an inbound
+call.
 """
 
 import re
@@ -50,6 +52,7 @@ ACC_AVPS = {
     "callee": "$avp(sipwave_acc_callee)",
     "direction": "$avp(sipwave_acc_direction)",
     "start": "$avp(sipwave_acc_start)",
+    "site": "$avp(sipwave_acc_site)",
 }
 ACC_TABLE = "acc"
 CALL_END_TABLE = "sipwave_call_end"
@@ -96,6 +99,7 @@ class TelephonyRoutes:
         KSR.pv.sets(ACC_AVPS["direction"], DIRECTION_IN)
         KSR.pv.sets(ACC_AVPS["caller"], KSR.pv.get("$fU") or "")
         self.note_department(account)
+        self.note_called_site(account)
 
     @staticmethod
     def note_department(account: str) -> None:
@@ -103,6 +107,21 @@ class TelephonyRoutes:
         department = KSR.htable.sht_get(HTABLE_ROUTING, DEPARTMENT_KEY + account)
         if department:
             KSR.pv.sets(ACC_AVPS["department"], department)
+
+    def note_called_site(self, account: str) -> None:
+        """The called account's site, by the rule its own calls choose carriers by."""
+        if not self.settings.site_areas:
+            return
+        first_own = self.first_own_number(account)
+        temporary = None
+        if first_own is None:
+            temporary = KSR.htable.sht_get(HTABLE_ROUTING, TEMPORARY_NUMBER_KEY + account)
+        self.note_site(self.settings.site_of_account(first_own, temporary))
+
+    @staticmethod
+    def note_site(site: str) -> None:
+        if site:
+            KSR.pv.sets(ACC_AVPS["site"], site)
 
     @staticmethod
     def record_call_end(method: str) -> None:
@@ -137,10 +156,11 @@ class TelephonyRoutes:
             return False
         first_own = self.first_own_number(identity)
         temporary = KSR.htable.sht_get(HTABLE_ROUTING, TEMPORARY_NUMBER_KEY + identity)
-        # The caller's site: by the account's first own number, else by its temporary one.
-        setid = self.settings.carrier_set_for(number, self.settings.site_of(first_own or temporary))
+        site = self.settings.site_of_account(first_own, temporary)
+        setid = self.settings.carrier_set_for(number, site)
         if setid is None:
             return False
+        self.note_site(site)
         own = normalise_or_none(
             self.number_or_login(identity, first_own), self.settings.number_plan
         )
@@ -282,6 +302,7 @@ class TelephonyRoutes:
         if method == "INVITE":
             KSR.pv.sets(ACC_AVPS["account"], account)
             self.note_department(account)
+            self.note_called_site(account)
         KSR.pv.sets("$ru", "sip:" + account)
         # Every registered contact, forked in parallel by t_relay().
         if KSR.registrar.lookup(USRLOC_TABLE) < 0:

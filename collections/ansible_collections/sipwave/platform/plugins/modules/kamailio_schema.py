@@ -10,8 +10,11 @@ description:
   - Creates every missing table, index, table version row and the routing view of the proxy
     database (Kamailio's tables and the migration engine's), from the one schema description
     of the collection (C(module_utils/kamailio_db/schema.py)), on SQLite or PostgreSQL.
+  - Adds to an existing table the columns a later release added to it (C(ADDED_COLUMNS) of
+    the schema description, e.g. C(acc.site)) with C(ALTER TABLE ... ADD COLUMN); the rows
+    already there take the column's default.
   - Replaces the routing view when its definition changed (a new release); never changes or
-    removes a table or its data.
+    removes a column, a table or its data.
   - Everything happens in one transaction. In check mode the same work is done and rolled
     back, so C(changed) and C(created) say exactly what a real run would do.
   - A SQLite database file that does not exist yet is created (in check mode it is only
@@ -47,7 +50,8 @@ EXAMPLES = r"""
 RETURN = r"""
 created:
   description:
-    - The objects created or replaced, e.g. C(table sipwave_audit) or C(view sipwave_routing).
+    - The objects created, added or replaced, e.g. C(table sipwave_audit), C(column acc.site)
+      or C(view sipwave_routing).
   type: list
   elements: str
   returned: always

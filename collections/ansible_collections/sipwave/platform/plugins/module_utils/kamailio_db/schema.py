@@ -5,10 +5,12 @@ backends: Kamailio's own tables (columns as in Kamailio's schema for the table v
 recorded in ``version``), the migration engine's tables, and the routing view the router's
 routing cache loads.
 
-ensure() creates what is missing and replaces the routing view when its definition changed,
-inside the caller's transaction; it returns what it created or changed (empty when the
-database was already up to date), so a module can report ``changed`` truthfully and check
-mode can run it and roll back. Data is never touched: tables are only ever created.
+ensure() creates what is missing, adds the columns of ADDED_COLUMNS that an older table
+lacks, and replaces the routing view when its definition changed, inside the caller's
+transaction; it returns what it created or changed (empty when the database was already up
+to date), so a module can report ``changed`` truthfully and check mode can run it and roll
+back. Data is never touched: tables are only ever created, columns only ever added (each
+with a default, which the rows already there take).
 """
 
 from __future__ import annotations
@@ -224,6 +226,18 @@ TABLES: tuple[tuple[str, str], ...] = (
 
 _COLUMNS = dict(TABLES)
 
+# Columns added to a table after it was first released: (table, column, definition). A new
+# table gets them at its end (create_table); ensure() adds them to an older table with ALTER
+# TABLE ... ADD COLUMN, so both end up alike. Append only, never reorder or remove: the
+# definition must carry a DEFAULT (the value of the rows already there; SQLite refuses to add
+# a NOT NULL column without one).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # The site (kamailio_sites) of the call's account: the caller's for an outbound call,
+    # the called account's for an inbound one; NULL for a call of no site.
+    ("acc", "site", "VARCHAR(64) DEFAULT NULL"),
+    ("sipwave_call_end", "site", "VARCHAR(64) DEFAULT NULL"),
+)
+
 # (name, table, columns)
 INDEXES: tuple[tuple[str, str, str], ...] = (
     ("subscriber_username_idx", "subscriber", "username"),
@@ -250,7 +264,11 @@ TABLE_VERSIONS = {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliase
 
 
 def create_table(backend: str, name: str) -> str:
-    columns = _COLUMNS[name]
+    columns = _COLUMNS[name] + "".join(
+        f",\n    {column} {definition}"
+        for table, column, definition in ADDED_COLUMNS
+        if table == name
+    )
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns.format(serial=SERIAL[backend])}\n)"
 
 
@@ -266,6 +284,18 @@ def table_exists(conn: Database, cursor: Any, name: str) -> bool:
     return _exists(conn, cursor, "table", name)
 
 
+def column_exists(conn: Database, cursor: Any, table: str, column: str) -> bool:
+    if conn.backend == "sqlite":
+        cursor.execute("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
+    else:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s AND column_name = %s",
+            (table, column),
+        )
+    return cursor.fetchone() is not None
+
+
 def _insert_missing(conn: Database, cursor: Any, table: str, key: str, row: dict) -> bool:
     columns = ", ".join(row)
     cursor.execute(
@@ -279,14 +309,22 @@ def _insert_missing(conn: Database, cursor: Any, table: str, key: str, row: dict
 
 
 def ensure(conn: Database, cursor: Any) -> list[str]:
-    """Create every missing table, index, version row and the generation row, and the routing
-    view (replaced when its definition changed). Runs in the caller's transaction; committing
-    is the caller's. Returns the objects created or changed, e.g. ``["table sipwave_audit"]``."""
+    """Create every missing table, column (ADDED_COLUMNS), index, version row and the
+    generation row, and the routing view (replaced when its definition changed). Runs in the
+    caller's transaction; committing is the caller's. Returns the objects created or changed,
+    e.g. ``["table sipwave_audit", "column acc.site"]``; a table created here comes with its
+    added columns, which are not listed again."""
     done = []
+    created = set()
     for name, _columns in TABLES:
         if not table_exists(conn, cursor, name):
             cursor.execute(create_table(conn.backend, name))
             done.append(f"table {name}")
+            created.add(name)
+    for table, column, definition in ADDED_COLUMNS:
+        if table not in created and not column_exists(conn, cursor, table, column):
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            done.append(f"column {table}.{column}")
     for name, table, columns in INDEXES:
         if not _exists(conn, cursor, "index", name):
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")

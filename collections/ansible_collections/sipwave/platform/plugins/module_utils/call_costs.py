@@ -1,0 +1,240 @@
+# Copyright: sipwave developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the calls of a period cost, per department: the call records the proxy keeps (acc,
+one row per INVITE transaction, and sipwave_call_end, the BYE of an answered call), rated
+with the carriers' tariffs, and summed up for accounting.
+
+A tariff is data (``sipwave_call_tariffs``): per carrier and destination prefix, a price per
+minute, the billing increment in seconds (60: per started minute, 1: per second), an
+optional first increment (a minimum) and a set-up fee per answered call. The longest prefix
+of the carrier wins. Only answered outbound calls cost; inbound and internal calls are
+listed at zero, and an outbound call without a tariff is listed as unrated (never guessed).
+Money is Decimal throughout, rounded half up to the cent once per call.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import io
+import math
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+JULIAN_DAY_OF_EPOCH = 2440587.5
+CENT = Decimal("0.01")
+PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+_PREFIX = re.compile(r"\+[0-9]{1,15}")
+_PRICE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+CALL_COLUMNS = ("callid", "answered_at", "department", "account", "carrier", "callee",
+                "direction", "sip_code", "seconds", "billed_seconds", "cost")  # fmt: skip
+DEPARTMENT_COLUMNS = ("department", "calls", "answered", "billed_minutes", "cost", "unrated",
+                      "currency")  # fmt: skip
+
+
+class CostError(ValueError):
+    """Bad tariffs or period; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class Tariff:
+    carrier: str
+    prefix: str
+    per_minute: Decimal
+    increment: int = 60
+    first: int = 60
+    setup: Decimal = Decimal("0")
+
+
+def _price(value: Any, where: str) -> Decimal:
+    text = str(value if value is not None else "").strip()
+    if not _PRICE.fullmatch(text):
+        raise CostError(f"{where}: {text!r} is not a price (digits, up to 6 decimals)")
+    return Decimal(text)
+
+
+def _seconds(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3600:
+        raise CostError(f"{where}: must be whole seconds from 1 to 3600")
+    return value
+
+
+def tariffs(entries: Any) -> list[Tariff]:
+    """The tariff list, checked; CostError names each bad entry (``tariffs[i]: ...``)."""
+    if not isinstance(entries, list):
+        raise CostError("tariffs: must be a list of {carrier, prefix, per_minute, ...}")
+    found, problems, seen = [], [], set()
+    for index, entry in enumerate(entries):
+        where = f"tariffs[{index}]"
+        try:
+            if not isinstance(entry, dict):
+                raise CostError(f"{where}: not a mapping")
+            carrier, prefix = str(entry.get("carrier") or ""), str(entry.get("prefix") or "")
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", carrier):
+                raise CostError(f"{where}: carrier must be a carrier's name")
+            if not _PREFIX.fullmatch(prefix):
+                raise CostError(f"{where}: prefix {prefix!r} is not an E.164 prefix (+ and digits)")
+            if (carrier, prefix) in seen:
+                raise CostError(f"{where}: {carrier} {prefix} has a tariff already")
+            seen.add((carrier, prefix))
+            increment = _seconds(entry.get("increment", 60), f"{where}.increment")
+            found.append(
+                Tariff(
+                    carrier, prefix, _price(entry.get("per_minute"), f"{where}.per_minute"),
+                    increment, _seconds(entry.get("first", increment), f"{where}.first"),
+                    _price(entry.get("setup", "0"), f"{where}.setup"),
+                )
+            )  # fmt: skip
+        except CostError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CostError("\n".join(problems[:20]))
+    return found
+
+
+def tariff_for(known: Iterable[Tariff], carrier: str, callee: str) -> Tariff | None:
+    matching = [t for t in known if t.carrier == carrier and callee.startswith(t.prefix)]
+    return max(matching, key=lambda t: len(t.prefix), default=None)
+
+
+def billed_seconds(tariff: Tariff, seconds: int) -> int:
+    """The first increment is charged whole, then every started increment."""
+    if seconds <= 0:
+        return 0
+    if seconds <= tariff.first:
+        return tariff.first
+    rest = seconds - tariff.first
+    return tariff.first + -(-rest // tariff.increment) * tariff.increment
+
+
+def cost_of(tariff: Tariff, seconds: int) -> tuple[int, Decimal]:
+    billed = billed_seconds(tariff, seconds)
+    if billed == 0:
+        return 0, Decimal("0.00")
+    amount = tariff.setup + tariff.per_minute * Decimal(billed) / Decimal(60)
+    return billed, amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def period_bounds(period: str) -> tuple[float, float]:
+    """[start, end) of a calendar month in UTC, as epoch seconds."""
+    match = PERIOD.fullmatch(period or "")
+    if not match:
+        raise CostError(f"period {period!r}: must be a month, YYYY-MM")
+    year, month = int(match[1]), int(match[2])
+    start = calendar.timegm((year, month, 1, 0, 0, 0))
+    following = (year + 1, 1) if month == 12 else (year, month + 1)
+    return float(start), float(calendar.timegm((*following, 1, 0, 0, 0)))
+
+
+def epoch_of(stamp: Any) -> float | None:
+    """Seconds of a database time: a Julian day number (Kamailio's SQLite driver stores
+    TIMESTAMP columns so), a datetime or its text (PostgreSQL, UTC)."""
+    if stamp is None:
+        return None
+    if isinstance(stamp, (int, float)) or re.fullmatch(r"[0-9]+(\.[0-9]+)?", str(stamp)):
+        return (float(stamp) - JULIAN_DAY_OF_EPOCH) * 86400
+    text = str(stamp).replace("T", " ").rstrip("Z").split(".")[0].split("+")[0]
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
+    except ValueError:
+        return None
+
+
+_CALLS = """
+    SELECT a.callid, a.time, a.account, a.department, a.carrier, a.callee, a.direction,
+           a.sip_code, (SELECT MIN(e.time) FROM sipwave_call_end e WHERE e.callid = a.callid)
+    FROM acc a WHERE a.method = 'INVITE'"""
+
+
+def read_calls(cursor: Any, period: str) -> list[dict]:
+    """Every call whose final answer came in ``period``, with its duration in started seconds
+    (from the answer to the BYE; 0 when unanswered or not ended)."""
+    start, end = period_bounds(period)
+    cursor.execute(_CALLS)
+    calls = []
+    for callid, answered, account, department, carrier, callee, direction, code, ended in cursor:
+        at = epoch_of(answered)
+        if at is None or not start <= at < end:
+            continue
+        finished = epoch_of(ended)
+        # A started second counts (1 ms of tolerance absorbs the time stamps' rounding), and
+        # an answered call that ended lasted at least one: stamps of whole seconds (the
+        # database's) may give the answer and the BYE of a short call the same second.
+        seconds = 0
+        if code == "200" and finished is not None:
+            seconds = max(1, math.ceil(finished - at - 0.001))
+        calls.append({
+            "callid": callid, "answered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+            "department": department or "", "account": account or "", "carrier": carrier or "",
+            "callee": callee or "", "direction": direction or "", "sip_code": code or "",
+            "seconds": max(seconds, 0),
+        })  # fmt: skip
+    return calls
+
+
+def rate(calls: Iterable[dict], known: list[Tariff]) -> list[dict]:
+    """Each call with billed_seconds and cost (None: an outbound call without a tariff)."""
+    rated = []
+    for call in calls:
+        billed, cost = 0, Decimal("0.00")
+        if call["direction"] == "outbound" and call["seconds"] > 0:
+            tariff = tariff_for(known, call["carrier"], call["callee"])
+            if tariff is None:
+                billed, cost = call["seconds"], None
+            else:
+                billed, cost = cost_of(tariff, call["seconds"])
+        rated.append({**call, "billed_seconds": billed,
+                      "cost": None if cost is None else str(cost)})  # fmt: skip
+    return rated
+
+
+def by_department(calls: Iterable[dict], currency: str) -> list[dict]:
+    """One row per department (sorted), calls merged from every proxy once (by Call-ID)."""
+    unique = {call["callid"]: call for call in calls}
+    totals: dict[str, dict] = {}
+    for call in unique.values():
+        empty = {"calls": 0, "answered": 0, "billed_seconds": 0, "cost": Decimal("0.00"),
+                 "unrated": 0}  # fmt: skip
+        row = totals.setdefault(call["department"] or "(none)", empty)
+        row["calls"] += 1
+        row["answered"] += call["sip_code"] == "200"
+        row["billed_seconds"] += call["billed_seconds"]
+        if call["cost"] is None:
+            row["unrated"] += 1
+        else:
+            row["cost"] += Decimal(call["cost"])
+    return [
+        {"department": name, "calls": row["calls"], "answered": row["answered"],
+         "billed_minutes": str((Decimal(row["billed_seconds"]) / 60).quantize(CENT)),
+         "cost": str(row["cost"]), "unrated": row["unrated"], "currency": currency}
+        for name, row in sorted(totals.items())
+    ]  # fmt: skip
+
+
+def to_csv(rows: Iterable[dict], columns: tuple[str, ...]) -> str:
+    """CSV for accounting; a value a spreadsheet would run as a formula is quoted with '."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return (
+        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _numeric(text) else text
+    )
+
+
+def _numeric(text: str) -> bool:
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        return False
+    return True
