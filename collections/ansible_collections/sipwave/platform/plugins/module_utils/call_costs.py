@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-JULIAN_DAY_OF_EPOCH = 2440587.5
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.times import (  # noqa: F401 (JULIAN_DAY_OF_EPOCH for callers)
+    JULIAN_DAY_OF_EPOCH,
+    epoch_of,
+)
+
 CENT = Decimal("0.01")
 PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _PREFIX = re.compile(r"\+[0-9]{1,15}")
@@ -128,20 +132,6 @@ def period_bounds(period: str) -> tuple[float, float]:
     start = calendar.timegm((year, month, 1, 0, 0, 0))
     following = (year + 1, 1) if month == 12 else (year, month + 1)
     return float(start), float(calendar.timegm((*following, 1, 0, 0, 0)))
-
-
-def epoch_of(stamp: Any) -> float | None:
-    """Seconds of a database time: a Julian day number (Kamailio's SQLite driver stores
-    TIMESTAMP columns so), a datetime or its text (PostgreSQL, UTC)."""
-    if stamp is None:
-        return None
-    if isinstance(stamp, (int, float)) or re.fullmatch(r"[0-9]+(\.[0-9]+)?", str(stamp)):
-        return (float(stamp) - JULIAN_DAY_OF_EPOCH) * 86400
-    text = str(stamp).replace("T", " ").rstrip("Z").split(".")[0].split("+")[0]
-    try:
-        return float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
-    except ValueError:
-        return None
 
 
 _CALLS = """

@@ -10,15 +10,17 @@ its current phase, and the proxy's newest backup is recent (the controller passe
 
 from __future__ import annotations
 
-import calendar
 import json
-import re
 import time
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db import schema
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.times import (  # noqa: F401 (JULIAN_DAY_OF_EPOCH for callers)
+    JULIAN_DAY_OF_EPOCH,
+    epoch_of,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     LIVE_STATES,
@@ -38,17 +40,12 @@ PHASE_ACTIONS = ("phase1", "phase2", "rollback")
 MAX_BLOCKERS = 200
 
 
-JULIAN_DAY_OF_EPOCH = 2440587.5
-
-
 def _epoch(stamp: Any) -> float:
-    """Seconds of an engine time stamp (2026-12-04T10:00:00Z), a PostgreSQL one (2026-12-04
-    10:00:00, UTC) or Kamailio's SQLite one (a Julian day number, as db_sqlite stores
-    TIMESTAMP columns)."""
-    if isinstance(stamp, (int, float)) or re.fullmatch(r"[0-9]+(\.[0-9]+)?", str(stamp)):
-        return (float(stamp) - JULIAN_DAY_OF_EPOCH) * 86400
-    text = str(stamp).replace("T", " ").rstrip("Z").split(".")[0].split("+")[0]
-    return float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
+    """A stored time (kamailio_db.times); one that cannot be read is an error here."""
+    seconds = epoch_of(stamp)
+    if seconds is None:
+        raise ValueError(f"time {stamp!r} cannot be read")
+    return seconds
 
 
 def cut_over(conn: Database, cursor: Any, logins: list[str]) -> dict[str, str]:
