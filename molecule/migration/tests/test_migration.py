@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    ACCOUNTS,
     CLOSING,
     CLOSING_IN_WAVE2,
     DATABASE,
@@ -554,6 +555,26 @@ def test_the_run_after_the_recovery_changes_nothing(wave2_after_a_kill):
     run = migrate("wave2", WAVE2_DATE)
     assert run.returncode == 0, run.stdout[-3000:]
     assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
+
+
+# Its only bad field is a dial-in number ("12345"): the account migrates without it.
+PARTIAL = ACCOUNTS["481200505"]
+
+
+def test_a_row_with_a_malformed_dialin_number_migrates_and_is_an_action_item(wave2_after_a_kill):
+    result = register(PARTIAL.login, LEGACY_DOMAIN, PARTIAL.password, "127.0.23.151")
+    assert result.successful == 1, result.output
+    newest = max(REPORTS.glob("wave2-*.json"), key=lambda path: path.stat().st_mtime)
+    report = json.loads(newest.read_text())
+    (action,) = [a for a in report["actions_for_customer_care"] if a["login"] == PARTIAL.login]
+    assert action["email"] == PARTIAL.email
+    assert [(d["column"], d["item"], d["reason"]) for d in action["dropped"]] == [
+        ("dialin_numbers", "12345", "number")
+    ]
+    assert report["not_carried"]["per_column"].get("dialin_numbers", 0) >= 1
+    # A rejected row of the wave is listed too, with whom to call (it gets no mail).
+    rejected = [a for a in report["actions_for_customer_care"] if "dropped" not in a]
+    assert rejected and all(a["action"].startswith("not migrated") for a in rejected)
 
 
 def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a_kill):

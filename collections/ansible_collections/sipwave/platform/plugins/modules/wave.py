@@ -24,6 +24,11 @@ description:
     and validates the legacy export, selects the wave's accounts and computes every HA1 there,
     so plaintext passwords never reach the target host. The module itself only receives HA1
     hashes; neither hashes nor passwords appear in its result, diff, messages or log.
+  - A row whose only problems are optional parts (a dial-in number, a device) migrates
+    without them. The run's report lists each such account in
+    C(actions_for_customer_care) (login, e-mail, what was dropped and why), with the
+    rejected rows of the wave (not migrated, no mail sent, and whom to contact).
+    C(not_carried) counts the dropped parts apart from the outcomes.
 author:
   - sipwave developers
 extends_documentation_fragment:
@@ -229,6 +234,30 @@ routing_generation:
   returned: when operation is apply or rollback
   type: int
   sample: 12
+export:
+  description: Rows, good and bad rows, bad rows per reason, partial rows and dropped parts
+    per reason of the export (added on the controller).
+  returned: when operation is apply with an export
+  type: dict
+bad_rows:
+  description: "The export's bad rows as C(file:line: reason) (the first 200)."
+  returned: when operation is apply with an export
+  type: list
+  elements: str
+dropped_parts:
+  description: "Optional parts left out of rows that migrate without them, as
+    C(file:line: reason) (the first 200)."
+  returned: when operation is apply with an export
+  type: list
+  elements: str
+not_carried:
+  description: What the wave's accounts do not carry, counted apart from the outcomes so
+    that no account missing a part counts as done, and the number of action items for
+    customer care in the report.
+  returned: when operation is apply with an export
+  type: dict
+  sample: {"accounts": 3, "parts": 4, "per_column": {"devices": 1, "dialin_numbers": 3},
+           "rejected_accounts": 2, "customer_care_actions": 5}
 consent:
   description: Decisions that changed, as C(login), C(before), C(after).
   returned: when operation is consent
