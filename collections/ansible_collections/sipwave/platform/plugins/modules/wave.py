@@ -24,11 +24,7 @@ description:
     and validates the legacy export, selects the wave's accounts and computes every HA1 there,
     so plaintext passwords never reach the target host. The module itself only receives HA1
     hashes; neither hashes nor passwords appear in its result, diff, messages or log.
-  - A row whose only problems are optional parts (a dial-in number, a device) migrates
-    without them. The run's report lists each such account in
-    C(actions_for_customer_care) (login, e-mail, what was dropped and why), with the
-    rejected rows of the wave (not migrated, no mail sent, and whom to contact).
-    C(not_carried) counts the dropped parts apart from the outcomes.
+  - A row with only a bad dial-in number or device migrates without it (RV(not_carried)).
 author:
   - sipwave developers
 extends_documentation_fragment:
@@ -235,29 +231,16 @@ routing_generation:
   type: int
   sample: 12
 export:
-  description: Rows, good and bad rows, bad rows per reason, partial rows and dropped parts
-    per reason of the export (added on the controller).
+  description: The export's counts (rows, good, bad and partial rows, reasons).
   returned: when operation is apply with an export
   type: dict
-bad_rows:
-  description: "The export's bad rows as C(file:line: reason) (the first 200)."
-  returned: when operation is apply with an export
-  type: list
-  elements: str
-dropped_parts:
-  description: "Optional parts left out of rows that migrate without them, as
-    C(file:line: reason) (the first 200)."
-  returned: when operation is apply with an export
-  type: list
-  elements: str
 not_carried:
-  description: What the wave's accounts do not carry, counted apart from the outcomes so
-    that no account missing a part counts as done, and the number of action items for
-    customer care in the report.
+  description: >-
+    Dropped parts (accounts, parts, per column) counted apart from the outcomes, rejected
+    accounts and action items for customer care; C(bad_rows) and C(dropped_parts) list the
+    first 200 of each as C(file:line - reason).
   returned: when operation is apply with an export
   type: dict
-  sample: {"accounts": 3, "parts": 4, "per_column": {"devices": 1, "dialin_numbers": 3},
-           "rejected_accounts": 2, "customer_care_actions": 5}
 consent:
   description: Decisions that changed, as C(login), C(before), C(after).
   returned: when operation is consent
@@ -280,10 +263,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module impo
     QuietBulkModule,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import (  # noqa: E402
-    record_consent,
+    consent_result,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (  # noqa: E402
-    Consent,
     MigrationError,
     new_run_id,
     settings_from_params,
@@ -368,18 +350,8 @@ def main() -> None:
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}
     try:
         if params["operation"] == "consent":
-            decisions = [
-                Consent(str(c.get("login") or ""), str(c.get("decision") or ""),
-                        str(c.get("source") or ""))
-                for c in params["consent"]
-            ]  # fmt: skip
-            changes = record_consent(conn, decisions, run_id, module.check_mode)
-            result.update(changed=bool(changes), consent=changes)
-            if module._diff:
-                result["diff"] = {
-                    "before": "".join(f"{c['login']}: {c['before']}\n" for c in changes),
-                    "after": "".join(f"{c['login']}: {c['after']}\n" for c in changes),
-                }
+            result.update(consent_result(
+                conn, params["consent"], run_id, module.check_mode, module._diff))  # fmt: skip
             module.exit_json(**result)
         if params["operation"] == "rollback":
             run = rollback_wave(conn, settings, module.check_mode)
