@@ -129,13 +129,42 @@ def test_before_any_wave_a_phone_registers_through_the_proxy_on_the_legacy_platf
 # -- notices ---------------------------------------------------------------------------------
 
 
+# Wave 1 is on 2026-11-16: its notice window opens 21 days before, its reminder's 5 days.
+NOTICE_DAY, REMINDER_DAY = "2026-11-02", "2026-11-13"
+LEGACY_OPERATOR = "Tanifon <obsluga@ip.tanifon.pl>"
+NEW_OPERATOR = "sipwave <migration@sip.sipwave.test>"
+
+
+def notify(notification: str, today: str | None = None, wave: str = "wave1"):
+    variables = {"wave": wave, "notification": notification}
+    if today:
+        variables["sipwave_today"] = today
+    return run_playbook("notify_wave.yml", variables)
+
+
+@pytest.mark.parametrize(
+    ("notification", "today", "refusal"),
+    [("notice", WAVE1_DATE, "never on or after it"),
+     ("notice", "2026-12-01", "never on or after it"),
+     ("reminder", NOTICE_DAY, "due from 2026-11-11")],
+)  # fmt: skip
+def test_a_notice_out_of_its_window_is_refused_and_sends_nothing(notification, today, refusal):
+    run = notify(notification, today)
+    assert run.returncode != 0
+    assert refusal in run.stdout, run.stdout[-3000:]
+    assert mails_for(MIGRATED.login, notification) == []
+
+
 def test_the_wave_notice_reaches_each_customer_with_the_date_and_numbers():
-    run = run_playbook("notify_wave.yml", {"wave": "wave1", "notification": "notice"})
+    run = notify("notice", NOTICE_DAY)
     assert run.returncode == 0, run.stdout[-3000:]
     mails = mails_for(MIGRATED.login, "notice")
     assert len(mails) == 1
     mail = mails[0]
     assert mail.headers["To"].addresses[0].addr_spec == MIGRATED.email
+    # Nobody consented yet: the legacy operator writes, with where to get help.
+    assert str(mail.headers["From"]) == LEGACY_OPERATOR
+    assert "hotline +48 22 555 00 00" in mail.body and "support@sip.sipwave.test" in mail.body
     assert WAVE1_DATE in mail.headers["Subject"]
     assert f"{MIGRATED.login}@{LEGACY_DOMAIN}" in mail.body
     assert "+48220000000" in mail.body
@@ -143,14 +172,14 @@ def test_the_wave_notice_reaches_each_customer_with_the_date_and_numbers():
 
 
 def test_a_second_notice_run_sends_nothing():
-    run = run_playbook("notify_wave.yml", {"wave": "wave1", "notification": "notice"})
+    run = notify("notice", NOTICE_DAY)
     assert run.returncode == 0, run.stdout[-3000:]
     assert recap_changed(run.stdout, "localhost") == 0
     assert len(mails_for(MIGRATED.login, "notice")) == 1
 
 
 def test_the_reminder_is_sent_once_besides_the_notice():
-    run = run_playbook("notify_wave.yml", {"wave": "wave1", "notification": "reminder"})
+    run = notify("reminder", REMINDER_DAY)
     assert run.returncode == 0, run.stdout[-3000:]
     assert len(mails_for(MIGRATED.login, "reminder")) == 1
 
@@ -331,6 +360,8 @@ def test_phase2_and_closure_notifications_are_sent_once():
 def test_the_phase2_mail_carries_the_new_settings():
     mails = mails_for(MIGRATED.login, "phase2")
     assert len(mails) == 1
+    # The customer consented to the new operator: it writes from now on.
+    assert str(mails[0].headers["From"]) == NEW_OPERATOR
     assert f"SIP login:  tnf{MIGRATED.login}" in mails[0].body
     assert f"SIP domain: {NEW_DOMAIN}" in mails[0].body
     assert "Password:   unchanged" in mails[0].body
@@ -339,6 +370,8 @@ def test_the_phase2_mail_carries_the_new_settings():
 def test_the_closure_mail_names_the_refund():
     mails = mails_for(CLOSING.login, "closure")
     assert len(mails) == 1
+    # The customer closes and never consented to the new operator: the legacy one writes.
+    assert str(mails[0].headers["From"]) == LEGACY_OPERATOR
     assert f"{CLOSING.balance} PLN" in mails[0].body
 
 
