@@ -356,3 +356,16 @@ def test_a_different_closure_setting_changes_nothing_and_warns_naming_the_accoun
         "total": "10.00",
         "accounts": [{"login": alice.login, "amount": "10.00"}],
     }
+
+
+def test_a_limit_moves_only_logins_of_the_wave():
+    from ansible.errors import AnsibleActionFail
+    from ansible_collections.sipwave.platform.plugins.action.wave import limited
+
+    wave = ["481200001", "481200005", "481200007"]
+    assert limited(wave, None, "wave2") == wave
+    assert limited(wave, ["481200007", "481200005"], "wave2") == ["481200005", "481200007"]
+    with pytest.raises(AnsibleActionFail, match="wave wave2 does not take 481200000"):
+        limited(wave, ["481200005", "481200000"], "wave2")
+    with pytest.raises(AnsibleActionFail, match="non-empty list"):
+        limited(wave, [], "wave2")

@@ -610,6 +610,34 @@ def test_a_row_with_a_malformed_dialin_number_migrates_and_is_an_action_item(wav
     assert rejected and all(a["action"].startswith("not migrated") for a in rejected)
 
 
+# Consents while the rest of wave 2 is undecided, and is moved to phase 2 at once, alone.
+EARLY = ACCOUNTS["481200005"]
+
+
+def test_a_consent_applied_at_once_moves_that_account_alone_to_phase2(wave2_after_a_kill):
+    outside = run_playbook("record_consent.yml", {
+        "login": MIGRATED.login, "decision": "migrate", "apply": True, "wave": "wave2",
+        "sipwave_today": WAVE2_DATE})  # fmt: skip
+    assert outside.returncode != 0
+    assert f"wave wave2 does not take {MIGRATED.login}" in outside.stdout
+    run = run_playbook("record_consent.yml", {
+        "login": EARLY.login, "decision": "migrate", "apply": True, "wave": "wave2",
+        "sipwave_today": WAVE2_DATE})  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    result = register(f"tnf{EARLY.login}", NEW_DOMAIN, EARLY.password, "127.0.23.152")
+    assert result.successful == 1, result.output
+    states = dict(
+        line.split("|")
+        for line in sql(PROXY_CONTAINER, "SELECT login, state FROM sipwave_account "
+                        f"WHERE login IN ('{EARLY.login}', '{NOT_MIGRATED.login}')").split()
+    )  # fmt: skip
+    assert states == {EARLY.login: "phase2", NOT_MIGRATED.login: "phase1"}
+    newest = max(REPORTS.glob("wave2-*.json"), key=lambda path: path.stat().st_mtime)
+    report = json.loads(newest.read_text())
+    assert [(a["login"], a["state"]) for a in report["accounts"]] == [(EARLY.login, "phase2")]
+    assert report["complete"], report.get("incomplete_because")
+
+
 def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a_kill):
     run = run_playbook("record_consent.yml", {"login": HA1_ONLY.login, "decision": "migrate"})
     assert run.returncode == 0, run.stdout[-3000:]

@@ -42,7 +42,7 @@ from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file impor
 
 # Arguments only the controller side uses; the module never sees them.
 CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "report_dir", "consent_file",
-                   "dialin_hosts")  # fmt: skip
+                   "dialin_hosts", "limit_to")  # fmt: skip
 MAX_SHOWN_PROBLEMS = 200
 
 
@@ -83,6 +83,21 @@ def module_account(account: Account, new_login: str, new_domain: str, site_secre
         "new_ha1b": ha1b(new_login, new_domain, new_password),
         "password_generated": generated,
     }  # fmt: skip
+
+
+def limited(selected: list[str], limit_to, wave: str) -> list[str]:
+    """The wave's logins, only those of ``limit_to`` when given (an account moved on its own,
+    e.g. at once on its consent). A login the wave does not take is refused: moving it would
+    apply another wave's decision under this wave's name."""
+    if limit_to is None:
+        return selected
+    if not isinstance(limit_to, list) or not limit_to:
+        raise AnsibleActionFail("limit_to must be a non-empty list of logins")
+    wanted = [str(login) for login in limit_to]
+    outside = sorted(set(wanted) - set(selected))
+    if outside:
+        raise AnsibleActionFail(f"wave {wave} does not take {', '.join(outside)}")
+    return [login for login in selected if login in wanted]
 
 
 def _add_addresses(outcomes: list[dict], export: Export) -> None:
@@ -165,7 +180,7 @@ class ActionModule(ActionBase):
         new_domain = args.get("new_domain")
         prefix = args.get("login_prefix", "tnf")
         accounts, rejected = [], []
-        selected = selected_logins(wave, export)
+        selected = limited(selected_logins(wave, export), controller["limit_to"], wave["name"])
         for login in selected:
             account = export.accounts.get(login)
             if account is not None:

@@ -78,21 +78,21 @@ options:
   dialin_hosts:
     description:
       - The PBX hosts whose dial-in result (M(sipwave.platform.wave_dialin), O(operation=record))
-        the run's report must hold before it is C(complete); the wave playbooks give the
-        hosts of their dial-in step. Empty when the run has no PBX.
+        the run's report must hold before it is C(complete); empty when the run has no PBX.
       - Controller only; written into the report as C(reconciliation.dialin_hosts_expected).
     type: list
     elements: str
     default: []
   accounts_file:
     description:
-      - Path on the target of a JSON list of the wave's good accounts, each with C(login),
-        C(domain), C(department), C(balance), C(numbers), C(dialin_numbers), C(legacy_ha1),
-        C(legacy_ha1b), C(new_ha1), C(new_ha1b), C(password_generated).
-      - Written by the action plugin into the task's temporary directory (removed after the
-        run); a file because AnsibleModule's validation of a 100,000-entry list argument
-        costs far more than the wave itself.
+      - Target path of a JSON list of the wave's good accounts (C(login), C(domain), hashes...),
+        written by the action plugin into the task's temporary directory; a file because
+        validating a 100,000-entry list argument costs more than the wave itself.
     type: path
+  limit_to:
+    description: Controller only. Move only these logins of the wave (each must be in it).
+    type: list
+    elements: str
   rejected:
     description: Selected logins whose export rows are bad, each with C(login) and C(reason).
     type: list
