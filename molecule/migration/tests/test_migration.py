@@ -638,6 +638,17 @@ def test_a_consent_applied_at_once_moves_that_account_alone_to_phase2(wave2_afte
     assert report["complete"], report.get("incomplete_because")
 
 
+def test_one_account_rolls_back_alone_and_registers_on_the_legacy_platform(wave2_after_a_kill):
+    run = run_playbook("rollback_wave.yml", {"wave": "wave2", "account": EARLY.login})
+    assert run.returncode == 0, run.stdout[-3000:]
+    states = sql(PROXY_CONTAINER, "SELECT login, state FROM sipwave_account "
+                 f"WHERE login IN ('{EARLY.login}', '{NOT_MIGRATED.login}')").split()  # fmt: skip
+    assert states == [f"{NOT_MIGRATED.login}|phase1"]  # EARLY had no row before wave 2
+    result = register(EARLY.login, LEGACY_DOMAIN, EARLY.password, "127.0.23.153")
+    assert result.successful == 1, result.output
+    assert "127.0.23.153:5099" in contact_of(LEGACY_CONTAINER, EARLY.login, LEGACY_DOMAIN)
+
+
 def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a_kill):
     run = run_playbook("record_consent.yml", {"login": HA1_ONLY.login, "decision": "migrate"})
     assert run.returncode == 0, run.stdout[-3000:]

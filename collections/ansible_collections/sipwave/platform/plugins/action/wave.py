@@ -42,7 +42,7 @@ from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file impor
 
 # Arguments only the controller side uses; the module never sees them.
 CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "report_dir", "consent_file",
-                   "dialin_hosts", "limit_to")  # fmt: skip
+                   "dialin_hosts")  # fmt: skip
 MAX_SHOWN_PROBLEMS = 200
 
 
@@ -180,7 +180,7 @@ class ActionModule(ActionBase):
         new_domain = args.get("new_domain")
         prefix = args.get("login_prefix", "tnf")
         accounts, rejected = [], []
-        selected = limited(selected_logins(wave, export), controller["limit_to"], wave["name"])
+        selected = limited(selected_logins(wave, export), args.get("limit_to"), wave["name"])
         for login in selected:
             account = export.accounts.get(login)
             if account is not None:

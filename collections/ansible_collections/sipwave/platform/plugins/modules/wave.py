@@ -90,7 +90,10 @@ options:
         validating a 100,000-entry list argument costs more than the wave itself.
     type: path
   limit_to:
-    description: Controller only. Move only these logins of the wave (each must be in it).
+    description:
+      - Only these logins of the wave (each must be in it). For O(operation=apply) the action
+        plugin selects them from the export; O(operation=rollback) restores only them from the
+        wave's snapshot, leaving its other accounts as they are.
     type: list
     elements: str
   rejected:
@@ -262,6 +265,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
     QuietBulkModule,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.arguments import (  # noqa: E402
+    WAVE_ARGUMENTS,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import (  # noqa: E402
     consent_result,
 )
@@ -295,32 +301,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables impor
 
 def main() -> None:
     module = QuietBulkModule(
-        argument_spec={
-            "operation": {
-                "type": "str",
-                "default": "apply",
-                "choices": ["apply", "rollback", "consent"],
-            },
-            "wave": {"type": "raw"},
-            "phase": {"type": "int", "default": 1, "choices": [1, 2]},
-            "accounts_file": {"type": "path"},
-            "rejected": {"type": "list", "elements": "dict", "default": []},
-            "consent": {"type": "list", "elements": "dict", "default": []},
-            "new_domain": {"type": "str", "required": True},
-            "login_prefix": {"type": "str", "default": "tnf"},
-            "grace_days": {"type": "int", "default": 14},
-            "closure_numbers": {
-                "type": "str",
-                "default": "kept_for_porting",
-                "choices": ["kept_for_porting", "released"],
-            },
-            "temporary_numbers": {"type": "list", "elements": "dict", "default": []},
-            "temporary_quarantine_days": {"type": "int", "default": 30},
-            "force_after_cutover": {"type": "str"},
-            "today": {"type": "str"},
-            "run_id": {"type": "str"},
-            **database_argument_spec(),
-        },
+        argument_spec={**WAVE_ARGUMENTS, **database_argument_spec()},
         required_if=[
             *DATABASE_REQUIRED_IF,
             ("operation", "apply", ("wave",)),
@@ -354,7 +335,7 @@ def main() -> None:
                 conn, params["consent"], run_id, module.check_mode, module._diff))  # fmt: skip
             module.exit_json(**result)
         if params["operation"] == "rollback":
-            run = rollback_wave(conn, settings, module.check_mode)
+            run = rollback_wave(conn, settings, module.check_mode, params["limit_to"])
         else:
             rejected = {str(r["login"]): str(r.get("reason") or "") for r in params["rejected"]}
             accounts = wave_accounts(load_accounts(params["accounts_file"]))
