@@ -20,7 +20,9 @@ SCENARIOS ?= $(filter $(SCENARIOS_FOUND),$(SCENARIOS_LONGEST_FIRST)) \
 # postgresql: the server binaries for the unit tests' throwaway cluster (engine and routing
 # view on PostgreSQL; the tests start their own cluster on a Unix socket, no TCP).
 # apache2-utils: ab, the load generator of the provisioning benchmark (loopback only).
-HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv postgresql apache2-utils
+# chromium: renders the cost report's page headless in its test (a file; no network).
+HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv postgresql apache2-utils \
+	chromium
 
 .PHONY: help host-deps venv image lint unit molecule test lab-up lab-down demo bench ksr-api
 
