@@ -304,6 +304,7 @@ def main() -> None:
                             "login": message["login"],
                             "email": message["email"],
                             "message_id": mail["Message-ID"],
+                            "sender": str(mail["From"]),
                             "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
                         },
                     )
