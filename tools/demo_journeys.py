@@ -16,6 +16,9 @@ ACTIONS = {
     "rollback": "rolled back: as before the wave",
     "consent_migrate": "consented to the new operator",
     "consent_close": "asked to close the account",
+    "rejected": "not migrated: its export row was rejected",
+    "grace_ended": "old identity switched off (grace period over)",
+    "credentials_changed": "credentials changed",
 }
 
 
