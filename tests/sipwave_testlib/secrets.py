@@ -65,6 +65,8 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "cutover.yml": ("migration",),
     "backup.yml": ("migration",),
     "restore.yml": ("migration",),
+    "wave_status.yml": ("migration",),
+    "backup_list.yml": ("migration",),
     "cost_report.yml": ("kamailio",),
     "site.yml": "only imports kamailio.yml, asterisk.yml and provisioning.yml (each covered "
     "on its own); it has no play or variable of its own; make demo runs it",

@@ -50,7 +50,7 @@ from conftest import (
     sql,
 )
 from sipwave_testlib import sipp
-from sipwave_testlib.playbooks import start_playbook
+from sipwave_testlib.playbooks import run_sipwave, start_playbook
 
 DAY_AFTER_WAVE1 = (date.fromisoformat(WAVE1_DATE) + timedelta(days=1)).isoformat()
 AFTER_GRACE = (date.fromisoformat(WAVE1_DATE) + timedelta(days=30)).isoformat()
@@ -188,13 +188,16 @@ def test_the_reminder_is_sent_once_besides_the_notice():
 
 
 def test_check_mode_shows_the_wave_and_writes_nothing():
+    """Through the sipwave command: `wave plan` is migrate_wave.yml in check mode with diff."""
     before = {t: table_digest(t) for t in ROUTING_TABLES}
     OUTPUTS["before_wave1"] = before
-    run = run_playbook(
-        "migrate_wave.yml", {"wave": "wave1", "sipwave_today": WAVE1_DATE}, check=True
-    )
-    assert run.returncode == 0, run.stdout[-3000:]
+    run = run_sipwave("wave", "plan", "wave1", "--today", WAVE1_DATE)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert {t: table_digest(t) for t in ROUTING_TABLES} == before
+    plan = json.loads(run.stdout)
+    assert (plan["check"], plan["reports"], plan["failures"]) == (True, [], [])
+    assert plan["data"]["wave_result"]["states"]["phase1"] >= 240
+    assert plan["data"]["wave_result"]["bad_rows"] > 0
 
 
 def test_wave1_phase1_migrates_and_reports_bad_rows_with_line_and_reason():
