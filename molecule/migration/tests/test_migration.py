@@ -807,8 +807,11 @@ def test_after_the_rerun_no_account_is_lost_or_duplicated(rerun_after_the_kill_b
 
 
 def test_after_the_rerun_each_change_has_one_audit_row(rerun_after_the_kill_between_hosts):
+    # EARLY went to phase 2 on its own, was rolled back alone and moved again by the wave:
+    # its changes repeat on purpose.
     for proxy in PROXY_CONTAINERS:
         repeated = sql(proxy, "SELECT login, action FROM sipwave_audit WHERE wave = 'wave2' "
+                              f"AND login <> '{EARLY.login}' "
                               "GROUP BY login, action HAVING COUNT(*) > 1")  # fmt: skip
         assert repeated == "", proxy
         closures = sql(
