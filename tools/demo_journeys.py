@@ -31,7 +31,7 @@ def print_journeys(container: str, reports: Path, logins: list[str]) -> None:
     events: dict[str, list[tuple[str, str]]] = {login: [] for login in logins}
     for line in audit.splitlines():
         login, at, wave, action = line.split("|", 3)
-        events[login].append((at, f"{ACTIONS.get(action, action)} ({wave})"))
+        events[login].append((at, ACTIONS.get(action, action) + (f" ({wave})" if wave else "")))
     sent_log = reports / "notifications.jsonl"
     if sent_log.exists():
         for line in sent_log.read_text(encoding="utf-8").splitlines():

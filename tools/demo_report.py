@@ -200,7 +200,10 @@ def print_wave_report() -> None:
     print(f"\n== wave {report.get('wave')} phase {report.get('phase')} ({reports[-1].name})")
     export = report.get("export") or {}
     if export:
-        print(f"   export: {export['rows']} rows, {export['good']} good, {export['bad']} bad")
+        print(
+            f"   export: {export['rows']} rows, {export['good']} good, {export['bad']} bad; "
+            f"{export.get('partial', 0)} migrate without a bad dial-in number or phone"
+        )
         for reason, count in (export.get("bad_per_reason") or {}).items():
             print(f"     bad rows, {reason}: {count}")
     for line in (report.get("bad_rows") or [])[:5]:
