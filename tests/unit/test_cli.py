@@ -144,7 +144,8 @@ def test_each_subcommand_maps_its_arguments_to_its_playbook(argv, playbook, extr
 def test_every_subcommand_of_the_table_is_tested_above():
     tested = {
         "wave plan", "wave run", "wave status", "wave rollback", "wave notify",
-        "account consent", "account move", "account rollback", "host rollback", "backup run", "backup list", "restore", "health",
+        "account consent", "account move", "account rollback", "host rollback", "backup run",
+        "backup list", "restore", "health",
         "report costs", "user add", "port exchange", "port schedule", "port complete",
         "port cancel", "port show", "cutover", "port submit",
     }  # fmt: skip
