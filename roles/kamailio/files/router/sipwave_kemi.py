@@ -38,6 +38,5 @@ ksr_failure_carrier = ROUTER.failure_route_carrier
 # tm reply route of a subscriber's BYE (telephony.CALL_END_REPLY_ROUTE): the end of a call.
 ksr_reply_call_end = ROUTER.reply_route_call_end
 
-
-def ksr_reply_route():
-    return 1
+# Core reply route: every reply, before tm; records the answers to check-sync NOTIFYs.
+ksr_reply_route = ROUTER.reply_route
