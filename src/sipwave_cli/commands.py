@@ -104,6 +104,10 @@ COMMANDS: tuple[Command, ...] = (
                  choices=("migrate", "close")),
              Arg("--move-now-in", "move that customer at once, in this wave (phase 2 alone)",
                  var="wave", metavar="WAVE"))),
+    Command(("account", "show"), "account_show.yml",
+            "one account: state, numbers, registrations, history, export row, mails; "
+            "changes nothing",
+            (Arg("login", "the account's legacy login", var="login", required=True),)),
     Command(("account", "move"), "migrate_wave.yml",
             "move one account of a wave on its own (e.g. phase 2 as soon as it consented)",
             (Arg("login", "the account's legacy login", var="account", required=True),

@@ -67,6 +67,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "restore.yml": ("migration",),
     "wave_status.yml": ("migration",),
     "backup_list.yml": ("migration",),
+    "account_show.yml": ("migration",),
     "cost_report.yml": ("kamailio",),
     "site.yml": "only imports kamailio.yml, asterisk.yml and provisioning.yml (each covered "
     "on its own); it has no play or variable of its own; make demo runs it",

@@ -107,6 +107,8 @@ def mapped(*argv: str, cwd: Path = PROJECT) -> commands.Invocation:
         (["account", "consent", "--login", "481200005", "--decision", "migrate",
           "--move-now-in", "wave2"], "record_consent.yml",
          {"login": "481200005", "decision": "migrate", "wave": "wave2"}, None, False),
+        (["account", "show", "481200005"], "account_show.yml", {"login": "481200005"}, None,
+         False),
         (["account", "move", "481200005", "--wave", "wave2", "--phase", "2"], "migrate_wave.yml",
          {"account": "481200005", "wave": "wave2", "wave_phase": "2"}, None, False),
         (["account", "rollback", "481200005", "--wave", "wave2"], "rollback_wave.yml",
@@ -144,8 +146,8 @@ def test_each_subcommand_maps_its_arguments_to_its_playbook(argv, playbook, extr
 def test_every_subcommand_of_the_table_is_tested_above():
     tested = {
         "wave plan", "wave run", "wave status", "wave rollback", "wave notify",
-        "account consent", "account move", "account rollback", "host rollback", "backup run",
-        "backup list", "restore", "health",
+        "account consent", "account show", "account move", "account rollback",
+        "host rollback", "backup run", "backup list", "restore", "health",
         "report costs", "user add", "port exchange", "port schedule", "port complete",
         "port cancel", "port show", "cutover", "port submit",
     }  # fmt: skip

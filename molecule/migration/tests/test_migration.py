@@ -932,3 +932,15 @@ def test_a_rollback_of_an_unknown_wave_fails_naming_the_waves():
     run = run_playbook("rollback_wave.yml", {"wave": "wave9"})
     assert run.returncode != 0
     assert "Give -e wave=NAME, one of: wave1, wave2" in one_line(run), run.stdout[-3000:]
+
+
+def test_customer_care_sees_one_accounts_whole_story():
+    """account_show.yml on the real proxies after everything above: the account wave 1 moved,
+    consented, rolled back and migrated again; its mails with their senders."""
+    run = run_playbook("account_show.yml", {"login": MIGRATED.login})
+    assert run.returncode == 0, run.stdout[-3000:]
+    shown = one_line(run)
+    assert f'"login": "{MIGRATED.login}"' in shown
+    assert '"action": "consent_migrate"' in shown and '"action": "rollback"' in shown
+    assert f'"email": "{MIGRATED.email}"' in shown
+    assert '"notification": "notice"' in shown and "obsluga@ip.tanifon.pl" in shown
