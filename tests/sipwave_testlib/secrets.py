@@ -66,8 +66,9 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "backup.yml": ("migration",),
     "restore.yml": ("migration",),
     "cost_report.yml": ("kamailio",),
-    "site.yml": "only imports kamailio.yml, asterisk.yml and provisioning.yml (each covered "
-    "on its own); it has no play or variable of its own; make demo runs it",
+    "monitoring.yml": ("asterisk",),
+    "site.yml": "only imports kamailio.yml, asterisk.yml, provisioning.yml and monitoring.yml "
+    "(each covered on its own); it has no play or variable of its own; make demo runs it",
     "lab.yml": "the demo's containers (make lab-up, make lab-down): podman on localhost with "
     "no secret among its variables",
 }

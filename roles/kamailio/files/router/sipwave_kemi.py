@@ -35,6 +35,8 @@ ksr_failure_legacy = ROUTER.failure_route_legacy
 # failover to the next carrier.
 ksr_branch_carrier = ROUTER.branch_route_carrier
 ksr_failure_carrier = ROUTER.failure_route_carrier
+# xhttp's event_callback (only loaded with kamailio_metrics_enabled): every HTTP request.
+ksr_xhttp_event = ROUTER.xhttp_event
 
 
 def ksr_reply_route():
