@@ -63,10 +63,11 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "port.yml": ("migration",),
     "port_donor.yml": ("migration",),
     "cutover.yml": ("migration",),
-    "backup.yml": ("migration",),
+    "backup.yml": ("migration", "asterisk"),
     "restore.yml": ("migration",),
     "cost_report.yml": ("kamailio",),
     "monitoring.yml": ("asterisk",),
+    "health.yml": ("asterisk",),
     "site.yml": "only imports kamailio.yml, asterisk.yml, provisioning.yml and monitoring.yml "
     "(each covered on its own); it has no play or variable of its own; make demo runs it",
     "lab.yml": "the demo's containers (make lab-up, make lab-down): podman on localhost with "

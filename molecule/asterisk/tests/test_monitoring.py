@@ -7,9 +7,14 @@ import socket
 
 import pytest
 from conftest import (
+    DIALIN_DATABASE,
+    PBX_CONTAINER,
     PROXY_CONTAINER,
     SUBSCRIBERS,
+    dial_in,
+    forget_failures,
     in_container,
+    pbx,
     prometheus_query,
     wait_for_metric,
 )
@@ -20,6 +25,12 @@ SIP_TCP = ("127.0.21.11", 5060)
 # The kernel's source address for a loopback destination: Prometheus' (the allowed peer).
 PROMETHEUS_SOURCE = "127.0.0.1"
 STRANGER = "127.0.21.240"
+WRONG_PIN = "11112222"
+# What the dial-in AGI locks (4 failures within the hour in this scenario), read directly.
+LOCKED_CALLERS = (
+    "SELECT COUNT(*) FROM (SELECT caller FROM failure WHERE at > strftime('%s','now') - 3600 "
+    "GROUP BY caller HAVING COUNT(*) >= 4)"
+)
 ACCOUNT = "48221110003"
 DOMAIN = "ip.tanifon.pl"
 
@@ -55,9 +66,40 @@ def kamailio_pids() -> str:
     return in_container(PROXY_CONTAINER, "pgrep", "-d,", "kamailio").stdout.strip()
 
 
-def test_prometheus_scrapes_kamailio_asterisk_and_itself():
-    up = wait_for_metric('count(up{job=~"kamailio|asterisk|prometheus"} == 1) == 3')
+def test_prometheus_scrapes_kamailio_asterisk_the_exporters_and_itself():
+    up = wait_for_metric('count(up{job=~"kamailio|asterisk|prometheus|sipwave"} == 1) == 5')
     assert up, prometheus_query("up")
+
+
+def test_a_pbx_lockout_shows_in_the_metrics():
+    """Four wrong PINs lock the caller out (asterisk_dialin_lockout_failures); the exporter
+    on the PBX counts it from the dial-in database."""
+    caller = "+48601000004"
+    forget_failures(caller)
+    for entries in ([WRONG_PIN] * 3, [WRONG_PIN]):
+        call = dial_in(caller, entries=entries, expect="hungup")
+        assert call.successful == 1, call.output
+    locked = pbx("sqlite3", DIALIN_DATABASE, LOCKED_CALLERS).strip()
+    metric = f'sipwave_dialin_locked_callers{{host="{PBX_CONTAINER}"}}'
+    try:
+        assert wait_for_metric(f"{metric} == {locked}") and int(locked) >= 1, (
+            prometheus_query(metric),
+            locked,
+        )
+    finally:
+        forget_failures(caller)
+
+
+def test_the_newest_backup_shows_in_the_metrics():
+    """test_health.py took a backup: its copy's time, not 0 (no backup)."""
+    newest = in_container(
+        PROXY_CONTAINER, "sh", "-c", "stat -c %Y /var/backups/sipwave/* | sort -n | tail -1"
+    ).stdout.strip()
+    assert newest, "no backup copy on the proxy"
+    metric = f'sipwave_backup_newest_timestamp_seconds{{host="{PROXY_CONTAINER}"}}'
+    assert wait_for_metric(f"{metric} >= {newest}"), prometheus_query(metric)
+    # Before the backup the proxy had none (0): the alert fired, and now it resolves.
+    assert wait_for_metric('absent(ALERTS{alertname="SipwaveBackupTooOld"})', 20)
 
 
 def test_a_register_raises_the_registration_counter():
@@ -89,7 +131,9 @@ def test_the_silent_carrier_raises_its_alert():
     after two minutes), for that carrier only."""
     alerts = wait_for_metric('ALERTS{alertname="SipwaveCarrierDown"}')
     assert {a["metric"]["carrier"] for a in alerts} == {"silent"}, alerts
-    assert not prometheus_query('ALERTS{alertname=~"SipwaveProxyDown|SipwavePbxDown"}')
+    assert not prometheus_query(
+        'ALERTS{alertstate="firing", alertname=~"SipwaveProxyDown|SipwavePbxDown"}'
+    )
 
 
 def test_prometheus_gets_the_metrics():
