@@ -68,6 +68,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "cost_report.yml": ("kamailio",),
     "monitoring.yml": ("asterisk",),
     "health.yml": ("asterisk",),
+    "unregistered_report.yml": ("asterisk",),
     "site.yml": "only imports kamailio.yml, asterisk.yml, provisioning.yml and monitoring.yml "
     "(each covered on its own); it has no play or variable of its own; make demo runs it",
     "lab.yml": "the demo's containers (make lab-up, make lab-down): podman on localhost with "

@@ -16,8 +16,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.call_costs import
     rate,
     read_calls,
     tariffs,
-    to_csv,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.csv_records import to_csv
 from wave_helpers import create_database
 
 TARIFFS = tariffs([

@@ -172,9 +172,19 @@ def test_a_phase2_account_dials_in_and_out_as_its_accounts_number(carrier):
     assert [(r["caller"], r["disposition"]) for r in rows] == [(STAYING["number"], "ANSWERED")]
 
 
-def test_the_waves_accounts_and_registrations_reach_prometheus():
-    """Two live accounts after phase 2 (one closed); the phase-2 login registering makes the
-    wave's registered gauge count it (usrloc writes location back within 30 s)."""
+def unregistered_logins() -> list[str]:
+    """The logins of playbooks/unregistered_report.yml's newest CSV for the wave."""
+    wave_playbook("unregistered_report.yml")
+    reports = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
+    newest = sorted(reports.glob(f"{WAVE}-unregistered-*.csv"))[-1]
+    return [row["login"] for row in csv.DictReader(newest.open(encoding="utf-8"))]
+
+
+def test_phase2_accounts_without_a_registration_are_listed_until_their_phone_registers():
+    """Two live accounts after phase 2 (one closed); the phase-2 login registering takes its
+    account off customer care's list and makes the wave's registered gauge count it (usrloc
+    writes location back within 30 s)."""
+    assert unregistered_logins() == [STAYING["login"]]
     login = f"tnf{STAYING['login']}"
     credentials = sipp.credentials(login, ROWS[STAYING["login"]]["password"])
     row = [login, NEW_DOMAIN, credentials, "127.0.21.108:5099"]
@@ -184,6 +194,7 @@ def test_the_waves_accounts_and_registrations_reach_prometheus():
     assert wait_for_metric(f'kamailio_sipwave_wave_registered{{wave="{WAVE}"}} >= 1', 90), (
         prometheus_query("kamailio_sipwave_wave_registered")
     )
+    assert unregistered_logins() == []
 
 
 def test_a_pbx_rebuilt_from_nothing_loses_no_number(carrier):

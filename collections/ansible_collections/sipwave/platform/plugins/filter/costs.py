@@ -10,8 +10,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.call_costs import
     CALL_COLUMNS,
     DEPARTMENT_COLUMNS,
     by_department,
-    to_csv,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.csv_records import to_csv
 
 
 def cost_departments(calls: list, currency: str) -> list[dict]:

@@ -15,14 +15,12 @@ Money is Decimal throughout, rounded half up to the cent once per call.
 from __future__ import annotations
 
 import calendar
-import csv
-import io
 import math
 import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.times import (  # noqa: F401 (JULIAN_DAY_OF_EPOCH for callers)
@@ -203,28 +201,3 @@ def by_department(calls: Iterable[dict], currency: str) -> list[dict]:
          "cost": str(row["cost"]), "unrated": row["unrated"], "currency": currency}
         for name, row in sorted(totals.items())
     ]  # fmt: skip
-
-
-def to_csv(rows: Iterable[dict], columns: tuple[str, ...]) -> str:
-    """CSV for accounting; a value a spreadsheet would run as a formula is quoted with '."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: _cell(row.get(c)) for c in columns})
-    return out.getvalue()
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return (
-        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _numeric(text) else text
-    )
-
-
-def _numeric(text: str) -> bool:
-    try:
-        Decimal(text)
-    except InvalidOperation:
-        return False
-    return True
