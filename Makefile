@@ -20,7 +20,9 @@ SCENARIOS ?= $(filter $(SCENARIOS_FOUND),$(SCENARIOS_LONGEST_FIRST)) \
 # postgresql: the server binaries for the unit tests' throwaway cluster (engine and routing
 # view on PostgreSQL; the tests start their own cluster on a Unix socket, no TCP).
 # apache2-utils: ab, the load generator of the provisioning benchmark (loopback only).
-HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv postgresql apache2-utils
+# chromium: renders the cost report's page headless in its test (a file; no network).
+HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv postgresql apache2-utils \
+	chromium
 
 # promtool, for the unit tests of the alert rules (`promtool test rules`): taken out of Debian's
 # prometheus package with apt-get download, so that the host runs no Prometheus server.

@@ -60,6 +60,11 @@ PREFLIGHT_CASES = {
         {**GOOD, "kamailio_sites": [*SITES, {"name": "sopot"}]},
         "kamailio_sites entry 2",
     ),
+    # The call records' site column holds 64 characters.
+    "site-name-too-long": (
+        {**GOOD, "kamailio_sites": [*SITES, {"name": "s" * 65, "areas": ["+4812"]}]},
+        "kamailio_sites entry 2",
+    ),
 }
 PLAYBOOK = """\
 - name: The kamailio role's preflight, then its carriers' files where a host asks for them

@@ -266,3 +266,53 @@ def test_on_postgres_an_up_to_date_view_is_left_alone_and_an_older_one_replaced(
     finally:
         writer.close()
         reader.close()
+
+
+def test_on_postgres_a_busy_call_record_table_is_never_locked_by_a_wave(cluster, tmp_path):
+    """Kamailio writes acc with every call. A wave's long transaction never alters it (its
+    ensure() adds no column), and the role's schema step waits for a busy acc a bounded time,
+    then fails naming the lock with nothing changed, instead of holding up every call."""
+    import time
+
+    import psycopg2
+    from module_runner import COLLECTIONS, run_module_file
+
+    admin = psycopg2.connect(host=cluster, port=5438, dbname="postgres", user="kamailio")
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE schema_busy_acc")
+    admin.close()
+
+    def connect():
+        return psycopg2.connect(host=cluster, port=5438, dbname="schema_busy_acc", user="kamailio")
+
+    connection, kamailio = connect(), connect()
+    database = Database("postgres", connection, psycopg2.Error)
+    try:
+        with connection, connection.cursor() as cursor:
+            schema.ensure(database, cursor)
+            older_call_record_tables(connection, "postgres")
+        # A call being recorded: Kamailio's open insert into acc.
+        held = kamailio.cursor()
+        held.execute("INSERT INTO acc (method, callid, sip_code, time) "
+                     "VALUES ('INVITE', 'busy', '200', now())")  # fmt: skip
+        with connection, connection.cursor() as cursor:  # a wave's transaction
+            cursor.execute("SET LOCAL lock_timeout = '1s'")  # would raise if it waited
+            assert schema.ensure(database, cursor, add_columns=False) == []
+        module = (
+            COLLECTIONS / "ansible_collections/sipwave/platform/plugins/modules/kamailio_schema.py"
+        )
+        args = {"backend": "postgres", "db_host": cluster, "db_port": 5438,
+                "db_name": "schema_busy_acc", "db_user": "kamailio"}  # fmt: skip
+        started = time.monotonic()
+        result = run_module_file(module, tmp_path, args)
+        waited = time.monotonic() - started
+        outcome = json.loads(result.stdout)
+        assert outcome.get("failed"), outcome
+        assert "lock timeout" in outcome["msg"]
+        assert 4 < waited < 30
+        kamailio.commit()  # the call is recorded; the step run again adds the columns
+        outcome = json.loads(run_module_file(module, tmp_path, args).stdout)
+        assert outcome["created"] == ADDED
+    finally:
+        connection.close()
+        kamailio.close()

@@ -355,11 +355,45 @@ def test_a_refusal_of_a_request_not_flagged_for_acc_is_not_recorded(ksr, router)
     assert ksr.called("acc.acc_db_request") == []
 
 
-def test_the_bye_of_a_call_records_its_end(ksr, router):
+def test_a_carriers_bye_records_the_end_at_once_with_the_carrier(ksr, router):
     request(ksr, "BYE", source=CARRIER_A, totag=True)
     ksr.returns["rr.loose_route"] = 1
     router.request_route()
     assert ksr.called("acc.acc_db_request") == [("200 Call Ended", "sipwave_call_end")]
+    assert ksr.pvars["$avp(sipwave_acc_carrier)"] == "carrier-a"
+    assert ksr.called("tm.t_on_reply") == []
+
+
+def test_a_subscribers_bye_records_nothing_until_it_is_answered(ksr, router):
+    """Anyone who knows a call's Call-ID and tags can write its BYE and send it to a phone of
+    their own: the end is recorded on the answer (reply route), not on the request."""
+    request(ksr, "BYE", source="127.0.20.201", totag=True)
+    ksr.returns["rr.loose_route"] = 1
+    ksr.returns["rr.check_route_param"] = 1
+    router.request_route()
+    assert ksr.called("acc.acc_db_request") == []
+    assert ksr.called("tm.t_on_reply") == [("ksr_reply_call_end",)]
+    assert ksr.called("tm.t_relay")
+
+
+@pytest.mark.parametrize(
+    ("code", "answered_by", "carrier"),
+    [(200, CARRIER_A, "carrier-a"), (202, CARRIER_B, "carrier-b"), (200, "127.0.20.77", None)],
+)
+def test_a_2xx_to_a_subscribers_bye_records_the_end_and_who_confirmed_it(
+    ksr, router, code, answered_by, carrier
+):
+    ksr.pvars.update({"$rs": code, "$si": answered_by})
+    assert router.reply_route_call_end() == 1
+    assert ksr.called("acc.acc_db_request") == [(f"{code} Call Ended", "sipwave_call_end")]
+    assert ksr.pvars.get("$avp(sipwave_acc_carrier)") == carrier
+
+
+@pytest.mark.parametrize("code", [100, 180, 481, 408, 500, None])
+def test_any_other_answer_to_a_subscribers_bye_records_no_end(ksr, router, code):
+    ksr.pvars.update({"$rs": code, "$si": CARRIER_A})
+    assert router.reply_route_call_end() == 1
+    assert ksr.called("acc.acc_db_request") == []
 
 
 def test_a_clip_allow_list_with_a_number_that_is_none_is_refused():

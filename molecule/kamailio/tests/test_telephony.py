@@ -53,11 +53,14 @@ PROBE_TIMEOUT_S = 4  # kamailio_tm_fr_timer_ms
 
 
 class Carrier(SipResponder):
-    """A carrier's SIP side: answers OPTIONS 200, INVITE with ``invite_answer``, BYE 200."""
+    """A carrier's SIP side: answers OPTIONS 200, INVITE with ``invite_answer``, and a BYE as
+    a carrier does: 200 for a call it answered (Call-ID and tags of that dialog, either
+    direction), 481 for anything else."""
 
     def __init__(self, address: str):
         super().__init__((address, 5060))
         self.invite_answer = b"200 OK"
+        self.dialogs: set[tuple[str, frozenset]] = set()
 
     def answer(self, request: bytes) -> bytes:
         if request.startswith(b"INVITE "):
@@ -66,11 +69,28 @@ class Carrier(SipResponder):
             # come back through the proxy.
             head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
             routes = [h for h in head if h.lower().startswith(b"record-route:")]
+            if self.invite_answer.startswith(b"200"):
+                self.dialogs.add(dialog_of(request, UAS_TAG))
             return reply(request, self.invite_answer, contact, *routes)
+        if request.startswith(b"BYE "):
+            known = dialog_of(request, "") in self.dialogs
+            return reply(request, b"200 OK" if known else b"481 Call Does Not Exist")
         return reply(request, b"200 OK")
 
     def invites(self) -> list[bytes]:
         return [r for r in self.received if r.startswith(b"INVITE ")]
+
+
+UAS_TAG = "uas"  # the To tag of test_attacks.reply()
+
+
+def dialog_of(message: bytes, to_tag: str) -> tuple[str, frozenset]:
+    """(Call-ID, {From tag, To tag}) of a message; ``to_tag`` when it has none yet."""
+    text = message.decode(errors="replace")
+    call_id = re.search(r"^Call-ID:\s*(\S+)", text, re.M | re.I)
+    tags = [re.search(rf"^{name}:.*?;tag=([^;>\s]+)", text, re.M | re.I) for name in ("From", "To")]
+    found = [tag[1] if tag else to_tag for tag in tags]
+    return (call_id[1] if call_id else ""), frozenset(found)
 
 
 @pytest.fixture(scope="module")

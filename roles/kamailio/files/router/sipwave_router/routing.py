@@ -333,7 +333,7 @@ class Router(TelephonyRoutes, MetricsRoutes):
             return method == "ACK"
         if KSR.rr.loose_route() > 0:
             if source in self.settings.trusted_peers or self.route_set_followed():
-                self.record_call_end(method)
+                self.record_call_end(source, method)
                 self.relay()
             elif method != "ACK":
                 _sl_send_reply(403, "Route Not Followed")

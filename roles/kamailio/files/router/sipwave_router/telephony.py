@@ -57,6 +57,7 @@ ACC_AVPS = {
 ACC_TABLE = "acc"
 CALL_END_TABLE = "sipwave_call_end"
 CALL_END_COMMENT = "200 Call Ended"
+CALL_END_REPLY_ROUTE = "ksr_reply_call_end"
 # What the branch route needs to present the caller on each carrier's branch.
 OWN_NUMBER_AVP = "$avp(sipwave_clip_own)"
 FOREIGN_NUMBER_AVP = "$avp(sipwave_clip_foreign)"
@@ -123,14 +124,39 @@ class TelephonyRoutes:
         if site:
             KSR.pv.sets(ACC_AVPS["site"], site)
 
-    @staticmethod
-    def record_call_end(method: str) -> None:
-        """The BYE of a call ends it: one row in sipwave_call_end, joined by Call-ID.
+    def record_call_end(self, source: str, method: str) -> None:
+        """The BYE of a call ends it: a row in sipwave_call_end (Call-ID, From and To tags,
+        time), with the carrier that confirmed the end in its carrier column.
+
+        Whoever knows a call's Call-ID and tags (its caller) can write a BYE, send it anywhere
+        and have a phone of their own answer it. An end counts for what a call costs only
+        when the carrier agrees the call is over: a BYE that a peer sent (a configured
+        address), or a 2xx that a carrier sent to a subscriber's BYE (the reply route below).
+        A subscriber's BYE answered by anyone else is still recorded, without a carrier.
 
         acc reads the comment as "code reason"; without a code it writes sip_code NULL, which
-        the table refuses (NOT NULL, as Kamailio's acc schema): every end record was lost."""
-        if method == "BYE":
+        the table refuses (NOT NULL, as Kamailio's acc schema)."""
+        if method != "BYE":
+            return
+        if source in self.settings.trusted_peers:
+            self.note_ending_carrier(source)
             KSR.acc.acc_db_request(CALL_END_COMMENT, CALL_END_TABLE)
+            return
+        KSR.tm.t_on_reply(CALL_END_REPLY_ROUTE)
+
+    def reply_route_call_end(self) -> int:
+        """tm reply route of a subscriber's BYE: its final 2xx records the end."""
+        status = str(KSR.pv.get("$rs") or "")
+        code = int(status) if status.isdigit() else 0
+        if 200 <= code < 300:
+            self.note_ending_carrier(KSR.pv.get("$si") or "")
+            KSR.acc.acc_db_request(f"{code} Call Ended", CALL_END_TABLE)
+        return 1
+
+    def note_ending_carrier(self, address: str) -> None:
+        carrier = self.settings.carriers.get(address)
+        if carrier is not None:
+            KSR.pv.sets(ACC_AVPS["carrier"], carrier.name)
 
     @staticmethod
     def reply_call(code: int, reason: str) -> None:

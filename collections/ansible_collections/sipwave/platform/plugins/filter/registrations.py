@@ -6,7 +6,7 @@ list as CSV for customer care. Each is documented in the .yml file of its name."
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sipwave.platform.plugins.module_utils.csv_records import to_csv
+from ansible_collections.sipwave.platform.plugins.module_utils.call_costs import to_csv
 from ansible_collections.sipwave.platform.plugins.module_utils.registrations import (
     COLUMNS,
     on_every_proxy,

@@ -15,12 +15,14 @@ Money is Decimal throughout, rounded half up to the cent once per call.
 from __future__ import annotations
 
 import calendar
+import csv
+import io
 import math
 import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.times import (  # noqa: F401 (JULIAN_DAY_OF_EPOCH for callers)
@@ -32,10 +34,10 @@ CENT = Decimal("0.01")
 PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _PREFIX = re.compile(r"\+[0-9]{1,15}")
 _PRICE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
-CALL_COLUMNS = ("callid", "answered_at", "department", "account", "carrier", "callee",
-                "direction", "sip_code", "seconds", "billed_seconds", "cost")  # fmt: skip
-DEPARTMENT_COLUMNS = ("department", "calls", "answered", "billed_minutes", "cost", "unrated",
-                      "currency")  # fmt: skip
+CALL_COLUMNS = ("callid", "answered_at", "site", "department", "account", "carrier", "callee",
+                "direction", "sip_code", "state", "seconds", "billed_seconds", "cost")  # fmt: skip
+DEPARTMENT_COLUMNS = ("site", "department", "calls", "answered", "billed_minutes", "cost",
+                      "unrated", "open", "currency")  # fmt: skip
 
 
 class CostError(ValueError):
@@ -133,43 +135,96 @@ def period_bounds(period: str) -> tuple[float, float]:
 
 
 _CALLS = """
-    SELECT a.callid, a.time, a.account, a.department, a.carrier, a.callee, a.direction,
-           a.sip_code, (SELECT MIN(e.time) FROM sipwave_call_end e WHERE e.callid = a.callid)
-    FROM acc a WHERE a.method = 'INVITE'"""
+    SELECT callid, from_tag, to_tag, time, account, department, site, carrier, callee,
+           direction, sip_code
+    FROM acc WHERE method = 'INVITE'"""
+_ENDS = "SELECT callid, from_tag, to_tag, time, carrier FROM sipwave_call_end WHERE method = 'BYE'"
+
+ENDED, OPEN, UNANSWERED = "ended", "open", "unanswered"
 
 
-def read_calls(cursor: Any, period: str) -> list[dict]:
-    """Every call whose final answer came in ``period``, with its duration in started seconds
-    (from the answer to the BYE; 0 when unanswered or not ended)."""
-    start, end = period_bounds(period)
+@dataclass(frozen=True)
+class _End:
+    tags: frozenset
+    at: float
+    carrier: str
+
+
+def _ends(cursor: Any) -> dict[str, list[_End]]:
+    cursor.execute(_ENDS)
+    found: dict[str, list[_End]] = {}
+    for callid, from_tag, to_tag, stamp, carrier in cursor:
+        at = epoch_of(stamp)
+        if at is not None:
+            found.setdefault(callid, []).append(_End(frozenset((from_tag, to_tag)), at, carrier))
+    return found
+
+
+def end_of(call: dict, at: float, ends: Iterable[_End]) -> float | None:
+    """When the answered call ``call`` (answered at ``at``) ended, by the first BYE of the
+    same dialog (Call-ID and both tags, in either direction) recorded at or after its answer.
+    An outbound call ends only by an end its carrier confirmed (a BYE the carrier sent, or
+    its 2xx to the subscriber's BYE): a BYE that anyone else answered ends nothing that a
+    carrier bills."""
+    tags = frozenset((call["from_tag"], call["to_tag"]))
+    times = [
+        end.at for end in ends
+        if end.tags == tags and end.at >= at
+        and (call["direction"] != "outbound" or end.carrier == call["carrier"])
+    ]  # fmt: skip
+    return min(times, default=None)
+
+
+def read_calls(cursor: Any, period: str) -> tuple[list[dict], int]:
+    """Every call whose final answer came in ``period``, and how many records had a time that
+    cannot be read (left out: never priced by guess).
+
+    Each call has a state: ``ended`` with its duration in started seconds (from the answer
+    to the end of the same dialog), ``open`` (answered, no end recorded: priced by nobody,
+    listed for accounting to look at) or ``unanswered``."""
+    start, stop = period_bounds(period)
+    ends = _ends(cursor)
     cursor.execute(_CALLS)
-    calls = []
-    for callid, answered, account, department, carrier, callee, direction, code, ended in cursor:
+    calls, unreadable = [], 0
+    for row in cursor.fetchall():
+        callid, from_tag, to_tag, answered = row[:4]
         at = epoch_of(answered)
-        if at is None or not start <= at < end:
+        if at is None:
+            unreadable += 1
             continue
-        finished = epoch_of(ended)
-        # A started second counts (1 ms of tolerance absorbs the time stamps' rounding), and
-        # an answered call that ended lasted at least one: stamps of whole seconds (the
-        # database's) may give the answer and the BYE of a short call the same second.
-        seconds = 0
-        if code == "200" and finished is not None:
-            seconds = max(1, math.ceil(finished - at - 0.001))
-        calls.append({
-            "callid": callid, "answered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
-            "department": department or "", "account": account or "", "carrier": carrier or "",
-            "callee": callee or "", "direction": direction or "", "sip_code": code or "",
-            "seconds": max(seconds, 0),
-        })  # fmt: skip
-    return calls
+        if not start <= at < stop:
+            continue
+        account, department, site, carrier, callee, direction, code = row[4:]
+        call = {
+            "callid": callid, "from_tag": from_tag or "", "to_tag": to_tag or "",
+            "answered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+            "department": department or "", "site": site or "", "account": account or "",
+            "carrier": carrier or "", "callee": callee or "", "direction": direction or "",
+            "sip_code": code or "", "state": UNANSWERED, "seconds": 0,
+        }  # fmt: skip
+        if str(code).startswith("2"):
+            finished = end_of(call, at, ends.get(callid, ()))
+            # A started second counts (1 ms of tolerance absorbs the time stamps' rounding),
+            # and an answered call that ended lasted at least one: stamps of whole seconds
+            # (the database's) may give the answer and the BYE of a short call the same one.
+            if finished is None:
+                call["state"] = OPEN
+            else:
+                call["state"] = ENDED
+                call["seconds"] = max(1, math.ceil(finished - at - 0.001))
+        calls.append(call)
+    return calls, unreadable
 
 
 def rate(calls: Iterable[dict], known: list[Tariff]) -> list[dict]:
-    """Each call with billed_seconds and cost (None: an outbound call without a tariff)."""
+    """Each call with billed_seconds and cost. The cost is None for an outbound call that
+    cannot be priced: without a tariff (unrated) or still open."""
     rated = []
     for call in calls:
         billed, cost = 0, Decimal("0.00")
-        if call["direction"] == "outbound" and call["seconds"] > 0:
+        if call["direction"] == "outbound" and call["state"] == OPEN:
+            cost = None
+        elif call["direction"] == "outbound" and call["seconds"] > 0:
             tariff = tariff_for(known, call["carrier"], call["callee"])
             if tariff is None:
                 billed, cost = call["seconds"], None
@@ -180,24 +235,72 @@ def rate(calls: Iterable[dict], known: list[Tariff]) -> list[dict]:
     return rated
 
 
+def record_key(call: dict) -> tuple:
+    """A call record's identity: its dialog (Call-ID and both tags) and its answer. Proxies
+    sharing one database read the same record; two calls never share all of it, even when a
+    phone reuses a Call-ID."""
+    return (call["callid"], call["from_tag"], call["to_tag"], call["answered_at"],
+            call["sip_code"])  # fmt: skip
+
+
+def merge(calls: Iterable[dict]) -> list[dict]:
+    """The calls of every proxy, each record once, in the order they were answered."""
+    unique = {record_key(call): call for call in calls}
+    return sorted(unique.values(), key=lambda c: (c["answered_at"], record_key(c)))
+
+
 def by_department(calls: Iterable[dict], currency: str) -> list[dict]:
-    """One row per department (sorted), calls merged from every proxy once (by Call-ID)."""
-    unique = {call["callid"]: call for call in calls}
-    totals: dict[str, dict] = {}
-    for call in unique.values():
+    """One row per site and department (sorted), from the merged calls."""
+    totals: dict[tuple[str, str], dict] = {}
+    for call in calls:
         empty = {"calls": 0, "answered": 0, "billed_seconds": 0, "cost": Decimal("0.00"),
-                 "unrated": 0}  # fmt: skip
-        row = totals.setdefault(call["department"] or "(none)", empty)
+                 "unrated": 0, "open": 0}  # fmt: skip
+        key = (call.get("site") or "(none)", call["department"] or "(none)")
+        row = totals.setdefault(key, empty)
         row["calls"] += 1
-        row["answered"] += call["sip_code"] == "200"
+        row["answered"] += call["state"] != UNANSWERED
         row["billed_seconds"] += call["billed_seconds"]
-        if call["cost"] is None:
+        if call["direction"] == "outbound" and call["state"] == OPEN:
+            row["open"] += 1
+        elif call["cost"] is None:
             row["unrated"] += 1
         else:
             row["cost"] += Decimal(call["cost"])
     return [
-        {"department": name, "calls": row["calls"], "answered": row["answered"],
+        {"site": site, "department": name, "calls": row["calls"], "answered": row["answered"],
          "billed_minutes": str((Decimal(row["billed_seconds"]) / 60).quantize(CENT)),
-         "cost": str(row["cost"]), "unrated": row["unrated"], "currency": currency}
-        for name, row in sorted(totals.items())
+         "cost": str(row["cost"]), "unrated": row["unrated"], "open": row["open"],
+         "currency": currency}
+        for (site, name), row in sorted(totals.items())
     ]  # fmt: skip
+
+
+def report(calls: Iterable[dict], currency: str) -> dict:
+    """Both lists of the report from one merge: the calls and the site/department totals."""
+    merged = merge(calls)
+    return {"calls": merged, "departments": by_department(merged, currency)}
+
+
+def to_csv(rows: Iterable[dict], columns: tuple[str, ...]) -> str:
+    """CSV for accounting; a value a spreadsheet would run as a formula is quoted with '."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return (
+        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _numeric(text) else text
+    )
+
+
+def _numeric(text: str) -> bool:
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        return False
+    return True

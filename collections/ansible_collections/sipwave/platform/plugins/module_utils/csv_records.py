@@ -2,17 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reading a CSV file record by record with each physical line decoded on its own, so that a
 broken UTF-8 sequence is reported on the line where it is (also inside a quoted field that
-spans lines) and the other records are still read. Used by the export and consent readers.
-And writing CSV for people who open it in a spreadsheet (reports)."""
+spans lines) and the other records are still read. Used by the export and consent readers."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any
 
 QUOTE = ord('"')
 
@@ -54,29 +49,3 @@ def records(handle) -> Iterator[Record]:
     if record is not None:
         record.unterminated = True
         yield record
-
-
-def to_csv(rows: Iterable[dict], columns: tuple[str, ...]) -> str:
-    """CSV for a spreadsheet (accounting, customer care): a value it would run as a formula is
-    quoted with '."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: _cell(row.get(c)) for c in columns})
-    return out.getvalue()
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return (
-        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _numeric(text) else text
-    )
-
-
-def _numeric(text: str) -> bool:
-    try:
-        Decimal(text)
-    except InvalidOperation:
-        return False
-    return True

@@ -86,7 +86,7 @@ def apply_pairs(conn: Database, wanted: dict[str, str], check_mode: bool) -> dic
     with transaction(conn) as cursor:
         if not check_mode:
             lock_for_writing(conn, cursor)
-            schema.ensure(conn, cursor)
+            schema.ensure(conn, cursor, add_columns=False)
         have: dict[str, str] = {}
         if schema.table_exists(conn, cursor, "sipwave_forwarding"):
             cursor.execute("SELECT number, target FROM sipwave_forwarding")

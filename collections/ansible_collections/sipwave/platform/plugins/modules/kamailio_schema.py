@@ -79,6 +79,10 @@ def _every_object() -> list[str]:
         return schema.ensure(Database("sqlite", connection, sqlite3.Error), connection.cursor())
 
 
+# How long the schema step waits for a table that calls are being recorded in (PostgreSQL).
+LOCK_TIMEOUT_MS = 5000
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=database_argument_spec(),
@@ -100,6 +104,11 @@ def main() -> None:
         if conn.backend == "sqlite":
             # Python's sqlite3 runs DDL outside a transaction unless one is open.
             cursor.execute("BEGIN IMMEDIATE")
+        else:
+            # Adding a column locks its table until commit, and Kamailio's acc waits for it
+            # with every call: wait for a busy table a bounded time, then give up (the run
+            # fails naming the lock; nothing is half done) rather than stall call handling.
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
         created = schema.ensure(conn, cursor)
         if module.check_mode:
             conn.connection.rollback()

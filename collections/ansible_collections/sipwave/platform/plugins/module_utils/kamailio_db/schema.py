@@ -308,12 +308,18 @@ def _insert_missing(conn: Database, cursor: Any, table: str, key: str, row: dict
     return cursor.rowcount > 0
 
 
-def ensure(conn: Database, cursor: Any) -> list[str]:
+def ensure(conn: Database, cursor: Any, *, add_columns: bool = True) -> list[str]:
     """Create every missing table, column (ADDED_COLUMNS), index, version row and the
     generation row, and the routing view (replaced when its definition changed). Runs in the
     caller's transaction; committing is the caller's. Returns the objects created or changed,
     e.g. ``["table sipwave_audit", "column acc.site"]``; a table created here comes with its
-    added columns, which are not listed again."""
+    added columns, which are not listed again.
+
+    ``add_columns=False`` leaves older tables as they are. The wave steps pass it: on
+    PostgreSQL, ALTER TABLE holds an exclusive lock on the table until the transaction ends,
+    and a wave's transaction is long; Kamailio writes to acc with every call and would wait
+    for it. The columns are added by the role's schema step (kamailio_schema), in a short
+    transaction of its own that waits for the table a bounded time."""
     done = []
     created = set()
     for name, _columns in TABLES:
@@ -321,7 +327,7 @@ def ensure(conn: Database, cursor: Any) -> list[str]:
             cursor.execute(create_table(conn.backend, name))
             done.append(f"table {name}")
             created.add(name)
-    for table, column, definition in ADDED_COLUMNS:
+    for table, column, definition in ADDED_COLUMNS if add_columns else ():
         if table not in created and not column_exists(conn, cursor, table, column):
             cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             done.append(f"column {table}.{column}")

@@ -42,7 +42,7 @@ def record_consent(
         current: dict[str, str] = {}
         if not check_mode:
             lock_for_writing(conn, cursor)
-            schema.ensure(conn, cursor)
+            schema.ensure(conn, cursor, add_columns=False)
         if table_exists(conn, cursor, "sipwave_consent"):
             cursor.execute("SELECT login, decision FROM sipwave_consent")
             current = dict(cursor.fetchall())

@@ -50,7 +50,8 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
         domains = {settings.new_domain} | {d for _login, _u, d in snapshot["keys"]}
         if not check_mode:
             lock_for_writing(conn, cursor)
-            schema.ensure(conn, cursor)  # a database of an engine without the generation table
+            # A database of an engine without the generation table gets it.
+            schema.ensure(conn, cursor, add_columns=False)
         past = cut_over(conn, cursor, snapshot["logins"])
         if past and not settings.force_after_cutover:
             names = ", ".join(sorted(past)[:MAX_REPORTED])

@@ -56,7 +56,7 @@ def run_wave(
             )
         if not check_mode:
             lock_for_writing(conn, cursor)
-            schema.ensure(conn, cursor)
+            schema.ensure(conn, cursor, add_columns=False)
         state = read_state(conn, cursor, domains)
         covered: set[str] = set()
         if table_exists(conn, cursor, "sipwave_snapshot"):
