@@ -44,11 +44,12 @@ host-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The project itself, editable (the `sipwave` command, .venv/bin/sipwave, runs this checkout's
+# playbooks), with its development and test toolchain.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["optional-dependencies"]["dev"]))' > $(VENV)/requirements-dev.txt
-	$(PY) -m pip install -q -r $(VENV)/requirements-dev.txt
+	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -98,11 +99,19 @@ lab-up: venv image lab-clean-demo
 lab-down: venv
 	$(LAB_ENV) && ansible-playbook playbooks/lab.yml -e lab_state=absent
 
+# The lab's wave1 is on 2026-11-16: the demo sends its notice two weeks before, in the
+# notice's window (notify_wave.yml refuses a notice on or after the wave date).
+DEMO_NOTICE_DAY := 2026-11-02
 demo: lab-up
 	$(LAB_ENV) && ansible-playbook playbooks/site.yml
 	$(LAB_ENV) && ansible-playbook playbooks/legacy_platform.yml playbooks/mail_server.yml
-	$(LAB_ENV) && ansible-playbook playbooks/notify_wave.yml -e wave=wave1 -e notification=notice
+	$(LAB_ENV) && ansible-playbook playbooks/notify_wave.yml -e wave=wave1 -e notification=notice \
+	  -e sipwave_today=$(DEMO_NOTICE_DAY)
 	$(LAB_ENV) && ansible-playbook playbooks/migrate_wave.yml -e wave=wave1
+	$(LAB_ENV) && ansible-playbook playbooks/record_consent.yml -e login=481200000 -e decision=migrate \
+	  -e apply=true -e wave=wave1
+	$(LAB_ENV) && ansible-playbook playbooks/notify_wave.yml -e wave=wave1 -e notification=phase2
+	$(LAB_ENV) && ansible-playbook playbooks/rollback_wave.yml -e wave=wave1 -e account=481200002
 	$(LAB_ENV) && $(PY) tools/demo_report.py
 
 bench: venv image lab-clean-bench

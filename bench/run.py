@@ -16,6 +16,7 @@ BENCHMARKS = {
     "call_routing": "calls to a carrier: Python KEMI router vs native kamailio.cfg",
     "migration_wave": "100,000 accounts in one wave module call vs a per-account task loop",
     "provisioning": "100,000 devices rendered in one module call; nginx config requests/s",
+    "check_sync": "check-sync of 10,000 registered phones, 1,000 of them gone, in one deadline",
 }
 
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import demo_calls  # noqa: E402  (beside this file)
 from demo_calls import container_output  # noqa: E402
+from demo_journeys import print_journeys  # noqa: E402
 from sipwave_testlib import sipp  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "collections"))
@@ -36,6 +37,10 @@ CLIENT_ADDRESS = "127.0.10.200"
 DIALIN_DATABASE = "/var/lib/asterisk/sipwave/dialin.sqlite"
 PROVISIONING_ROOT = "/srv/sipwave-provisioning"
 PROVISIONING_CA = "/etc/sipwave-provisioning/tls/ca.crt"
+# Customers of the demo's wave 1 whose timelines are shown (the Makefile's demo moves the
+# first to phase 2 on its consent and rolls the second back; the third stays in phase 1; the
+# fourth migrates without its phone, whose MAC is malformed; the fifth's row is rejected).
+DEMO_CUSTOMERS = ["481200000", "481200002", "481200006", "481200506", "481200508"]
 
 
 def main() -> int:
@@ -88,6 +93,8 @@ def main() -> int:
     failures += print_pbx(lab_group(hosts, "pbx"))
     failures += print_provisioning(lab_group(hosts, "provisioning"))
     print_wave_report()
+    first_proxy = f"sipwave-lab-{next(iter(proxies))}"
+    print_journeys(first_proxy, REPORTS, sys.argv[1:] or DEMO_CUSTOMERS)
     print("\nThe lab stays up: `make lab-down` removes it.")
     return 1 if failures else 0
 
@@ -180,8 +187,12 @@ def print_provisioning(provisioning_hosts: dict) -> int:
 
 
 def print_wave_report() -> None:
-    """The newest wave report's summary; it never holds a secret, so it can all be shown."""
+    """The summary of the newest report of a whole wave (an account's own run or rollback
+    covers one account); it never holds a secret, so it can all be shown."""
     reports = sorted(REPORTS.glob("*.json"), key=lambda path: path.stat().st_mtime)
+    reports = [
+        r for r in reports if (json.loads(r.read_text()).get("counts") or {}).get("accounts", 0) > 1
+    ] or reports
     if not reports:
         print("\n== no wave report under reports/ yet")
         return
@@ -189,7 +200,10 @@ def print_wave_report() -> None:
     print(f"\n== wave {report.get('wave')} phase {report.get('phase')} ({reports[-1].name})")
     export = report.get("export") or {}
     if export:
-        print(f"   export: {export['rows']} rows, {export['good']} good, {export['bad']} bad")
+        print(
+            f"   export: {export['rows']} rows, {export['good']} good, {export['bad']} bad; "
+            f"{export.get('partial', 0)} migrate without a bad dial-in number or phone"
+        )
         for reason, count in (export.get("bad_per_reason") or {}).items():
             print(f"     bad rows, {reason}: {count}")
     for line in (report.get("bad_rows") or [])[:5]:

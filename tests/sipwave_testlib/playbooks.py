@@ -12,6 +12,7 @@ scenario's secrets, so the scenario's own runs are the -vvvv runs of its playboo
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,3 +159,31 @@ def start_playbook(name: str, *extra_vars: dict, options: Sequence[str] = ()) ->
             command, stdout=transcript, stderr=subprocess.STDOUT, cwd=PROJECT,
             env=dict(playbook_env(), PYTHONUNBUFFERED="1"), start_new_session=True,
         )  # fmt: skip
+
+
+def run_sipwave(*args: str, timeout: float | None = 300) -> subprocess.CompletedProcess:
+    """The `sipwave` command of this checkout (``python -m sipwave_cli``, what the console
+    script runs) with ``args`` against the scenario's inventory, at -vvvv and with --json.
+
+    Its transcript holds what the command printed and everything the run left in its
+    ansible-runner directory (Ansible's whole output, the events), so that the scenario's
+    secret search covers them too."""
+    runs = ephemeral_directory() / "sipwave-runs"
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    verbose = "-" + "v" * TRANSCRIPT_VERBOSITY
+    command = [sys.executable, "-m", "sipwave_cli", *args, "-i", inventory, verbose, "--json"]
+    env = dict(playbook_env(), PYTHONPATH=str(PROJECT / "src"), SIPWAVE_RUNS_DIR=str(runs))
+    before = set(runs.iterdir()) if runs.is_dir() else set()
+    name = "sipwave-" + "-".join(a for a in args if not a.startswith("-"))[:60]
+    with _open_transcript(name, (), args) as transcript:
+        run = subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=PROJECT, check=False,
+            timeout=timeout,
+        )  # fmt: skip
+        for directory in sorted(set(runs.iterdir()) - before):
+            for artifact in sorted(p for p in directory.rglob("*") if p.is_file()):
+                transcript.write(f"\n# {artifact.relative_to(directory)}\n")
+                transcript.write(artifact.read_text(encoding="utf-8", errors="replace"))
+        transcript.write(f"\n# stdout\n{run.stdout}\n# stderr\n{run.stderr}")
+        transcript.write(f"\n# exit code {run.returncode}\n")
+    return run

@@ -63,10 +63,6 @@ def test_good_row_is_kept_with_e164_numbers(tmp_path):
     ("column", "value", "reason", "text"),
     [
         ("numbers", "+48 22 12x 45 67", "number", "holds characters other than digits"),
-        ("dialin_numbers", "12345", "number", "dialin_numbers: '12345' is neither"),
-        ("devices", "yealink:T46:00:15:65:zz:00:01", "mac", "malformed MAC"),
-        ("devices", "avaya:9611:001565aabbcc", "vendor", "unknown vendor 'avaya'"),
-        ("devices", "yealink", "device", "is not vendor:model:mac"),
         ("password", "", "credentials", "neither password nor ha1"),
         ("ha1", "abc", "ha1", "ha1 is not 32 hexadecimal digits"),
         ("ha1", "0" * 32, "ha1", "ha1 does not match"),
@@ -88,6 +84,49 @@ def test_bad_field_is_reported_with_file_line_and_reason(tmp_path, column, value
     assert text in export.problems[0].message
     assert list(export.accounts) == ["481234002"]
     assert PASSWORD not in str(export.problems[0])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "kept", "reason", "text"),
+    [
+        ("dialin_numbers", "12345;+48600100201", ("+48600100201",), "number",
+         "dialin_numbers: '12345' is neither"),
+        ("devices", "yealink:T46:00:15:65:zz:00:01;snom:D785:000413aabbcc",
+         (export_fields.Device("snom", "D785", "000413aabbcc"),), "mac", "malformed MAC"),
+        ("devices", "avaya:9611:001565aabbcc", (), "vendor", "unknown vendor 'avaya'"),
+        ("devices", "yealink", (), "device", "is not vendor:model:mac"),
+    ],
+)  # fmt: skip
+def test_a_bad_optional_part_is_dropped_and_the_account_migrates_without_it(
+    tmp_path, column, value, kept, reason, text
+):
+    path = write(tmp_path, HEADER, OTHER, replace(GOOD, column, value))
+
+    export = read(path)
+
+    assert export.bad_rows == [] and export.problems == []
+    account = export.accounts["481234001"]
+    assert getattr(account, column) == kept
+    (dropped,) = account.dropped
+    assert (dropped.column, dropped.reason) == (column, reason) and text in dropped.message
+    (listed,) = export.dropped_parts
+    assert str(listed).startswith(f"{path}:3: ") and "dropped" in str(listed)
+    assert export.summary()["partial"] == 1
+    assert export.summary()["dropped_per_reason"] == {reason: 1}
+    (action,) = export.care_actions(["481234001", "481234002"])
+    assert action["login"] == "481234001" and action["email"] == account.email
+    assert [(d["column"], d["reason"]) for d in action["dropped"]] == [(column, reason)]
+
+
+def test_a_row_rejected_for_another_reason_lists_its_bad_optional_parts_too(tmp_path):
+    row = replace(replace(GOOD, "balance", "x"), "dialin_numbers", "12345")
+    export = read(write(tmp_path, HEADER, OTHER, row))
+
+    assert [p.reason for p in export.problems] == ["balance", "number"]
+    (action,) = export.care_actions(["481234001"])
+    assert action["action"].startswith("not migrated") and len(action["why"]) == 2
+    assert action["email"] == "anna@example.test"
+    assert PASSWORD not in str(action)
 
 
 @pytest.mark.parametrize("vendor", ["poly", "Polycom", "GRANDSTREAM", "snom", "cisco",
@@ -257,6 +296,8 @@ def test_summary_counts_good_and_bad_rows_per_reason(tmp_path):
         "good": 2,
         "bad": 1,
         "bad_per_reason": {"balance": 1, "number": 1},
+        "partial": 0,
+        "dropped_per_reason": {},
     }
 
 
@@ -274,9 +315,11 @@ def test_sample_export_has_every_kind_of_bad_row_and_500_good_ones():
     assert len(export.accounts) >= 500 - 2
     assert export.rows >= 500
     assert set(export.summary()["bad_per_reason"]) >= {
-        "balance", "columns", "credentials", "device", "duplicate_login", "duplicate_number",
-        "ha1", "login", "mac", "number", "utf8", "vendor",
+        "balance", "columns", "credentials", "duplicate_login", "duplicate_number", "ha1",
+        "login", "number", "utf8",
     }  # fmt: skip
+    # Rows whose only problem is a dial-in number or a device migrate without it.
+    assert set(export.summary()["dropped_per_reason"]) == {"device", "mac", "number", "vendor"}
     assert path.read_bytes() == make_sample_export.build(500, 4, ["wave1", "wave2"], True)
 
 

@@ -234,3 +234,18 @@ def test_control_characters_in_values_start_no_header_or_line(tmp_path, smtp):
     assert mail.get_content().splitlines() == [
         "Login: tnf221234570 Password: 1234@sip.sipwave.test"
     ]
+
+
+def test_a_message_with_its_own_sender_goes_out_from_it(tmp_path, smtp):
+    """The notify action names each message's operator (message_rules): the module writes
+    it into From, the others keep the module's sender."""
+    server = smtp()
+    module_args = args(tmp_path, server)
+    module_args["messages"][0]["sender"] = "sipwave <migration@sip.sipwave.test>"
+    result, _ = run(tmp_path, module_args)
+    assert result["changed"], result
+    senders = {m["To"].addresses[0].addr_spec: str(m["From"]) for m in server.messages}
+    assert senders["anna@example.net"] == "sipwave <migration@sip.sipwave.test>"
+    assert senders["jan@example.net"] == module_args["sender"]
+    anna = next(m for m in server.messages if "anna" in str(m["To"]))
+    assert anna["Message-ID"].endswith("@sip.sipwave.test>")

@@ -185,6 +185,25 @@ def test_phase2_devices_get_the_new_identity_and_keep_the_password(tmp_path):
     assert identities["001565000001"] == ["tnf1001@sip.sipwave.test", "1001@ip.tanifon.pl"]
 
 
+def test_a_phone_rolled_back_to_phase1_is_also_looked_for_under_its_phase2_identity(tmp_path):
+    export = read_export(
+        write_export(tmp_path, EXPORT_ROWS), plan_from_dict({"country_code": "48"})
+    )
+    states = {"1001": AccountState("1001", "phase1", "1001", "ip.tanifon.pl")}
+    rows, identities, _ = plan_devices(export, states, SECRET, ("tnf", "sip.sipwave.test"))
+    assert rows[0]["line"][2:4] == ["1001", "ip.tanifon.pl"]  # its files: the legacy identity
+    assert identities["001565000001"] == ["1001@ip.tanifon.pl", "tnf1001@sip.sipwave.test"]
+    assert rows[0]["identities"] == identities["001565000001"]
+
+
+def test_a_phase2_phone_is_looked_for_under_each_identity_once(tmp_path):
+    export = read_export(
+        write_export(tmp_path, EXPORT_ROWS), plan_from_dict({"country_code": "48"})
+    )
+    _, identities, _ = plan_devices(export, STATES, SECRET, ("tnf", "sip.sipwave.test"))
+    assert identities["001565000001"] == ["tnf1001@sip.sipwave.test", "1001@ip.tanifon.pl"]
+
+
 def test_an_ha1_only_account_gets_the_generated_phase2_password(tmp_path):
     rows, _, _ = planned(tmp_path)
     line = next(r["line"] for r in rows if r["mac"] == "000413000002")
@@ -297,7 +316,7 @@ UL_LOOKUP = """{
 
 
 def test_check_sync_reads_every_contact_with_its_nat_address_and_socket():
-    from ansible_collections.sipwave.platform.plugins.modules.check_sync import parse_contacts
+    from ansible_collections.sipwave.platform.plugins.module_utils.check_sync import parse_contacts
 
     assert parse_contacts(UL_LOOKUP) == [
         {"address": "sip:481200000@127.0.22.101:5099", "received": None,

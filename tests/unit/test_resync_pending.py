@@ -17,7 +17,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.provisioning impo
 from ansible_collections.sipwave.platform.plugins.module_utils.resync_pending import (
     OwedResync,
     PendingError,
-    all_answered,
     load_pending,
     save_pending,
     settled_macs,
@@ -96,21 +95,6 @@ def test_a_phone_owed_again_keeps_one_entry_with_its_newer_identities():
 
 def told(*devices: tuple[str, bool]) -> dict:
     return {"changed": True, "devices": [{"mac": m, "settled": s} for m, s in devices]}
-
-
-@pytest.mark.parametrize(
-    ("statuses", "settled"),
-    [
-        (["200"], True),
-        (["200", "481"], True),  # a phone that refuses is not asked again
-        (["408"], True),  # no answer within the transaction timeout
-        ([], True),  # not registered: it fetches at its next check or boot
-        (["200", "error: connection refused"], False),
-        (["not sent (check mode)"], False),
-    ],
-)
-def test_a_device_is_settled_when_every_contact_got_a_sip_answer(statuses, settled):
-    assert all_answered(statuses) is settled
 
 
 def test_a_phone_is_forgotten_only_when_every_proxy_settled_it():

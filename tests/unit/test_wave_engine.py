@@ -431,6 +431,38 @@ def test_rollback_restores_the_pre_wave_state_exactly(database):
     assert dump(database) == before
 
 
+def test_one_account_rolls_back_alone_and_the_others_stay(database):
+    """Customer care rolls back one account (rollback_wave.yml -e account=LOGIN): it gets its
+    rows from before the wave, every other account of the wave keeps its state."""
+    pre_existing_rows(database)
+    before = dump(database)
+    accounts = wave_accounts()
+    run(database, accounts)
+    consent(database, **{"481234001": "migrate", "481234002": "migrate"})
+    run(database, accounts, phase=2)
+    after_phase2 = dump(database)
+
+    result = rollback(database, only=["481234001"])
+
+    assert result.changed and result.reconciliation["ok"]
+    assert [(p.login, p.action) for p in result.plans] == [("481234001", "rollback")]
+    rolled = dump(database)
+    for table, rows in rolled.items():
+        mine = [r for r in rows if "481234001" in " ".join(map(str, r))]
+        was = [r for r in before[table] if "481234001" in " ".join(map(str, r))]
+        assert mine == was, table
+    others = {
+        table: [r for r in rows if "481234001" not in " ".join(map(str, r))]
+        for table, rows in after_phase2.items()
+    }
+    assert {
+        table: [r for r in rows if "481234001" not in " ".join(map(str, r))]
+        for table, rows in rolled.items()
+    } == others
+    with pytest.raises(MigrationError, match="never touched 481299999"):
+        rollback(database, only=["481299999"])
+
+
 def test_rollback_twice_changes_nothing_and_migrating_forward_again_works(database):
     pre_existing_rows(database)
     accounts = wave_accounts()

@@ -131,10 +131,10 @@ def consent(database: Path, **decisions: str) -> list[dict]:
         conn.close()
 
 
-def rollback(database: Path, check=False):
+def rollback(database: Path, check=False, only=None):
     conn = dbconn.connect("sqlite", database=str(database))
     try:
-        return rollback_wave(conn, settings(), check)
+        return rollback_wave(conn, settings(), check, only)
     finally:
         conn.close()
 

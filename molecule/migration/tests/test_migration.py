@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    ACCOUNTS,
     CLOSING,
     CLOSING_IN_WAVE2,
     DATABASE,
@@ -49,7 +50,7 @@ from conftest import (
     sql,
 )
 from sipwave_testlib import sipp
-from sipwave_testlib.playbooks import start_playbook
+from sipwave_testlib.playbooks import run_sipwave, start_playbook
 
 DAY_AFTER_WAVE1 = (date.fromisoformat(WAVE1_DATE) + timedelta(days=1)).isoformat()
 AFTER_GRACE = (date.fromisoformat(WAVE1_DATE) + timedelta(days=30)).isoformat()
@@ -128,13 +129,42 @@ def test_before_any_wave_a_phone_registers_through_the_proxy_on_the_legacy_platf
 # -- notices ---------------------------------------------------------------------------------
 
 
+# Wave 1 is on 2026-11-16: its notice window opens 21 days before, its reminder's 5 days.
+NOTICE_DAY, REMINDER_DAY = "2026-11-02", "2026-11-13"
+LEGACY_OPERATOR = "Tanifon <obsluga@ip.tanifon.pl>"
+NEW_OPERATOR = "sipwave <migration@sip.sipwave.test>"
+
+
+def notify(notification: str, today: str | None = None, wave: str = "wave1"):
+    variables = {"wave": wave, "notification": notification}
+    if today:
+        variables["sipwave_today"] = today
+    return run_playbook("notify_wave.yml", variables)
+
+
+@pytest.mark.parametrize(
+    ("notification", "today", "refusal"),
+    [("notice", WAVE1_DATE, "never on or after it"),
+     ("notice", "2026-12-01", "never on or after it"),
+     ("reminder", NOTICE_DAY, "due from 2026-11-11")],
+)  # fmt: skip
+def test_a_notice_out_of_its_window_is_refused_and_sends_nothing(notification, today, refusal):
+    run = notify(notification, today)
+    assert run.returncode != 0
+    assert refusal in run.stdout, run.stdout[-3000:]
+    assert mails_for(MIGRATED.login, notification) == []
+
+
 def test_the_wave_notice_reaches_each_customer_with_the_date_and_numbers():
-    run = run_playbook("notify_wave.yml", {"wave": "wave1", "notification": "notice"})
+    run = notify("notice", NOTICE_DAY)
     assert run.returncode == 0, run.stdout[-3000:]
     mails = mails_for(MIGRATED.login, "notice")
     assert len(mails) == 1
     mail = mails[0]
     assert mail.headers["To"].addresses[0].addr_spec == MIGRATED.email
+    # Nobody consented yet: the legacy operator writes, with where to get help.
+    assert str(mail.headers["From"]) == LEGACY_OPERATOR
+    assert "hotline +48 22 555 00 00" in mail.body and "support@sip.sipwave.test" in mail.body
     assert WAVE1_DATE in mail.headers["Subject"]
     assert f"{MIGRATED.login}@{LEGACY_DOMAIN}" in mail.body
     assert "+48220000000" in mail.body
@@ -142,14 +172,14 @@ def test_the_wave_notice_reaches_each_customer_with_the_date_and_numbers():
 
 
 def test_a_second_notice_run_sends_nothing():
-    run = run_playbook("notify_wave.yml", {"wave": "wave1", "notification": "notice"})
+    run = notify("notice", NOTICE_DAY)
     assert run.returncode == 0, run.stdout[-3000:]
     assert recap_changed(run.stdout, "localhost") == 0
     assert len(mails_for(MIGRATED.login, "notice")) == 1
 
 
 def test_the_reminder_is_sent_once_besides_the_notice():
-    run = run_playbook("notify_wave.yml", {"wave": "wave1", "notification": "reminder"})
+    run = notify("reminder", REMINDER_DAY)
     assert run.returncode == 0, run.stdout[-3000:]
     assert len(mails_for(MIGRATED.login, "reminder")) == 1
 
@@ -158,13 +188,16 @@ def test_the_reminder_is_sent_once_besides_the_notice():
 
 
 def test_check_mode_shows_the_wave_and_writes_nothing():
+    """Through the sipwave command: `wave plan` is migrate_wave.yml in check mode with diff."""
     before = {t: table_digest(t) for t in ROUTING_TABLES}
     OUTPUTS["before_wave1"] = before
-    run = run_playbook(
-        "migrate_wave.yml", {"wave": "wave1", "sipwave_today": WAVE1_DATE}, check=True
-    )
-    assert run.returncode == 0, run.stdout[-3000:]
+    run = run_sipwave("wave", "plan", "wave1", "--today", WAVE1_DATE)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert {t: table_digest(t) for t in ROUTING_TABLES} == before
+    plan = json.loads(run.stdout)
+    assert (plan["check"], plan["reports"], plan["failures"]) == (True, [], [])
+    assert plan["data"]["wave_result"]["states"]["phase1"] >= 240
+    assert plan["data"]["wave_result"]["bad_rows"] > 0
 
 
 def test_wave1_phase1_migrates_and_reports_bad_rows_with_line_and_reason():
@@ -330,6 +363,8 @@ def test_phase2_and_closure_notifications_are_sent_once():
 def test_the_phase2_mail_carries_the_new_settings():
     mails = mails_for(MIGRATED.login, "phase2")
     assert len(mails) == 1
+    # The customer consented to the new operator: it writes from now on.
+    assert str(mails[0].headers["From"]) == NEW_OPERATOR
     assert f"SIP login:  tnf{MIGRATED.login}" in mails[0].body
     assert f"SIP domain: {NEW_DOMAIN}" in mails[0].body
     assert "Password:   unchanged" in mails[0].body
@@ -338,6 +373,8 @@ def test_the_phase2_mail_carries_the_new_settings():
 def test_the_closure_mail_names_the_refund():
     mails = mails_for(CLOSING.login, "closure")
     assert len(mails) == 1
+    # The customer closes and never consented to the new operator: the legacy one writes.
+    assert str(mails[0].headers["From"]) == LEGACY_OPERATOR
     assert f"{CLOSING.balance} PLN" in mails[0].body
 
 
@@ -556,6 +593,65 @@ def test_the_run_after_the_recovery_changes_nothing(wave2_after_a_kill):
     assert [recap_changed(run.stdout, proxy) for proxy in PROXY_CONTAINERS] == [0, 0]
 
 
+# Its only bad field is a dial-in number ("12345"): the account migrates without it.
+PARTIAL = ACCOUNTS["481200505"]
+
+
+def test_a_row_with_a_malformed_dialin_number_migrates_and_is_an_action_item(wave2_after_a_kill):
+    result = register(PARTIAL.login, LEGACY_DOMAIN, PARTIAL.password, "127.0.23.151")
+    assert result.successful == 1, result.output
+    newest = max(REPORTS.glob("wave2-*.json"), key=lambda path: path.stat().st_mtime)
+    report = json.loads(newest.read_text())
+    (action,) = [a for a in report["actions_for_customer_care"] if a["login"] == PARTIAL.login]
+    assert action["email"] == PARTIAL.email
+    assert [(d["column"], d["item"], d["reason"]) for d in action["dropped"]] == [
+        ("dialin_numbers", "12345", "number")
+    ]
+    assert report["not_carried"]["per_column"].get("dialin_numbers", 0) >= 1
+    # A rejected row of the wave is listed too, with whom to call (it gets no mail).
+    rejected = [a for a in report["actions_for_customer_care"] if "dropped" not in a]
+    assert rejected and all(a["action"].startswith("not migrated") for a in rejected)
+
+
+# Consents while the rest of wave 2 is undecided, and is moved to phase 2 at once, alone.
+EARLY = ACCOUNTS["481200005"]
+
+
+def test_a_consent_applied_at_once_moves_that_account_alone_to_phase2(wave2_after_a_kill):
+    outside = run_playbook("record_consent.yml", {
+        "login": MIGRATED.login, "decision": "migrate", "apply": True, "wave": "wave2",
+        "sipwave_today": WAVE2_DATE})  # fmt: skip
+    assert outside.returncode != 0
+    assert f"wave wave2 does not take {MIGRATED.login}" in outside.stdout
+    run = run_playbook("record_consent.yml", {
+        "login": EARLY.login, "decision": "migrate", "apply": True, "wave": "wave2",
+        "sipwave_today": WAVE2_DATE})  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    result = register(f"tnf{EARLY.login}", NEW_DOMAIN, EARLY.password, "127.0.23.152")
+    assert result.successful == 1, result.output
+    states = dict(
+        line.split("|")
+        for line in sql(PROXY_CONTAINER, "SELECT login, state FROM sipwave_account "
+                        f"WHERE login IN ('{EARLY.login}', '{NOT_MIGRATED.login}')").split()
+    )  # fmt: skip
+    assert states == {EARLY.login: "phase2", NOT_MIGRATED.login: "phase1"}
+    newest = max(REPORTS.glob("wave2-*.json"), key=lambda path: path.stat().st_mtime)
+    report = json.loads(newest.read_text())
+    assert [(a["login"], a["state"]) for a in report["accounts"]] == [(EARLY.login, "phase2")]
+    assert report["complete"], report.get("incomplete_because")
+
+
+def test_one_account_rolls_back_alone_and_registers_on_the_legacy_platform(wave2_after_a_kill):
+    run = run_playbook("rollback_wave.yml", {"wave": "wave2", "account": EARLY.login})
+    assert run.returncode == 0, run.stdout[-3000:]
+    states = sql(PROXY_CONTAINER, "SELECT login, state FROM sipwave_account "
+                 f"WHERE login IN ('{EARLY.login}', '{NOT_MIGRATED.login}')").split()  # fmt: skip
+    assert states == [f"{NOT_MIGRATED.login}|phase1"]  # EARLY had no row before wave 2
+    result = register(EARLY.login, LEGACY_DOMAIN, EARLY.password, "127.0.23.153")
+    assert result.successful == 1, result.output
+    assert "127.0.23.153:5099" in contact_of(LEGACY_CONTAINER, EARLY.login, LEGACY_DOMAIN)
+
+
 def test_a_generated_phase2_password_arrives_by_mail_and_registers(wave2_after_a_kill):
     run = run_playbook("record_consent.yml", {"login": HA1_ONLY.login, "decision": "migrate"})
     assert run.returncode == 0, run.stdout[-3000:]
@@ -711,8 +807,11 @@ def test_after_the_rerun_no_account_is_lost_or_duplicated(rerun_after_the_kill_b
 
 
 def test_after_the_rerun_each_change_has_one_audit_row(rerun_after_the_kill_between_hosts):
+    # EARLY went to phase 2 on its own, was rolled back alone and moved again by the wave:
+    # its changes repeat on purpose.
     for proxy in PROXY_CONTAINERS:
         repeated = sql(proxy, "SELECT login, action FROM sipwave_audit WHERE wave = 'wave2' "
+                              f"AND login <> '{EARLY.login}' "
                               "GROUP BY login, action HAVING COUNT(*) > 1")  # fmt: skip
         assert repeated == "", proxy
         closures = sql(
@@ -833,3 +932,15 @@ def test_a_rollback_of_an_unknown_wave_fails_naming_the_waves():
     run = run_playbook("rollback_wave.yml", {"wave": "wave9"})
     assert run.returncode != 0
     assert "Give -e wave=NAME, one of: wave1, wave2" in one_line(run), run.stdout[-3000:]
+
+
+def test_customer_care_sees_one_accounts_whole_story():
+    """account_show.yml on the real proxies after everything above: the account wave 1 moved,
+    consented, rolled back and migrated again; its mails with their senders."""
+    run = run_playbook("account_show.yml", {"login": MIGRATED.login})
+    assert run.returncode == 0, run.stdout[-3000:]
+    shown = one_line(run)
+    assert f'"login": "{MIGRATED.login}"' in shown
+    assert '"action": "consent_migrate"' in shown and '"action": "rollback"' in shown
+    assert f'"email": "{MIGRATED.email}"' in shown
+    assert '"notification": "notice"' in shown and "obsluga@ip.tanifon.pl" in shown

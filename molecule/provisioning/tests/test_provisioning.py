@@ -39,6 +39,9 @@ ENUMERATOR = "127.0.22.201"
 PHONE_ADDRESS = "127.0.22.202"  # provisioning_ban_ignore: never banned
 UAS_ADDRESS = "127.0.22.101"
 UAS_PORT = 5099
+# A second contact of the re-synced phone's identity where nothing answers (a phone gone).
+DEAD_CONTACT = "127.0.22.106:5097"
+CHECK_SYNC_DEADLINE = 8  # provisioning_check_sync_deadline of the scenario
 
 
 def recap_changed(output: str, host: str) -> int:
@@ -271,8 +274,9 @@ def phase2(phone_client):
     )  # fmt: skip
     row = [RESYNCED.login, LEGACY_DOMAIN, sipp.credentials(RESYNCED.login, RESYNCED.password),
            f"{UAS_ADDRESS}:{UAS_PORT}"]  # fmt: skip
-    registered = sipp.run("register.xml", PROXY, "127.0.22.102", rows=[row])
-    assert registered.successful == 1, registered.output
+    dead = [*row[:3], DEAD_CONTACT]
+    registered = sipp.run("register.xml", PROXY, "127.0.22.102", rows=[row, dead], calls=2)
+    assert registered.successful == 2, registered.output
     _, before = fetch(phone_client, RESYNCED, f"{RESYNCED.mac}.cfg")
     consent = run_playbook("record_consent.yml", {"login": RESYNCED.login, "decision": "migrate"})
     assert consent.returncode == 0, consent.stdout[-3000:]
@@ -302,6 +306,25 @@ def test_the_registered_phone_receives_the_check_sync_notify(phase2):
     assert "Event: check-sync" in uas.messages
     assert "NOTIFY sip:" in uas.messages
     assert "'notified': 1" in output or '"notified": 1' in output
+
+
+def shown(output: str, name: str) -> str:
+    # the YAML (or JSON) of a debug task's message: `name: value`
+    found = re.search(rf"""(?:^|[\s{{,])["']?{name}["']?: *([^,}}\s]+)""", output, re.M)
+    assert found, output[-3000:]
+    return found.group(1).strip().strip('"')
+
+
+def test_a_phone_gone_ends_the_check_sync_at_its_deadline_and_is_reported(phase2):
+    _, _, output = phase2
+    told = output.split("TASK [Show who was told]", 1)[1].split("TASK [", 1)[0]
+    assert shown(told, "timed_out_contacts") == "1"  # the dead contact
+    assert shown(told, "notified") == "1"  # the SIPp phone
+    assert shown(told, "answered") == "1"  # the device: one of its contacts answered
+    assert CHECK_SYNC_DEADLINE <= float(shown(told, "seconds")) < CHECK_SYNC_DEADLINE + 3
+    result = output.split("TASK [Send check-sync", 1)[1].split("TASK [", 1)[0]
+    assert f"sip:{RESYNCED.login}@{DEAD_CONTACT}" in result
+    assert re.search(r"outcome\W+timed_out", result) and re.search(r"outcome\W+answered", result)
 
 
 def test_the_new_credentials_register_on_the_proxy(phase2):

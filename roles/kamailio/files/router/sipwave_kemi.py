@@ -40,6 +40,5 @@ ksr_reply_call_end = ROUTER.reply_route_call_end
 # xhttp's event_callback (only loaded with kamailio_metrics_enabled): every HTTP request.
 ksr_xhttp_event = ROUTER.xhttp_event
 
-
-def ksr_reply_route():
-    return 1
+# Core reply route: every reply, before tm; records the answers to check-sync NOTIFYs.
+ksr_reply_route = ROUTER.reply_route

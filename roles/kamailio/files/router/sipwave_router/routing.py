@@ -17,6 +17,7 @@ import re
 
 import KSR
 
+from sipwave_router.checksync import record_answer
 from sipwave_router.e164 import normalise_or_none
 from sipwave_router.keys import (
     CLOSED_ACCOUNT_KEY,
@@ -221,6 +222,12 @@ class Router(TelephonyRoutes, MetricsRoutes):
             self.route_destination(source, method, caller)
         except UnicodeDecodeError:
             self.route_undecodable()
+        return 1
+
+    @staticmethod
+    def reply_route() -> int:
+        """Core reply route: every reply goes on to tm (1) once a check-sync answer is kept."""
+        record_answer()
         return 1
 
     # -- request hygiene and flood defence -------------------------------------------

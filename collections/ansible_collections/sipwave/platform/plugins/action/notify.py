@@ -11,6 +11,8 @@ travel to the module inside ``messages[].secrets``.
 
 from __future__ import annotations
 
+from datetime import date
+
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.sipwave.platform.plugins.module_utils.credentials import (
@@ -25,13 +27,20 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     ExportError,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.message_rules import (
+    MessageRuleError,
+    check_schedule,
+    operators,
+    sender_for,
+)
 from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import (
     read_export_once,
     selected_logins,
 )
 
 # Arguments only the controller side uses; the module never sees them.
-CONTROLLER_ARGS = ("export", "number_plan", "accounts", "site_secret")
+CONTROLLER_ARGS = ("export", "number_plan", "accounts", "site_secret", "operators", "consented",
+                   "today", "days_before")  # fmt: skip
 # Fields of a wave outcome that address the message rather than fill the template.
 ADDRESS_FIELDS = ("login", "email", "display_name")
 
@@ -103,6 +112,7 @@ class ActionModule(ActionBase):
             args["context"] = context
         messages = list(args.get("messages") or [])
         try:
+            self._check_schedule(args["notification"], wave, controller)
             export = None
             if controller["export"]:
                 if not controller["number_plan"]:
@@ -129,7 +139,12 @@ class ActionModule(ActionBase):
                     secrets["secret_code"] = port_secret(
                         controller["site_secret"], str(values["issued_code"])
                     )
-        except (ExportError, CredentialError, NumberError) as exc:
+            if controller["operators"] is not None:
+                senders = operators(controller["operators"])
+                consented = {str(login) for login in controller["consented"] or []}
+                for message in messages:
+                    message["sender"] = sender_for(str(message["login"]), consented, senders)
+        except (ExportError, CredentialError, NumberError, MessageRuleError) as exc:
             raise AnsibleActionFail(str(exc)) from exc
         result["no_address"] = sorted(m["login"] for m in messages if not m.get("email"))
         args["messages"] = [m for m in messages if m.get("email")]
@@ -139,3 +154,16 @@ class ActionModule(ActionBase):
             )
         )
         return result
+
+    @staticmethod
+    def _check_schedule(notification: str, wave, controller: dict) -> None:
+        """A notice or reminder only in its window before the wave date (message_rules)."""
+        if controller["today"] is None or not isinstance(wave, dict):
+            return
+        try:
+            wave_date = date.fromisoformat(str(wave.get("date")))
+            today = date.fromisoformat(str(controller["today"]))
+        except ValueError as exc:
+            raise AnsibleActionFail(f"wave {wave.get('name')}: {exc}") from exc
+        days_before = controller["days_before"] or {}
+        check_schedule(notification, str(wave.get("name")), wave_date, today, days_before)

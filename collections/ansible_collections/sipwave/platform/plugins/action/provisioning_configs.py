@@ -39,7 +39,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
 from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import read_export_once
 from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file import transfer_json
 
-CONTROLLER_ARGS = ("export", "number_plan", "site_secret", "states", "template_dirs")
+REQUIRED_ARGS = ("export", "number_plan", "site_secret", "states", "template_dirs")
+# Optional: with both, each device is also looked for under its phase-2 identity.
+PHASE2_ARGS = ("login_prefix", "new_domain")
+CONTROLLER_ARGS = REQUIRED_ARGS + PHASE2_ARGS
 TEMPLATE_SUFFIX = ".j2"
 MAX_SHOWN_PROBLEMS = 200
 
@@ -99,9 +102,16 @@ def load_templates(template_dirs: list[str]) -> tuple[dict[str, str], list[str]]
 
 
 def plan_devices(
-    export: Export, states: dict[str, AccountState], site_secret: str
+    export: Export,
+    states: dict[str, AccountState],
+    site_secret: str,
+    phase2: tuple[str, str] | None = None,
 ) -> tuple[list[dict], dict[str, list[str]], list[str]]:
-    """The module's device rows, the SIP identities of each MAC, and the devices left out."""
+    """The module's device rows, the SIP identities of each MAC, and the devices left out.
+
+    A phone may be registered as any identity its account had: the one its files now give,
+    the legacy one and, with ``phase2`` (login prefix, new domain), the phase-2 one, which a
+    phone rolled back from phase 2 is still registered as until it fetches its files."""
     rows: list[dict] = []
     identities: dict[str, list[str]] = {}
     problems: list[str] = []
@@ -146,6 +156,10 @@ def plan_devices(
             legacy = f"{account.login}@{account.domain}"
             if legacy not in names:
                 names.append(legacy)
+            if phase2 and all(phase2):
+                moved = f"{phase2[0]}{account.login}@{phase2[1]}"
+                if moved not in names:
+                    names.append(moved)
             identities[device.mac] = names
             rows[-1]["identities"] = names
     if duplicated:
@@ -161,7 +175,8 @@ class ActionModule(ActionBase):
         del tmp
         args = dict(self._task.args)
         controller = {name: args.pop(name, None) for name in CONTROLLER_ARGS}
-        for name in CONTROLLER_ARGS:
+        phase2 = tuple(str(controller[name] or "") for name in PHASE2_ARGS)
+        for name in REQUIRED_ARGS:
             if controller[name] in (None, ""):
                 raise AnsibleActionFail(f"{name} is required")
         try:
@@ -170,7 +185,7 @@ class ActionModule(ActionBase):
             )
             states = parse_states(controller["states"])
             rows, _identities, problems = plan_devices(
-                export, states, str(controller["site_secret"])
+                export, states, str(controller["site_secret"]), phase2
             )
             templates, overridden = load_templates(list(controller["template_dirs"]))
         except (ExportError, NumberError, CredentialError, ProvisioningError) as exc:

@@ -9,6 +9,7 @@ and the module receives hashes only. The report and the task result never hold a
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 
 from ansible.errors import AnsibleActionFail
@@ -84,6 +85,21 @@ def module_account(account: Account, new_login: str, new_domain: str, site_secre
     }  # fmt: skip
 
 
+def limited(selected: list[str], limit_to, wave: str) -> list[str]:
+    """The wave's logins, only those of ``limit_to`` when given (an account moved on its own,
+    e.g. at once on its consent). A login the wave does not take is refused: moving it would
+    apply another wave's decision under this wave's name."""
+    if limit_to is None:
+        return selected
+    if not isinstance(limit_to, list) or not limit_to:
+        raise AnsibleActionFail("limit_to must be a non-empty list of logins")
+    wanted = [str(login) for login in limit_to]
+    outside = sorted(set(wanted) - set(selected))
+    if outside:
+        raise AnsibleActionFail(f"wave {wave} does not take {', '.join(outside)}")
+    return [login for login in selected if login in wanted]
+
+
 def _add_addresses(outcomes: list[dict], export: Export) -> None:
     """Whom the notifications write to, for each outcome; never anything secret."""
     for outcome in outcomes:
@@ -111,6 +127,7 @@ class ActionModule(ActionBase):
         args.setdefault("today", date.today().isoformat())
         export = None
         wave = None
+        self._care_actions = []
         if operation in ("apply", "rollback"):
             wave = _wave_definition(args.get("wave"))
             args["wave"] = wave["name"]
@@ -149,6 +166,8 @@ class ActionModule(ActionBase):
             if export is not None:
                 _add_addresses(outcomes, export)
                 report["bad_rows"] = problems
+                report["dropped_parts"] = [str(p) for p in export.dropped_parts]
+                report["actions_for_customer_care"] = self._care_actions
             result["report"] = self._write_report(
                 report, controller["report_dir"], task_vars, controller["dialin_hosts"] or []
             )
@@ -161,7 +180,8 @@ class ActionModule(ActionBase):
         new_domain = args.get("new_domain")
         prefix = args.get("login_prefix", "tnf")
         accounts, rejected = [], []
-        for login in selected_logins(wave, export):
+        selected = limited(selected_logins(wave, export), args.get("limit_to"), wave["name"])
+        for login in selected:
             account = export.accounts.get(login)
             if account is not None:
                 accounts.append(
@@ -178,16 +198,33 @@ class ActionModule(ActionBase):
             rejected.append({"login": login, "reason": reason})
         args["accounts"] = accounts
         args["rejected"] = rejected
+        self._care_actions = export.care_actions(selected)
         return export
 
-    @staticmethod
-    def _add_export(result: dict, export: Export) -> list[str]:
-        """The export's summary and its first bad rows into the task result; every bad row."""
+    def _add_export(self, result: dict, export: Export) -> list[str]:
+        """The export's summary, its first bad rows and dropped parts, and what the wave's
+        accounts leave to customer care into the task result; returns every bad row.
+
+        A dropped part is not carried: the wave's ``not_carried`` counts them, apart from
+        the accounts' outcomes, so that no account missing a part is counted as done."""
         problems = [str(p) for p in export.problems]
         result["export"] = export.summary()
-        result["bad_rows"] = problems[:MAX_SHOWN_PROBLEMS]
-        if len(problems) > MAX_SHOWN_PROBLEMS:
-            result["bad_rows"].append(f"... and {len(problems) - MAX_SHOWN_PROBLEMS} more")
+        for name, listed in (
+            ("bad_rows", problems),
+            ("dropped_parts", [str(p) for p in export.dropped_parts]),
+        ):
+            result[name] = listed[:MAX_SHOWN_PROBLEMS]
+            if len(listed) > MAX_SHOWN_PROBLEMS:
+                result[name].append(f"... and {len(listed) - MAX_SHOWN_PROBLEMS} more")
+        actions = self._care_actions
+        dropped = [part for action in actions for part in action.get("dropped", [])]
+        result["not_carried"] = {
+            "accounts": sum(1 for action in actions if action.get("dropped")),
+            "parts": len(dropped),
+            "per_column": dict(sorted(Counter(part["column"] for part in dropped).items())),
+            "rejected_accounts": sum(1 for action in actions if not action.get("dropped")),
+            "customer_care_actions": len(actions),
+        }
         return problems
 
     def _write_report(

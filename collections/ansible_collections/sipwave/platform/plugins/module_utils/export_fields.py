@@ -2,7 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The legacy export's columns and the rules for each field of a row (docs/export-format.md):
 one row's values checked on their own, every problem collected as (reason, message) without
-a password, an HA1 or the row's text, and a good row turned into an Account."""
+a password, an HA1 or the row's text, and a good row turned into an Account.
+
+The optional parts of a row (each dial-in number, each device) are dropped on their own: a
+row whose only problems are there still migrates without them, and the Account lists each
+dropped part (``dropped``) for customer care. A problem anywhere else rejects the row."""
 
 from __future__ import annotations
 
@@ -62,6 +66,20 @@ class Device(NamedTuple):
     mac: str
 
 
+class Dropped(NamedTuple):
+    """An optional part of a row left out: its column, the item as written, the reason key
+    and the message (never a secret: only dial-in numbers and devices are dropped)."""
+
+    column: str
+    item: str
+    reason: str
+    message: str
+
+
+# The columns whose items are optional: a bad item is dropped, the row migrates.
+OPTIONAL_PARTS = ("dialin_numbers", "devices")
+
+
 class Account(NamedTuple):
     """One good row. The credentials are left out of repr() so that no trace shows them."""
 
@@ -78,6 +96,7 @@ class Account(NamedTuple):
     balance: str
     devices: tuple[Device, ...]
     wave: str
+    dropped: tuple[Dropped, ...] = ()
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -104,9 +123,18 @@ class RowChecker:
     def __init__(self, plan: NumberPlan) -> None:
         self.plan = plan
         self.problems: list[tuple[str, str]] = []
+        self.dropped: list[Dropped] = []
 
     def problem(self, reason: str, message: str) -> None:
         self.problems.append((reason, message))
+
+    def bad_item(self, column: str, item: str, reason: str, message: str) -> None:
+        """A bad item of a list column: dropped when the column is optional, else a problem
+        of the row."""
+        if column in OPTIONAL_PARTS:
+            self.dropped.append(Dropped(column, item, reason, message))
+        else:
+            self.problem(reason, message)
 
     def login(self, login: str) -> None:
         if not login:
@@ -145,7 +173,7 @@ class RowChecker:
             try:
                 number = normalise(written, self.plan)
             except NumberError as exc:
-                self.problem("number", f"{column}: {exc}")
+                self.bad_item(column, written, "number", f"{column}: {exc}")
                 continue
             if number not in found:
                 found.append(number)
@@ -185,27 +213,34 @@ class RowChecker:
     def devices(self, value: str) -> tuple[Device, ...]:
         found = []
         for written in _split(value):
-            parts = [part.strip() for part in written.split(":", 2)]
-            if len(parts) != 3 or not all(parts):
-                self.problem("device", f"device {written!r} is not vendor:model:mac")
-                continue
-            vendor, model, mac = parts
-            known = VENDORS.get(vendor.lower())
-            if known is None:
-                self.problem(
-                    "vendor",
-                    f"unknown vendor {vendor!r} (known: {', '.join(sorted(VENDORS))})",
-                )
-            compact = mac.lower().translate(_MAC_SEPARATORS)
-            if not _MAC.fullmatch(compact):
-                self.problem("mac", f"malformed MAC {mac!r} (12 hexadecimal digits expected)")
-            elif known:
-                found.append(Device(known, model, compact))
+            device = self._device(written)
+            if device is not None:
+                found.append(device)
         return tuple(found)
+
+    def _device(self, written: str) -> Device | None:
+        parts = [part.strip() for part in written.split(":", 2)]
+        if len(parts) != 3 or not all(parts):
+            message = f"device {written!r} is not vendor:model:mac"
+            self.bad_item("devices", written, "device", message)
+            return None
+        vendor, model, mac = parts
+        known = VENDORS.get(vendor.lower())
+        if known is None:
+            message = f"unknown vendor {vendor!r} (known: {', '.join(sorted(VENDORS))})"
+            self.bad_item("devices", written, "vendor", message)
+            return None
+        compact = mac.lower().translate(_MAC_SEPARATORS)
+        if not _MAC.fullmatch(compact):
+            message = f"malformed MAC {mac!r} (12 hexadecimal digits expected)"
+            self.bad_item("devices", written, "mac", message)
+            return None
+        return Device(known, model, compact)
 
 
 def account_from_row(line: int, values: dict[str, str], plan: NumberPlan, reject) -> Account | None:
-    """The row as an Account, or None after ``reject(line, login, wave, problems)``."""
+    """The row as an Account, or None after ``reject(line, login, wave, problems)``. A row
+    rejected for a problem of its own also lists the optional parts it would have dropped."""
     check = RowChecker(plan)
     check.no_control_characters(values)
     login, domain = values["login"], values["domain"].lower()
@@ -218,7 +253,10 @@ def account_from_row(line: int, values: dict[str, str], plan: NumberPlan, reject
     devices = check.devices(values["devices"])
     wave = values.get("wave", "")
     if check.problems:
-        reject(line, login or None, wave or None, check.problems)
+        reject(
+            line, login or None, wave or None,
+            check.problems + [(d.reason, d.message) for d in check.dropped],
+        )  # fmt: skip
         return None
     return Account(
         line=line,
@@ -234,4 +272,5 @@ def account_from_row(line: int, values: dict[str, str], plan: NumberPlan, reject
         balance=balance,
         devices=devices,
         wave=wave,
+        dropped=tuple(check.dropped),
     )

@@ -5,15 +5,19 @@
 The file is read one physical line at a time and each line is decoded on its own, so a
 broken UTF-8 sequence is reported on the line where it is, also inside a quoted field that
 spans lines. Every bad row is reported as ``file:line: reason`` and left out; the good rows
-are kept. No message ever quotes a password, an HA1 or a row's raw text.
+are kept, a row whose only problems are optional parts (a dial-in number, a device) without
+them (``Export.dropped_parts``). No message ever quotes a password, an HA1 or a row's raw text.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ansible_collections.sipwave.platform.plugins.module_utils import control_chars
 from ansible_collections.sipwave.platform.plugins.module_utils.csv_records import Record, records
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberPlan,
@@ -44,12 +48,14 @@ class Problem:
 
 @dataclass
 class BadRow:
-    """What is known of a rejected row: its line and, when readable, its login and wave."""
+    """What is known of a rejected row: its line and, when readable, its login, wave and
+    e-mail address (whom customer care calls)."""
 
     line: int
     login: str | None
     wave: str | None
     problems: list[Problem]
+    email: str | None = None
 
 
 @dataclass
@@ -68,17 +74,62 @@ class Export:
     def bad_rows_of(self, login: str) -> list[BadRow]:
         return [row for row in self.bad_rows if row.login == login]
 
+    @property
+    def dropped_parts(self) -> list[Problem]:
+        """The optional parts left out of rows that migrate without them, in line order."""
+        return sorted(
+            (
+                Problem(self.path, account.line, part.reason,
+                        f"{part.message}: dropped, the account migrates without it")
+                for account in self.accounts.values()
+                for part in account.dropped
+            ),
+            key=lambda p: (p.line, p.reason),
+        )  # fmt: skip
+
+    def care_actions(self, logins: Iterable[str]) -> list[dict]:
+        """What customer care must take up for these logins: each account that migrates
+        without an optional part (what was dropped and why), and each rejected row (not
+        migrated, no mail sent: why, and whom to contact)."""
+        actions = []
+        for login in logins:
+            account = self.accounts.get(login)
+            if account is not None:
+                if account.dropped:
+                    actions.append({
+                        "login": login, "email": account.email, "line": account.line,
+                        "action": "migrated without these parts",
+                        "dropped": [{"column": d.column, "item": d.item, "reason": d.reason,
+                                     "why": d.message} for d in account.dropped],
+                    })  # fmt: skip
+                continue
+            for row in self.bad_rows_of(login):
+                actions.append({
+                    "login": login, "email": row.email or "", "line": row.line,
+                    "action": "not migrated: the row was rejected (no mail sent)",
+                    "why": [p.message for p in row.problems],
+                })  # fmt: skip
+        return actions
+
     def summary(self) -> dict:
         """Counts of good and bad rows, and of bad rows per reason (a row may have several)."""
         reasons: Counter[str] = Counter()
         for row in self.bad_rows:
             reasons.update({p.reason for p in row.problems})
+        dropped: Counter[str] = Counter()
+        partial = 0
+        for account in self.accounts.values():
+            if account.dropped:
+                partial += 1
+                dropped.update(part.reason for part in account.dropped)
         return {
             "file": self.path,
             "rows": self.rows,
             "good": len(self.accounts),
             "bad": len(self.bad_rows),
             "bad_per_reason": dict(sorted(reasons.items())),
+            "partial": partial,
+            "dropped_per_reason": dict(sorted(dropped.items())),
         }
 
 
@@ -109,10 +160,10 @@ def read_export(path: str, plan: NumberPlan) -> Export:
     owner_of_number: dict[str, Account] = {}
     rows = 0
 
-    def reject(line: int, login: str | None, wave: str | None, problems) -> None:
+    def reject(line: int, login: str | None, wave: str | None, problems, email=None) -> None:
         row = bad_by_line.get(line)
         if row is None:
-            row = bad_by_line[line] = BadRow(line, login, wave, [])
+            row = bad_by_line[line] = BadRow(line, login, wave, [], email)
             bad_rows.append(row)
         row.problems.extend(Problem(path, line, reason, message) for reason, message in problems)
 
@@ -126,6 +177,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
         password_column = header.index("password")
         login_at = header.index("login")
         wave_at = header.index("wave") if "wave" in header else None
+        email_at = header.index("email")
         for record in pending:
             if len(record.text_lines) == 1 and not record.text_lines[0].strip():
                 continue
@@ -137,9 +189,10 @@ def read_export(path: str, plan: NumberPlan) -> Export:
             # Whose row it is, when that can still be read: the wave then reports the
             # account as rejected with this reason instead of not knowing it.
             login, wave = _identify(len(header), login_at, wave_at, fields)
+            email = _contact(len(header), email_at, fields)
             if record.undecodable:
                 for line, message in record.undecodable:
-                    reject(line, login, wave, [("utf8", message)])
+                    reject(line, login, wave, [("utf8", message)], email)
                 continue
             if len(fields) != len(header):
                 reject(
@@ -152,7 +205,10 @@ def read_export(path: str, plan: NumberPlan) -> Export:
             # A password may begin or end with a space; every other field is trimmed.
             values = dict(zip(header, [value.strip() for value in fields], strict=True))
             values["password"] = fields[password_column]
-            account = account_from_row(record.line, values, plan, reject)
+            account = account_from_row(
+                record.line, values, plan,
+                functools.partial(reject, email=email),
+            )  # fmt: skip
             login = values["login"]
             if login in first_line_of:
                 first = first_line_of[login]
@@ -161,6 +217,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
                     login,
                     values.get("wave") or None,
                     [("duplicate_login", f"login {login!r} is also on line {first}")],
+                    email,
                 )
                 earlier = accounts.pop(login, None)
                 if earlier is not None:
@@ -171,6 +228,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
                     login,
                     earlier.wave or None if earlier else None,
                     [("duplicate_login", f"login {login!r} is also on line {record.line}")],
+                    earlier.email if earlier else None,
                 )
                 continue
             if login:
@@ -191,12 +249,22 @@ def read_export(path: str, plan: NumberPlan) -> Export:
                             f"(line {owner.line})",
                         )
                     ],
+                    email,
                 )
                 continue
             for number in account.numbers:
                 owner_of_number[number] = account
             accounts[login] = account
     return Export(path=path, accounts=accounts, bad_rows=bad_rows, rows=rows)
+
+
+def _contact(columns: int, email_at: int, fields: list[str]) -> str | None:
+    """A rejected row's e-mail address, when its fields can be told apart and it holds no
+    control character (it is shown to customer care, never written to)."""
+    if len(fields) != columns:
+        return None
+    email = fields[email_at].strip()
+    return email if email and control_chars.first(email) is None else None
 
 
 def _identify(

@@ -4,7 +4,8 @@
 
 A phone whose files changed must be told to fetch them again. The rendering module records
 the phone here *before* it overwrites any of its files, and an entry goes only once every
-proxy gave a definite answer for it (a SIP status from the phone, or no registered contact).
+proxy gave a definite answer for it (the phone answered or had its time, or it had no
+registered contact: sipwave.platform.check_sync's outcomes).
 A run killed between the two leaves the entries behind, so the next run sends what is owed
 although it changes no file.
 
@@ -15,14 +16,12 @@ secret (MAC, vendor and the SIP identities the phone may be registered as).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ansible_collections.sipwave.platform.plugins.module_utils.files import atomic_write, remove
 
 FORMAT_VERSION = 1
-_SIP_STATUS = re.compile(r"^[1-6][0-9][0-9]$")
 
 
 class PendingError(Exception):
@@ -99,18 +98,6 @@ def with_owed(pending: Pending, owed: Iterable[OwedResync]) -> Pending:
 def without(pending: Pending, macs: Iterable[str]) -> Pending:
     gone = set(macs)
     return {mac: entry for mac, entry in pending.items() if mac not in gone}
-
-
-def is_sip_status(status: str) -> bool:
-    """True for a SIP status code: the phone (or the proxy's transaction layer, 408 when the
-    phone did not answer) gave a final answer. check_sync reports anything else as an error."""
-    return bool(_SIP_STATUS.match(status))
-
-
-def all_answered(statuses: Iterable[str]) -> bool:
-    """A device's re-sync is settled when each of its contacts got a SIP status (any: a
-    phone that refuses or does not answer is not retried), or it had no contact."""
-    return all(is_sip_status(status) for status in statuses)
 
 
 def settled_macs(proxy_results: Iterable[Mapping]) -> set[str]:

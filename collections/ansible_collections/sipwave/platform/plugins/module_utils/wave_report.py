@@ -25,7 +25,8 @@ from decimal import Decimal
 
 from ansible_collections.sipwave.platform.plugins.module_utils.files import locked_json_update
 
-RUN_FIELDS = ("operation", "wave", "phase", "run_id", "today", "export", "bad_rows")
+RUN_FIELDS = ("operation", "wave", "phase", "run_id", "today", "export", "bad_rows",
+              "dropped_parts", "not_carried", "actions_for_customer_care")  # fmt: skip
 HOST_FIELDS = ("changed", "counts", "reconciliation", "refunds", "snapshot_taken_for",
                "routing_generation", "failed", "msg")  # fmt: skip
 # What every host must agree on for each account after the run (closure_numbers: a run

@@ -41,6 +41,14 @@ counts:
   description: Accounts per state.
   type: dict
   returned: always
+consented:
+  description:
+    - Logins whose recorded decision is C(migrate), the customers who consented to the new
+      operator (and to it processing their data). Only they get mail from the new operator
+      (playbooks/notify_wave.yml).
+  type: list
+  elements: str
+  returned: always
 """
 
 import json  # noqa: E402
@@ -68,6 +76,15 @@ def read_states(conn) -> list[tuple]:
     return [tuple(row) for row in cursor.fetchall()]
 
 
+def read_consented(conn) -> list[str]:
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute("SELECT login FROM sipwave_consent WHERE decision = 'migrate' ORDER BY 1")
+    except conn.Error:
+        return []  # no consent recorded yet (the engine creates the table on its first run)
+    return [row[0] for row in cursor.fetchall()]
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -78,6 +95,7 @@ def main() -> None:
     )
     params = module.params
     rows: list[tuple] = []
+    consented: list[str] = []
     if params["backend"] != "sqlite" or os.path.exists(params["database"]):
         try:
             conn = connect_with(params)
@@ -85,6 +103,8 @@ def main() -> None:
             module.fail_json(msg=str(exc))
         try:
             rows = read_states(conn)
+            conn.connection.rollback()  # PostgreSQL: the failed read must not abort the next
+            consented = read_consented(conn)
         finally:
             conn.close()
     counts = Counter(row[1] for row in rows)
@@ -92,6 +112,7 @@ def main() -> None:
         changed=False,
         states=json.dumps([COLUMNS, rows]),
         counts=dict(sorted(counts.items())),
+        consented=consented,
     )
 
 

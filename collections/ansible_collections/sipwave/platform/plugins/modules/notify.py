@@ -74,6 +74,10 @@ options:
         description: Recipient name.
         type: str
         default: ""
+      sender:
+        description: This message's From (the operator writing to this customer); O(sender)
+          when omitted.
+        type: str
       values:
         description: Per-account values for the templates (numbers, new login, refund...).
         type: dict
@@ -104,8 +108,28 @@ options:
         template value C(new_password), in their own message only.
       - Values with C(issued_code) (module C(port_donor)) get its C(secret_code) the same way.
     type: str
+  operators:
+    description:
+      - Controller side (action plugin). The legacy and the new operator, each C(name) and
+        C(address). Every message goes out from the legacy operator, unless its login is in
+        O(consented); then from the new operator (module_utils/message_rules.py).
+    type: dict
+  consented:
+    description: Controller side (action plugin). Logins that consented to the new operator.
+    type: list
+    elements: str
+  today:
+    description:
+      - Controller side (action plugin). The day of the run (C(YYYY-MM-DD)). With a wave entry
+        as O(wave), a C(notice) or C(reminder) outside its window is refused.
+    type: str
+  days_before:
+    description:
+      - Controller side (action plugin). Days before the wave date each window opens, as
+        C(notice) (21) and C(reminder) (5). A window closes the day before the wave date.
+    type: dict
   sender:
-    description: The From address.
+    description: The From address of messages that name none of their own.
     type: str
     required: true
   smtp_host:
@@ -174,120 +198,21 @@ counts:
 """
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
-import json  # noqa: E402
-import os  # noqa: E402
 import smtplib  # noqa: E402
-import ssl  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from email.message import EmailMessage  # noqa: E402
-from email.utils import formataddr, formatdate, make_msgid  # noqa: E402
 
-from ansible_collections.sipwave.platform.plugins.module_utils.control_chars import (  # noqa: E402
-    printable,
+from ansible_collections.sipwave.platform.plugins.module_utils.mail import (  # noqa: E402
+    SandboxedEnvironment,
+    append_sent,
+    connect,
+    open_sent_log,
+    read_sent,
+    recipient,
+    render_all,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
     QuietBulkModule,
 )
-
-try:
-    from jinja2 import StrictUndefined, TemplateError
-    from jinja2.sandbox import SandboxedEnvironment
-except ImportError:  # pragma: no cover - reported by the module
-    SandboxedEnvironment = None
-
-HEADER = "X-Sipwave-Notification"
-
-
-def recipient(message: dict) -> str:
-    return f"{message['login']} <{message['email']}>"
-
-
-def read_sent(path: str, notification: str, wave: str) -> set[str]:
-    """Logins the sent-log holds for this notification of this wave."""
-    if not os.path.exists(path):
-        return set()
-    sent = set()
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-            if entry.get("notification") == notification and entry.get("wave") == wave:
-                sent.add(entry["login"])
-    return sent
-
-
-def render_all(params: dict, messages: list[dict]) -> list[EmailMessage]:
-    # Values (names, departments... from the export) lose their control characters: in the
-    # subject or a header a line break would start a header of its own.
-    environment = SandboxedEnvironment(
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=printable,
-    )
-    subject = environment.from_string(params["subject"])
-    body = environment.from_string(params["body"])
-    sender_domain = params["sender"].rpartition("@")[2] or None
-    rendered = []
-    for message in messages:
-        values = {
-            **params["context"],
-            "login": message["login"],
-            "email": message["email"],
-            "display_name": message["display_name"],
-            **message["values"],
-            **message["secrets"],
-        }
-        try:
-            subject_text = " ".join(subject.render(values).split())
-            body_text = body.render(values)
-        except TemplateError as exc:
-            # The message names the template construct, never a value.
-            raise ValueError(f"template error for login {message['login']}: {exc}") from None
-        mail = EmailMessage()
-        mail["Subject"] = subject_text
-        mail["From"] = params["sender"]
-        mail["To"] = formataddr((printable(message["display_name"]), printable(message["email"])))
-        mail["Date"] = formatdate(usegmt=True)
-        mail["Message-ID"] = make_msgid(domain=sender_domain)
-        mail[HEADER] = f"{params['notification']}; wave={params['wave']}; login={message['login']}"
-        mail.set_content(body_text)
-        rendered.append(mail)
-    return rendered
-
-
-def connect(params: dict) -> smtplib.SMTP:
-    host, port, timeout = params["smtp_host"], params["smtp_port"], params["smtp_timeout"]
-    if params["smtp_security"] == "ssl":
-        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
-    else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout)
-        if params["smtp_security"] == "starttls":
-            smtp.starttls(context=ssl.create_default_context())
-    if params["smtp_username"]:
-        smtp.login(params["smtp_username"], params["smtp_password"] or "")
-    return smtp
-
-
-def append_sent(log, entry: dict) -> None:
-    # One line per message, on disk before the next one goes out: a crash loses nothing.
-    log.write(json.dumps(entry, sort_keys=True) + "\n")
-    log.flush()
-    os.fsync(log.fileno())
-
-
-def open_sent_log(path: str):
-    """The sent-log opened for appending before anything is sent: if it cannot be written,
-    no message goes out (it would be sent again by the next run)."""
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    return open(path, "a", encoding="utf-8")
 
 
 def main() -> None:
@@ -308,6 +233,7 @@ def main() -> None:
                     "login": {"type": "str", "required": True},
                     "email": {"type": "str", "required": True},
                     "display_name": {"type": "str", "default": ""},
+                    "sender": {"type": "str"},
                     "values": {"type": "dict", "default": {}},
                     "secrets": {"type": "dict", "default": {}, "no_log": False},
                 },
@@ -378,6 +304,7 @@ def main() -> None:
                             "login": message["login"],
                             "email": message["email"],
                             "message_id": mail["Message-ID"],
+                            "sender": str(mail["From"]),
                             "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
                         },
                     )

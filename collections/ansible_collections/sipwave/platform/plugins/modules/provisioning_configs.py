@@ -71,6 +71,15 @@ options:
         C(sip_server), C(sip_port), C(sip_transport), C(ntp_server), C(timezone).
     type: dict
     default: {}
+  login_prefix:
+    description:
+      - Prefix of the phase-2 logins (with O(new_domain)). Each device owed a re-sync is
+        then also looked for under its phase-2 identity, which its phone still registers
+        as after a rollback from phase 2 until it fetches its files.
+    type: str
+  new_domain:
+    description: Domain of the phase-2 identities (with O(login_prefix)).
+    type: str
   output_dir:
     description: Directory on the target holding one directory per device token.
     type: path

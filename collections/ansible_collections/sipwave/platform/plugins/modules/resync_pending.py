@@ -10,8 +10,9 @@ description:
   - M(sipwave.platform.provisioning_configs) records each device whose files change in a
     pending file on the provisioning host before it writes them. This module removes the
     devices that every proxy settled in its M(sipwave.platform.check_sync) run (each
-    contact answered with a SIP status, or none was registered) and keeps the others, so
-    the next run tells them again.
+    contact answered or had its time until the run's deadline, or none was registered)
+    and keeps the others (a lookup or NOTIFY that could not be started), so the next run
+    tells them again.
   - A proxy whose check_sync failed or did not run settles nothing. The file is replaced
     atomically and removed when no device is owed any more.
 author:

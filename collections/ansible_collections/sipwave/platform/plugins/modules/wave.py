@@ -24,6 +24,7 @@ description:
     and validates the legacy export, selects the wave's accounts and computes every HA1 there,
     so plaintext passwords never reach the target host. The module itself only receives HA1
     hashes; neither hashes nor passwords appear in its result, diff, messages or log.
+  - A row with only a bad dial-in number or device migrates without it (RV(not_carried)).
 author:
   - sipwave developers
 extends_documentation_fragment:
@@ -77,21 +78,24 @@ options:
   dialin_hosts:
     description:
       - The PBX hosts whose dial-in result (M(sipwave.platform.wave_dialin), O(operation=record))
-        the run's report must hold before it is C(complete); the wave playbooks give the
-        hosts of their dial-in step. Empty when the run has no PBX.
+        the run's report must hold before it is C(complete); empty when the run has no PBX.
       - Controller only; written into the report as C(reconciliation.dialin_hosts_expected).
     type: list
     elements: str
     default: []
   accounts_file:
     description:
-      - Path on the target of a JSON list of the wave's good accounts, each with C(login),
-        C(domain), C(department), C(balance), C(numbers), C(dialin_numbers), C(legacy_ha1),
-        C(legacy_ha1b), C(new_ha1), C(new_ha1b), C(password_generated).
-      - Written by the action plugin into the task's temporary directory (removed after the
-        run); a file because AnsibleModule's validation of a 100,000-entry list argument
-        costs far more than the wave itself.
+      - Target path of a JSON list of the wave's good accounts (C(login), C(domain), hashes...),
+        written by the action plugin into the task's temporary directory; a file because
+        validating a 100,000-entry list argument costs more than the wave itself.
     type: path
+  limit_to:
+    description:
+      - Only these logins of the wave (each must be in it). For O(operation=apply) the action
+        plugin selects them from the export; O(operation=rollback) restores only them from the
+        wave's snapshot, leaving its other accounts as they are.
+    type: list
+    elements: str
   rejected:
     description: Selected logins whose export rows are bad, each with C(login) and C(reason).
     type: list
@@ -229,6 +233,17 @@ routing_generation:
   returned: when operation is apply or rollback
   type: int
   sample: 12
+export:
+  description: The export's counts (rows, good, bad and partial rows, reasons).
+  returned: when operation is apply with an export
+  type: dict
+not_carried:
+  description: >-
+    Dropped parts (accounts, parts, per column) counted apart from the outcomes, rejected
+    accounts and action items for customer care; C(bad_rows) and C(dropped_parts) list the
+    first 200 of each as C(file:line - reason).
+  returned: when operation is apply with an export
+  type: dict
 consent:
   description: Decisions that changed, as C(login), C(before), C(after).
   returned: when operation is consent
@@ -250,11 +265,13 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
     QuietBulkModule,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.arguments import (  # noqa: E402
+    WAVE_ARGUMENTS,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.consent import (  # noqa: E402
-    record_consent,
+    consent_result,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (  # noqa: E402
-    Consent,
     MigrationError,
     new_run_id,
     settings_from_params,
@@ -284,32 +301,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables impor
 
 def main() -> None:
     module = QuietBulkModule(
-        argument_spec={
-            "operation": {
-                "type": "str",
-                "default": "apply",
-                "choices": ["apply", "rollback", "consent"],
-            },
-            "wave": {"type": "raw"},
-            "phase": {"type": "int", "default": 1, "choices": [1, 2]},
-            "accounts_file": {"type": "path"},
-            "rejected": {"type": "list", "elements": "dict", "default": []},
-            "consent": {"type": "list", "elements": "dict", "default": []},
-            "new_domain": {"type": "str", "required": True},
-            "login_prefix": {"type": "str", "default": "tnf"},
-            "grace_days": {"type": "int", "default": 14},
-            "closure_numbers": {
-                "type": "str",
-                "default": "kept_for_porting",
-                "choices": ["kept_for_porting", "released"],
-            },
-            "temporary_numbers": {"type": "list", "elements": "dict", "default": []},
-            "temporary_quarantine_days": {"type": "int", "default": 30},
-            "force_after_cutover": {"type": "str"},
-            "today": {"type": "str"},
-            "run_id": {"type": "str"},
-            **database_argument_spec(),
-        },
+        argument_spec={**WAVE_ARGUMENTS, **database_argument_spec()},
         required_if=[
             *DATABASE_REQUIRED_IF,
             ("operation", "apply", ("wave",)),
@@ -339,21 +331,11 @@ def main() -> None:
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}
     try:
         if params["operation"] == "consent":
-            decisions = [
-                Consent(str(c.get("login") or ""), str(c.get("decision") or ""),
-                        str(c.get("source") or ""))
-                for c in params["consent"]
-            ]  # fmt: skip
-            changes = record_consent(conn, decisions, run_id, module.check_mode)
-            result.update(changed=bool(changes), consent=changes)
-            if module._diff:
-                result["diff"] = {
-                    "before": "".join(f"{c['login']}: {c['before']}\n" for c in changes),
-                    "after": "".join(f"{c['login']}: {c['after']}\n" for c in changes),
-                }
+            result.update(consent_result(
+                conn, params["consent"], run_id, module.check_mode, module._diff))  # fmt: skip
             module.exit_json(**result)
         if params["operation"] == "rollback":
-            run = rollback_wave(conn, settings, module.check_mode)
+            run = rollback_wave(conn, settings, module.check_mode, params["limit_to"])
         else:
             rejected = {str(r["login"]): str(r.get("reason") or "") for r in params["rejected"]}
             accounts = wave_accounts(load_accounts(params["accounts_file"]))

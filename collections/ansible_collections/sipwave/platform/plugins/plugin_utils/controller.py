@@ -30,6 +30,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import Numbe
 from ansible_collections.sipwave.platform.plugins.module_utils.export_fields import (
     Account,
     Device,
+    Dropped,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.files import atomic_write
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
@@ -42,7 +43,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
 
 SELECT_BY_COLUMN = "csv-wave-column"
 # Counted up whenever read_export's result for the same bytes changes (fields, rules).
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 _READ_CHUNK = 1 << 20
 
 
@@ -118,26 +119,32 @@ def _plain(export: Export) -> tuple:
     return (
         export.path,
         export.rows,
-        [(*account[:-2], tuple(map(tuple, account.devices)), account.wave)
+        [(*account[:-3], tuple(map(tuple, account.devices)), account.wave,
+          tuple(map(tuple, account.dropped)))
          for account in export.accounts.values()],
         [(row.line, row.login, row.wave,
-          [(p.path, p.line, p.reason, p.message) for p in row.problems])
+          [(p.path, p.line, p.reason, p.message) for p in row.problems], row.email)
          for row in export.bad_rows],
     )  # fmt: skip
 
 
 def _from_plain(data: tuple) -> Export:
     path, rows, accounts, bad_rows = data
-    device = Device._make
+    device, dropped = Device._make, Dropped._make
     return Export(
         path=path,
         accounts={
-            values[1]: Account(*values[:-2], tuple(map(device, values[-2])), values[-1])
+            values[1]: Account(
+                *values[:-3],
+                tuple(map(device, values[-3])),
+                values[-2],
+                tuple(map(dropped, values[-1])),
+            )
             for values in accounts
         },
         bad_rows=[
-            BadRow(line, login, wave, [Problem(*p) for p in problems])
-            for line, login, wave, problems in bad_rows
+            BadRow(line, login, wave, [Problem(*p) for p in problems], email)
+            for line, login, wave, problems, email in bad_rows
         ],
         rows=rows,
     )

@@ -79,3 +79,23 @@ def record_consent(
             )  # fmt: skip
         conn.connection.commit()
     return changes
+
+
+def consent_result(
+    conn: Database, entries: Sequence[dict], run_id: str, check_mode: bool, want_diff: bool
+) -> dict:
+    """The wave module's result of recording the decisions given as its ``consent`` argument
+    (``login``, ``decision``, ``source``), with a diff of the decisions when asked."""
+    decisions = [
+        Consent(str(c.get("login") or ""), str(c.get("decision") or ""),
+                str(c.get("source") or ""))
+        for c in entries
+    ]  # fmt: skip
+    changes = record_consent(conn, decisions, run_id, check_mode)
+    result: dict = {"changed": bool(changes), "consent": changes}
+    if want_diff:
+        result["diff"] = {
+            "before": "".join(f"{c['login']}: {c['before']}\n" for c in changes),
+            "after": "".join(f"{c['login']}: {c['after']}\n" for c in changes),
+        }
+    return result

@@ -39,14 +39,18 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables impor
 )
 
 
-def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunResult:
-    """Return every account of the wave to its rows in the wave's snapshot."""
+def rollback_wave(
+    conn: Database, settings: Settings, check_mode: bool, only: list[str] | None = None
+) -> RunResult:
+    """Return every account of the wave (``only`` these, when given) to its rows in the wave's
+    snapshot; the wave's other accounts stay as they are."""
     with transaction.transaction(conn) as cursor:
         if not table_exists(conn, cursor, "sipwave_snapshot"):
             raise MigrationError(f"wave {settings.wave} was never applied: no snapshot to restore")
         snapshot = transaction.read_snapshot(cursor, conn, settings.wave)
         if snapshot is None:
             raise MigrationError(f"wave {settings.wave} was never applied: no snapshot to restore")
+        snapshot = _only(snapshot, only, settings.wave)
         domains = {settings.new_domain} | {d for _login, _u, d in snapshot["keys"]}
         if not check_mode:
             lock_for_writing(conn, cursor)
@@ -80,6 +84,26 @@ def rollback_wave(conn: Database, settings: Settings, check_mode: bool) -> RunRe
     }
     changed = any(p.changed for p in plans)
     return RunResult(plans, reconciliation, len(snapshot["logins"]), changed, generation)
+
+
+def _only(snapshot: dict, only: list[str] | None, wave: str) -> dict:
+    """The snapshot of the named accounts only; a login the wave never touched is refused."""
+    if only is None:
+        return snapshot
+    unknown = sorted(set(only) - set(snapshot["logins"]))
+    if unknown or not only:
+        raise MigrationError(
+            f"wave {wave} never touched {', '.join(unknown) or '(no login given)'}: "
+            "nothing of theirs to roll back"
+        )
+    wanted = set(only)
+    return {
+        **snapshot,
+        "logins": [login for login in snapshot["logins"] if login in wanted],
+        "keys": [key for key in snapshot["keys"] if key[0] in wanted],
+        "accounts": [row for row in snapshot["accounts"] if row[0] in wanted],
+        "numbers": [row for row in snapshot["numbers"] if row[1] in wanted],
+    }
 
 
 def _plan_rollback(

@@ -1,0 +1,1 @@
+"""The sipwave command: runs the project's playbooks through ansible-runner."""
