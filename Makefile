@@ -24,6 +24,10 @@ SCENARIOS ?= $(filter $(SCENARIOS_FOUND),$(SCENARIOS_LONGEST_FIRST)) \
 HOST_PACKAGES := podman runc debootstrap sip-tester sqlite3 python3-venv postgresql apache2-utils \
 	chromium
 
+# promtool, for the unit tests of the alert rules (`promtool test rules`): taken out of Debian's
+# prometheus package with apt-get download, so that the host runs no Prometheus server.
+PROMTOOL := .cache/tools/usr/bin/promtool
+
 .PHONY: help host-deps venv image lint unit molecule test lab-up lab-down demo bench ksr-api
 
 help:
@@ -65,8 +69,14 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(LAB_ENV) && ansible-lint --profile production
 
-unit: venv
-	$(BIN)/pytest -q tests/unit
+$(PROMTOOL): | host-deps
+	@d=$$(mktemp -d) && chmod 755 "$$d" && \
+	{ (cd "$$d" && apt-get download -qq prometheus 2>/dev/null) || \
+	  { apt-get update -qq && (cd "$$d" && apt-get download -qq prometheus); }; } && \
+	dpkg-deb -x "$$d"/prometheus_*.deb .cache/tools && rm -rf "$$d" && test -x $@
+
+unit: venv $(PROMTOOL)
+	SIPWAVE_PROMTOOL=$(CURDIR)/$(PROMTOOL) $(BIN)/pytest -q tests/unit
 
 # Scenarios run MOLECULE_JOBS at a time (each on its own 127.0.2x.0/24, so they never meet);
 # each one's output goes to .cache/molecule/<scenario>.log and is shown when it fails. A lock

@@ -63,14 +63,17 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "port.yml": ("migration",),
     "port_donor.yml": ("migration",),
     "cutover.yml": ("migration",),
-    "backup.yml": ("migration",),
+    "backup.yml": ("migration", "asterisk"),
     "restore.yml": ("migration",),
     "wave_status.yml": ("migration",),
     "backup_list.yml": ("migration",),
     "account_show.yml": ("migration",),
     "cost_report.yml": ("kamailio",),
-    "site.yml": "only imports kamailio.yml, asterisk.yml and provisioning.yml (each covered "
-    "on its own); it has no play or variable of its own; make demo runs it",
+    "monitoring.yml": ("asterisk",),
+    "health.yml": ("asterisk",),
+    "unregistered_report.yml": ("asterisk",),
+    "site.yml": "only imports kamailio.yml, asterisk.yml, provisioning.yml and monitoring.yml "
+    "(each covered on its own); it has no play or variable of its own; make demo runs it",
     "lab.yml": "the demo's containers (make lab-up, make lab-down): podman on localhost with "
     "no secret among its variables",
 }

@@ -20,8 +20,11 @@ from conftest import (
     dial_in,
     in_container,
     pbx,
+    prometheus_query,
     run_playbook,
+    wait_for_metric,
 )
+from sipwave_testlib import sipp
 
 EXPORT = Path(__file__).resolve().parents[1] / "files" / "legacy_export.csv"
 ROWS = {row["login"]: row for row in csv.DictReader(EXPORT.open(encoding="utf-8"))}
@@ -167,6 +170,31 @@ def test_a_phase2_account_dials_in_and_out_as_its_accounts_number(carrier):
     assert f"From: <sip:{STAYING['number']}@" in carrier_side.messages
     rows = cdr_rows(f"calldate >= '{start}' AND account = '{STAYING['login']}'")
     assert [(r["caller"], r["disposition"]) for r in rows] == [(STAYING["number"], "ANSWERED")]
+
+
+def unregistered_logins() -> list[str]:
+    """The logins of playbooks/unregistered_report.yml's newest CSV for the wave."""
+    wave_playbook("unregistered_report.yml")
+    reports = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
+    newest = sorted(reports.glob(f"{WAVE}-unregistered-*.csv"))[-1]
+    return [row["login"] for row in csv.DictReader(newest.open(encoding="utf-8"))]
+
+
+def test_phase2_accounts_without_a_registration_are_listed_until_their_phone_registers():
+    """Two live accounts after phase 2 (one closed); the phase-2 login registering takes its
+    account off customer care's list and makes the wave's registered gauge count it (usrloc
+    writes location back within 30 s)."""
+    assert unregistered_logins() == [STAYING["login"]]
+    login = f"tnf{STAYING['login']}"
+    credentials = sipp.credentials(login, ROWS[STAYING["login"]]["password"])
+    row = [login, NEW_DOMAIN, credentials, "127.0.21.108:5099"]
+    registered = sipp.run("register.xml", "127.0.21.11:5060", "127.0.21.108", rows=[row])
+    assert registered.successful == 1, registered.output
+    assert wait_for_metric(f'kamailio_sipwave_wave_accounts{{wave="{WAVE}"}} == 2')
+    assert wait_for_metric(f'kamailio_sipwave_wave_registered{{wave="{WAVE}"}} >= 1', 90), (
+        prometheus_query("kamailio_sipwave_wave_registered")
+    )
+    assert unregistered_logins() == []
 
 
 def test_a_pbx_rebuilt_from_nothing_loses_no_number(carrier):

@@ -37,6 +37,8 @@ ksr_branch_carrier = ROUTER.branch_route_carrier
 ksr_failure_carrier = ROUTER.failure_route_carrier
 # tm reply route of a subscriber's BYE (telephony.CALL_END_REPLY_ROUTE): the end of a call.
 ksr_reply_call_end = ROUTER.reply_route_call_end
+# xhttp's event_callback (only loaded with kamailio_metrics_enabled): every HTTP request.
+ksr_xhttp_event = ROUTER.xhttp_event
 
 # Core reply route: every reply, before tm; records the answers to check-sync NOTIFYs.
 ksr_reply_route = ROUTER.reply_route

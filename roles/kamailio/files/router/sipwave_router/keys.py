@@ -1,4 +1,5 @@
-"""Names shared by the router's modules: the routing cache's keys and the usrloc table."""
+"""Names shared by the router's modules: the routing cache's keys, the usrloc table, the ban
+table and how several values are read at once."""
 
 HTABLE_ROUTING = "routing"
 IDENTITY_KEY = "i:"
@@ -22,3 +23,10 @@ CLOSED_NUMBER_REPLIES = {
     "kept_for_porting": (480, "Number Kept For Porting"),
     "released": (410, "Number Released"),
 }
+# Source addresses dropped without answer (htable, kamailio.cfg).
+HTABLE_BANNED = "ipban"
+# Several values read in one crossing into Kamailio ($_s(...)) are separated by a line feed
+# followed by "|", which no value can hold (routing.REQUEST_FACTS says why); pv prints an
+# absent value as "<null>".
+FACT_SEPARATOR = "\n|"
+PV_NULL = "<null>"

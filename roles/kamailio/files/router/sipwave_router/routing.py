@@ -23,12 +23,16 @@ from sipwave_router.keys import (
     CLOSED_ACCOUNT_KEY,
     CLOSED_NUMBER_KEY,
     CLOSED_NUMBER_REPLIES,
+    FACT_SEPARATOR,
     FORWARDING_KEY,
+    HTABLE_BANNED,
     HTABLE_ROUTING,
     IDENTITY_KEY,
     NUMBER_KEY,
+    PV_NULL,
     USRLOC_TABLE,
 )
+from sipwave_router.metrics import MetricsRoutes
 from sipwave_router.settings import Settings, uri_host
 from sipwave_router.telephony import TelephonyRoutes
 
@@ -54,7 +58,6 @@ AUTH_FAILURES = frozenset({AUTH_INVALID_PASSWORD, AUTH_INVALID_USER, AUTH_USER_M
 # auth_check() flag: the authentication user must match the From (To for REGISTER) user.
 AUTH_CHECK_USER_MATCH = 1
 
-HTABLE_BANNED = "ipban"
 # What every request needs first, read in one crossing into Kamailio instead of five: the
 # source address, its entry in the ban table, the method, the To domain (the registrar's
 # realm) and the User-Agent. pv prints an absent value as "<null>". The Contacts are read
@@ -64,7 +67,6 @@ HTABLE_BANNED = "ipban"
 # the request line's first space, and a header value holds a line feed only where the next
 # line starts with a space or tab (folding), else the header would have ended there. A "|"
 # alone, as before, could be typed into the method and shifted every field after it.
-FACT_SEPARATOR = "\n|"
 FACT_FIELDS = 4
 REQUEST_FACTS = (
     "$_s(" + FACT_SEPARATOR.join(("$si", f"$sht({HTABLE_BANNED}=>$si)", "$rm", "$td", "$ua")) + ")"
@@ -73,7 +75,6 @@ REQUEST_FACTS = (
 CONTACTS = "$(hdr(Contact)[*])"
 # When a value is not UTF-8 (Python cannot hold it as str): only the source and its ban.
 SOURCE_FACTS = f"$_s($si{FACT_SEPARATOR}$sht({HTABLE_BANNED}=>$si))"
-PV_NULL = "<null>"
 # RFC 3261 methods are tokens. Kamailio's parser takes anything up to the first space as the
 # method, and auth_check and save() disagree about what an unknown method means (the From
 # user is matched, the To AoR is saved): a method that is not a token is refused first.
@@ -141,7 +142,7 @@ LEGACY_AUTH_FAILURES = frozenset({"401", "403", "407"})
 DIALIN_CALLER_HEADER = "X-Sipwave-Caller"
 
 
-class Router(TelephonyRoutes):
+class Router(TelephonyRoutes, MetricsRoutes):
     def __init__(self, settings: Settings):
         self.settings = settings
         # Derived once from the settings for the per-request checks.
@@ -386,6 +387,8 @@ class Router(TelephonyRoutes):
         # relayed, so consume_credentials() would strip them from nothing that leaves.
         if _save(USRLOC_TABLE, 0) < 0:
             KSR.sl.sl_reply_error()
+        else:
+            self.count_registration(realm)
 
     def contacts_refused(self, contacts: str | None) -> bool:
         """A contact at a peer or at this proxy would make it send calls there as if the

@@ -37,6 +37,25 @@ class Carrier:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """The metrics socket (kamailio.cfg listens there for HTTP) and who may read it."""
+
+    address: str
+    port: int
+    allowed_peers: frozenset[str]
+    wave_interval: int
+
+
+@dataclass(frozen=True)
+class CarrierProbe:
+    """A carrier's dispatcher destination (as in dispatcher.list) in each of its sets."""
+
+    name: str
+    uri: str
+    setids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Settings:
     domains: frozenset[str]
     trusted_peers: frozenset[str]
@@ -82,6 +101,9 @@ class Settings:
     carrier_algorithm: int = 8
     # CLIP no screening: login -> E.164 numbers it may present on carriers that allow it.
     clip_allow: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Prometheus metrics (None: not served) and the carriers whose state they show.
+    metrics: Metrics | None = None
+    carrier_probes: tuple[CarrierProbe, ...] = ()
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
@@ -180,6 +202,7 @@ def settings_from_dict(data: dict) -> Settings:
         str(login): frozenset(normalise(str(n), plan) for n in numbers)
         for login, numbers in (data.get("clip_allow") or {}).items()
     }
+    metrics = data.get("metrics")
     return Settings(
         domains=frozenset(d.lower() for d in data["domains"]),
         trusted_peers=frozenset(data.get("trusted_peers", [])) | frozenset(carriers),
@@ -205,7 +228,33 @@ def settings_from_dict(data: dict) -> Settings:
         site_areas=tuple(site_areas),
         carrier_algorithm=int(data.get("carrier_algorithm", 8)),
         clip_allow=clip_allow,
+        metrics=Metrics(
+            address=str(metrics["address"]),
+            port=int(metrics["port"]),
+            allowed_peers=frozenset(str(a) for a in metrics["allowed_peers"]),
+            wave_interval=int(metrics.get("wave_interval", 30)),
+        )
+        if metrics
+        else None,
+        carrier_probes=carrier_probes(data),
     )
+
+
+def carrier_probes(data: dict) -> tuple[CarrierProbe, ...]:
+    """Each carrier's destination URI, written as dispatcher.list.j2 writes it, and the sets
+    that hold it: dispatcher keeps a destination's state per set."""
+    probes = []
+    for carrier in data.get("carriers", []):
+        name = str(carrier["name"])
+        uri = (
+            f"sip:{carrier['address']}:{int(carrier.get('port', 5060))}"
+            f";transport={carrier.get('transport', 'udp')}"
+        )
+        setids = tuple(
+            int(s["setid"]) for s in data.get("carrier_sets", []) if name in s.get("carriers", [])
+        )
+        probes.append(CarrierProbe(name=name, uri=uri, setids=setids))
+    return tuple(probes)
 
 
 def load_settings(path: Path) -> Settings:

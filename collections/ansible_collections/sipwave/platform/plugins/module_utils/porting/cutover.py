@@ -110,8 +110,8 @@ def blockers(
             for number, state in owned:
                 if state != "active":
                     problems.append(f"{number} is {state}, not ported")
-            since = _phase_started(conn, cursor, login)
-            if not _registered_since(conn, cursor, user, domain, since):
+            since = phase_started(conn, cursor, login)
+            if not registered_since(conn, cursor, user, domain, since):
                 unregistered[login] = (
                     f"no phone registered as {user}@{domain} since {since or 'its migration'}"
                 )
@@ -124,7 +124,7 @@ def blockers(
     }
 
 
-def _phase_started(conn: Database, cursor: Any, login: str) -> str | None:
+def phase_started(conn: Database, cursor: Any, login: str) -> str | None:
     if not schema.table_exists(conn, cursor, "sipwave_audit"):
         return None
     marks = ", ".join(["{p}"] * len(PHASE_ACTIONS))
@@ -136,7 +136,7 @@ def _phase_started(conn: Database, cursor: Any, login: str) -> str | None:
     return row[0] if row and row[0] else None
 
 
-def _registered_since(
+def registered_since(
     conn: Database, cursor: Any, user: str, domain: str, since: str | None
 ) -> bool:
     cursor.execute(
