@@ -110,7 +110,8 @@ demo: lab-up
 	$(LAB_ENV) && ansible-playbook playbooks/migrate_wave.yml -e wave=wave1
 	$(LAB_ENV) && ansible-playbook playbooks/record_consent.yml -e login=481200000 -e decision=migrate \
 	  -e apply=true -e wave=wave1
-	$(LAB_ENV) && ansible-playbook playbooks/notify_wave.yml -e wave=wave1 -e notification=phase2
+	$(LAB_ENV) && ansible-playbook playbooks/notify_wave.yml -e wave=wave1 -e notification=phase2 \
+	  -e account=481200000
 	$(LAB_ENV) && ansible-playbook playbooks/rollback_wave.yml -e wave=wave1 -e account=481200002
 	$(LAB_ENV) && $(PY) tools/demo_report.py
 

@@ -290,3 +290,20 @@ def test_notifications_refuse_a_report_without_the_dial_in_section_of_the_invent
     assert completed.returncode != 0
     assert "has no dial-in section, and the inventory has PBX hosts (pbx1)" in output
     assert not (tmp_path / "sent.jsonl").exists()
+
+
+def test_a_run_of_one_account_is_reported_apart_from_the_wave(tmp_path):
+    """An account moved or rolled back on its own (-e account=LOGIN) gets a report of its own
+    that readers of "the wave's newest report" (notify, cutover, status, dial-in) skip: it
+    does not hide the rest of the wave from them."""
+    whole = add_host_result(str(tmp_path), "proxy1", host_result(), ["proxy1"])
+    alone = add_host_result(
+        str(tmp_path), "proxy1",
+        host_result(run_id="20261207T110000Z-aaa111", limit_to=["481200001"]), ["proxy1"],
+    )  # fmt: skip
+    assert whole.endswith(f"wave2-{RUN}.json")
+    assert alone.endswith("wave2-20261207T110000Z-aaa111.accounts.json")
+    assert json.loads(Path(alone).read_text())["limit_to"] == ["481200001"]
+    from ansible_collections.sipwave.platform.plugins.action.wave_dialin import newest_report
+
+    assert newest_report(str(tmp_path), "wave2") == whole

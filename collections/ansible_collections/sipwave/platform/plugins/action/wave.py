@@ -153,6 +153,8 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         result.update(module_result)
+        if args.get("limit_to"):
+            result["limit_to"] = [str(login) for login in args["limit_to"]]
         problems = self._add_export(result, export) if export is not None else None
         # A run that got as far as counting (also one whose reconciliation failed) is
         # reported; check mode writes nothing, not even a report.
@@ -166,7 +168,7 @@ class ActionModule(ActionBase):
             if export is not None:
                 _add_addresses(outcomes, export)
                 report["bad_rows"] = problems
-                report["dropped_parts"] = [str(p) for p in export.dropped_parts]
+                report["dropped_parts"] = self._dropped_parts(export)
                 report["actions_for_customer_care"] = self._care_actions
             result["report"] = self._write_report(
                 report, controller["report_dir"], task_vars, controller["dialin_hosts"] or []
@@ -201,6 +203,15 @@ class ActionModule(ActionBase):
         self._care_actions = export.care_actions(selected)
         return export
 
+    def _dropped_parts(self, export: Export) -> list[str]:
+        """The parts dropped from this wave's accounts, as ``file:line: reason``."""
+        return [
+            f"{export.path}:{action['line']}: {part['why']}: dropped, the account migrates "
+            "without it"
+            for action in self._care_actions
+            for part in action.get("dropped", [])
+        ]
+
     def _add_export(self, result: dict, export: Export) -> list[str]:
         """The export's summary, its first bad rows and dropped parts, and what the wave's
         accounts leave to customer care into the task result; returns every bad row.
@@ -211,7 +222,7 @@ class ActionModule(ActionBase):
         result["export"] = export.summary()
         for name, listed in (
             ("bad_rows", problems),
-            ("dropped_parts", [str(p) for p in export.dropped_parts]),
+            ("dropped_parts", self._dropped_parts(export)),
         ):
             result[name] = listed[:MAX_SHOWN_PROBLEMS]
             if len(listed) > MAX_SHOWN_PROBLEMS:

@@ -49,8 +49,9 @@ def _wave_name(wave) -> str:
 
 
 def newest_report(report_dir: str, wave: str) -> str:
-    """The wave's newest report (``<wave>-<run_id>.json``, run ids start with the time)."""
-    pattern = re.compile(re.escape(wave) + r"-\d{8}T\d{6}Z-.+\.json")
+    """The wave's newest report (``<wave>-<run_id>.json``, run ids start with the time) of a
+    run of the whole wave (a run limited to some accounts ends in ``.accounts.json``)."""
+    pattern = re.compile(re.escape(wave) + r"-\d{8}T\d{6}Z-.+(?<!\.accounts)\.json")
     try:
         names = sorted(name for name in os.listdir(report_dir) if pattern.fullmatch(name))
     except OSError as exc:

@@ -26,7 +26,11 @@ from decimal import Decimal
 from ansible_collections.sipwave.platform.plugins.module_utils.files import locked_json_update
 
 RUN_FIELDS = ("operation", "wave", "phase", "run_id", "today", "export", "bad_rows",
-              "dropped_parts", "not_carried", "actions_for_customer_care")  # fmt: skip
+              "dropped_parts", "not_carried", "actions_for_customer_care",
+              "limit_to")  # fmt: skip
+# The report of a run limited to some accounts (-e account=LOGIN) ends in this: whoever reads
+# "the wave's newest report" as the whole wave (notifications, cutover, status) skips it.
+LIMITED_SUFFIX = ".accounts.json"
 HOST_FIELDS = ("changed", "counts", "reconciliation", "refunds", "snapshot_taken_for",
                "routing_generation", "failed", "msg")  # fmt: skip
 # What every host must agree on for each account after the run (closure_numbers: a run
@@ -36,8 +40,9 @@ STATE_FIELDS = ("state", "identity", "grace_until", "closure_numbers")
 UNCHANGED = ("unchanged", "kept")
 
 
-def report_path(report_dir: str, wave: str, run_id: str) -> str:
-    return os.path.join(report_dir, f"{wave}-{run_id}.json")
+def report_path(report_dir: str, wave: str, run_id: str, limited: bool = False) -> str:
+    suffix = LIMITED_SUFFIX if limited else ".json"
+    return os.path.join(report_dir, f"{wave}-{run_id}{suffix}")
 
 
 def _merge_accounts(merged: dict[str, dict], accounts: list[dict]) -> list[str]:
@@ -228,7 +233,7 @@ def add_host_result(
 ) -> str:
     """Add a host's result to its run's report file; safe with hosts finishing at once."""
     os.makedirs(report_dir, exist_ok=True)
-    path = report_path(report_dir, result["wave"], result["run_id"])
+    path = report_path(report_dir, result["wave"], result["run_id"], bool(result.get("limit_to")))
     # Under the report directory's lock: hosts finishing at once never lose each other's part.
     locked_json_update(
         path, lambda report: merge_host_result(report, host, result, expected, dialin_hosts)
