@@ -73,7 +73,8 @@ $(PROMTOOL): | host-deps
 	@d=$$(mktemp -d) && chmod 755 "$$d" && \
 	{ (cd "$$d" && apt-get download -qq prometheus 2>/dev/null) || \
 	  { apt-get update -qq && (cd "$$d" && apt-get download -qq prometheus); }; } && \
-	dpkg-deb -x "$$d"/prometheus_*.deb .cache/tools && rm -rf "$$d" && test -x $@
+	mkdir -p .cache/tools && dpkg-deb -x "$$d"/prometheus_*.deb .cache/tools && rm -rf "$$d" && \
+	test -x $@
 
 unit: venv $(PROMTOOL)
 	SIPWAVE_PROMTOOL=$(CURDIR)/$(PROMTOOL) $(BIN)/pytest -q tests/unit
