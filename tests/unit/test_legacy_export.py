@@ -109,7 +109,7 @@ def test_a_bad_optional_part_is_dropped_and_the_account_migrates_without_it(
     assert getattr(account, column) == kept
     (dropped,) = account.dropped
     assert (dropped.column, dropped.reason) == (column, reason) and text in dropped.message
-    (listed,) = export.dropped_parts
+    (listed,) = export.dropped_parts()
     assert str(listed).startswith(f"{path}:3: ") and "dropped" in str(listed)
     assert export.summary()["partial"] == 1
     assert export.summary()["dropped_per_reason"] == {reason: 1}

@@ -205,12 +205,7 @@ class ActionModule(ActionBase):
 
     def _dropped_parts(self, export: Export) -> list[str]:
         """The parts dropped from this wave's accounts, as ``file:line: reason``."""
-        return [
-            f"{export.path}:{action['line']}: {part['why']}: dropped, the account migrates "
-            "without it"
-            for action in self._care_actions
-            for part in action.get("dropped", [])
-        ]
+        return [str(p) for p in export.dropped_parts(a["login"] for a in self._care_actions)]
 
     def _add_export(self, result: dict, export: Export) -> list[str]:
         """The export's summary, its first bad rows and dropped parts, and what the wave's

@@ -74,14 +74,16 @@ class Export:
     def bad_rows_of(self, login: str) -> list[BadRow]:
         return [row for row in self.bad_rows if row.login == login]
 
-    @property
-    def dropped_parts(self) -> list[Problem]:
-        """The optional parts left out of rows that migrate without them, in line order."""
+    def dropped_parts(self, logins: Iterable[str] | None = None) -> list[Problem]:
+        """The optional parts left out of rows that migrate without them (of ``logins`` only,
+        when given), in line order."""
+        wanted = None if logins is None else set(logins)
         return sorted(
             (
                 Problem(self.path, account.line, part.reason,
                         f"{part.message}: dropped, the account migrates without it")
                 for account in self.accounts.values()
+                if wanted is None or account.login in wanted
                 for part in account.dropped
             ),
             key=lambda p: (p.line, p.reason),
