@@ -11,7 +11,6 @@ them (``Export.dropped_parts``). No message ever quotes a password, an HA1 or a 
 
 from __future__ import annotations
 
-import csv
 import functools
 from collections import Counter
 from collections.abc import Iterable
@@ -140,7 +139,7 @@ def _header(path: str, record: Record | None) -> list[str]:
         raise ExportError(f"{path}: the file is empty (a header row is expected)")
     if record.undecodable:
         raise ExportError(f"{path}:{record.line}: header: {record.undecodable[0][1]}")
-    header = [name.strip().lower() for name in next(csv.reader(record.text_lines), [])]
+    header = [name.strip().lower() for name in record.fields]
     missing = [name for name in COLUMNS if name not in header and name not in OPTIONAL_COLUMNS]
     unknown = [name for name in header if name not in COLUMNS]
     repeated = sorted({name for name in header if header.count(name) > 1})
@@ -187,7 +186,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
             if record.unterminated:
                 reject(record.line, None, None, [("columns", "a quoted field is never closed")])
                 continue
-            fields = next(csv.reader(record.text_lines), [])
+            fields = record.fields
             # Whose row it is, when that can still be read: the wave then reports the
             # account as rejected with this reason instead of not knowing it.
             login, wave = _identify(len(header), login_at, wave_at, fields)
