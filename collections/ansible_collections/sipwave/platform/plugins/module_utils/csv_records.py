@@ -37,6 +37,11 @@ class Record:
     unterminated: bool = False
     fields: list[str] = field(default_factory=list)
 
+    @property
+    def text(self) -> str:
+        """The record's text without its final line end."""
+        return _without_line_end("".join(self.text_lines))
+
 
 def _without_line_end(text: str) -> str:
     if text.endswith("\n"):
@@ -85,13 +90,20 @@ def records(handle) -> Iterator[Record]:
     for number, raw in enumerate(handle, start=1):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        if record is None:
-            record = Record(number, [], [])
         try:
             text = raw.decode("utf-8")
+            broken = None
         except UnicodeDecodeError as exc:
-            record.undecodable.append((number, f"broken UTF-8 at byte {exc.start + 1}"))
+            broken = (number, f"broken UTF-8 at byte {exc.start + 1}")
             text = raw.decode("utf-8", errors="replace")
+        if record is None and broken is None and QUOTE not in text:
+            # The usual row: one line, no quote, nothing to carry over.
+            yield Record(number, [text], [], False, _without_line_end(text).split(SEPARATOR))
+            continue
+        if record is None:
+            record = Record(number, [], [])
+        if broken is not None:
+            record.undecodable.append(broken)
         record.text_lines.append(text)
         body = text if len(record.text_lines) == 1 else "".join(record.text_lines)
         fields, still_open = split_fields(_without_line_end(body))
