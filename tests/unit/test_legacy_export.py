@@ -232,6 +232,46 @@ def test_unterminated_quote_is_reported(tmp_path):
     assert "never closed" in export.problems[0].message
 
 
+def test_a_stray_quote_inside_a_field_is_text_and_joins_no_later_row(tmp_path):
+    # A quote opens a quoted field only at the start of a field: before, one quote in a
+    # display name made every later row part of an "unterminated" record, and those
+    # customers vanished from the export without a line of their own in the report.
+    third = replace(replace(OTHER, "login", "481234003"), "numbers", "221234571")
+    path = write(tmp_path, HEADER, replace(GOOD, "display_name", 'Anna "Ania Nowak'), OTHER, third)
+
+    export = read(path)
+
+    assert export.problems == []
+    assert sorted(export.accounts) == ["481234001", "481234002", "481234003"]
+    assert export.accounts["481234001"].display_name == 'Anna "Ania Nowak'
+    assert (export.rows, export.accounts["481234003"].line) == (3, 4)
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [('"Nowak ""Ania"", sales"', 'Nowak "Ania", sales'), ('"Nowak"', "Nowak"), ('""', "")],
+)
+def test_quoted_fields_follow_the_export_dialect(tmp_path, value, name):
+    export = read(write(tmp_path, HEADER, replace(GOOD, "display_name", value)))
+
+    assert export.accounts["481234001"].display_name == name
+
+
+def test_a_carriage_return_inside_a_field_refuses_that_row_only(tmp_path):
+    # Python's csv module stops the whole file on a lone CR in an unquoted field
+    # ("new-line character seen in unquoted field"), with no file or line named.
+    path = tmp_path / "export.csv"
+    bad = replace(GOOD, "display_name", "Anna\rBcc: all@example.test")
+    path.write_bytes(f"{HEADER}\r\n{bad}\r\n{OTHER}\r\n".encode())
+
+    export = read(path)
+
+    assert [str(p) for p in export.problems] == [
+        f"{path}:2: display_name holds a control character (U+000D)"
+    ]
+    assert list(export.accounts) == ["481234002"]
+
+
 def test_password_keeps_its_spaces_and_other_fields_are_trimmed(tmp_path):
     row = replace(replace(GOOD, "password", " pw with spaces "), "department", "  sales ")
 

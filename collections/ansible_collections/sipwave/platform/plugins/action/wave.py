@@ -32,7 +32,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     ExportError,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import new_run_id
-from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import outcomes_of
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import (
+    account_rows,
+    outcomes_of,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import add_host_result
 from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import (
     read_export_once,
@@ -146,7 +149,7 @@ class ActionModule(ActionBase):
         accounts = args.pop("accounts", None)
         try:
             if accounts is not None:
-                args["accounts_file"] = transfer_json(self, "accounts.json", accounts)
+                args["accounts_file"] = transfer_json(self, "accounts.json", account_rows(accounts))
             module_result = self._execute_module(
                 module_name="sipwave.platform.wave", module_args=args, task_vars=task_vars
             )

@@ -7,7 +7,6 @@ as ``file:line: message``: a customer's consent is never guessed."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 
 from ansible_collections.sipwave.platform.plugins.module_utils.csv_records import records
@@ -39,7 +38,7 @@ def read_consent(path: str) -> list[ConsentDecision]:
         first = next(pending, None)
         if first is None or first.undecodable:
             raise ExportError(f"{path}:1: a header row login,decision[,source] is expected")
-        header = [name.strip().lower() for name in next(csv.reader(first.text_lines), [])]
+        header = [name.strip().lower() for name in first.fields]
         if any(name not in header for name in CONSENT_COLUMNS):
             raise ExportError(f"{path}:{first.line}: header must name login and decision")
         for record in pending:
@@ -49,7 +48,7 @@ def read_consent(path: str) -> list[ConsentDecision]:
                 message = record.undecodable[0][1] if record.undecodable else "open quote"
                 problems.append(f"{path}:{record.line}: {message}")
                 continue
-            fields = next(csv.reader(record.text_lines), [])
+            fields = record.fields
             if len(fields) != len(header):
                 problems.append(
                     f"{path}:{record.line}: expected {len(header)} fields, found {len(fields)}"

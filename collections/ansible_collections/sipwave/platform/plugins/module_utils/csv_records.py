@@ -2,48 +2,113 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reading a CSV file record by record with each physical line decoded on its own, so that a
 broken UTF-8 sequence is reported on the line where it is (also inside a quoted field that
-spans lines) and the other records are still read. Used by the export and consent readers."""
+spans lines) and the other records are still read. Used by the export and consent readers.
+
+The dialect is the export's: comma separated; a field that begins with ``"`` is quoted and
+ends at the next ``"`` that is not doubled (it may span lines); a ``"`` anywhere else is an
+ordinary character; line ends ``\\n`` or ``\\r\\n``. Record boundaries and fields come from
+the same parser: a stray quote inside an unquoted field (``Anna "Ania Nowak``) is text and
+never joins the following lines to its row, and a carriage return inside a field is kept as
+a character for the row's checks instead of stopping the whole file.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-QUOTE = ord('"')
+QUOTE = '"'
+SEPARATOR = ","
+# A quoted field from its opening quote: its text (doubled quotes inside), the closing quote
+# when this text holds it, and what follows the closing quote up to the next separator
+# (kept as text, as Python's csv module does).
+_QUOTED = re.compile(r'"((?:[^"]|"")*)("?)([^,]*)', re.DOTALL)
 
 
 @dataclass
 class Record:
-    """One CSV record: its first physical line, its decoded lines, the decoding failures."""
+    """One CSV record: its first physical line, its decoded lines, the decoding failures, and
+    its fields (empty for an unterminated record)."""
 
     line: int
     text_lines: list[str]
     undecodable: list[tuple[int, str]]
     unterminated: bool = False
+    fields: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The record's text without its final line end."""
+        return _without_line_end("".join(self.text_lines))
+
+
+def _without_line_end(text: str) -> str:
+    if text.endswith("\n"):
+        text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+    return text
+
+
+def split_fields(text: str) -> tuple[list[str], bool]:
+    """The fields of ``text`` (one record without its final line end) and whether a quoted
+    field is still open at its end (then the record goes on on the next line)."""
+    if QUOTE not in text:
+        return text.split(SEPARATOR), False
+    fields: list[str] = []
+    position, end = 0, len(text)
+    while True:
+        if text.startswith(QUOTE, position):
+            quoted = _QUOTED.match(text, position)
+            inside, closing, after = quoted.groups()
+            if not closing:
+                return fields, True
+            fields.append(inside.replace('""', QUOTE) + after)
+            position = quoted.end()
+        else:
+            stop = text.find(SEPARATOR, position)
+            stop = end if stop < 0 else stop
+            fields.append(text[position:stop])
+            position = stop
+        if position >= end:
+            return fields, False
+        position += 1  # the separator
+        if position == end:
+            fields.append("")
+            return fields, False
 
 
 def records(handle) -> Iterator[Record]:
     """CSV records from a binary file, each physical line decoded on its own.
 
-    A record continues onto the next physical line while a quoted field is open. The quote
-    character is one byte that never occurs inside a multi-byte UTF-8 sequence, so counting
-    it in the raw bytes is right even on a line that does not decode.
+    A record continues onto the next physical line while one of its quoted fields is open.
+    The quote character is one byte that never occurs inside a multi-byte UTF-8 sequence, so a
+    line that does not decode is split into fields as correctly as one that does.
     """
     record: Record | None = None
-    open_quotes = False
     for number, raw in enumerate(handle, start=1):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+            broken = None
+        except UnicodeDecodeError as exc:
+            broken = (number, f"broken UTF-8 at byte {exc.start + 1}")
+            text = raw.decode("utf-8", errors="replace")
+        if record is None and broken is None and QUOTE not in text:
+            # The usual row: one line, no quote, nothing to carry over.
+            yield Record(number, [text], [], False, _without_line_end(text).split(SEPARATOR))
+            continue
         if record is None:
             record = Record(number, [], [])
-        try:
-            record.text_lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            record.undecodable.append((number, f"broken UTF-8 at byte {exc.start + 1}"))
-            record.text_lines.append(raw.decode("utf-8", errors="replace"))
-        if raw.count(QUOTE) % 2:
-            open_quotes = not open_quotes
-        if not open_quotes:
+        if broken is not None:
+            record.undecodable.append(broken)
+        record.text_lines.append(text)
+        body = text if len(record.text_lines) == 1 else "".join(record.text_lines)
+        fields, still_open = split_fields(_without_line_end(body))
+        if not still_open:
+            record.fields = fields
             yield record
             record = None
     if record is not None:

@@ -25,6 +25,8 @@ E164_FORM = re.compile(r"\+[1-9][0-9]{1,14}")
 E164_MIN_DIGITS = 8
 INTERNATIONAL_PREFIX = "00"
 _SEPARATORS = str.maketrans("", "", " -./()\t")
+# A number already written as E.164, the usual case: the checks below would all pass.
+_PLAIN_E164 = re.compile(rf"\+[1-9][0-9]{{{E164_MIN_DIGITS - 1},{E164_MAX_DIGITS - 1}}}")
 
 
 class NumberError(ValueError):
@@ -57,6 +59,8 @@ def plan_from_dict(data: dict) -> NumberPlan:
 
 def normalise(number: str, plan: NumberPlan) -> str:
     """``number`` as ``+<digits>``; NumberError (with the reason) when it cannot be read."""
+    if _PLAIN_E164.fullmatch(number):
+        return number
     text = number.strip().translate(_SEPARATORS)
     if not text:
         raise NumberError("empty number")

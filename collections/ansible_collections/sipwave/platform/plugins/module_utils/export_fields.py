@@ -238,11 +238,15 @@ class RowChecker:
         return Device(known, model, compact)
 
 
-def account_from_row(line: int, values: dict[str, str], plan: NumberPlan, reject) -> Account | None:
+def account_from_row(
+    line: int, values: dict[str, str], plan: NumberPlan, reject, *, checked_text: bool = False
+) -> Account | None:
     """The row as an Account, or None after ``reject(line, login, wave, problems)``. A row
-    rejected for a problem of its own also lists the optional parts it would have dropped."""
+    rejected for a problem of its own also lists the optional parts it would have dropped.
+    ``checked_text``: the caller found no control character in the row's whole text."""
     check = RowChecker(plan)
-    check.no_control_characters(values)
+    if not checked_text:
+        check.no_control_characters(values)
     login, domain = values["login"], values["domain"].lower()
     check.login(login)
     check.domain(domain)

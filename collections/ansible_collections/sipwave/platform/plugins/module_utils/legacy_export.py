@@ -11,7 +11,6 @@ them (``Export.dropped_parts``). No message ever quotes a password, an HA1 or a 
 
 from __future__ import annotations
 
-import csv
 import functools
 from collections import Counter
 from collections.abc import Iterable
@@ -140,7 +139,7 @@ def _header(path: str, record: Record | None) -> list[str]:
         raise ExportError(f"{path}: the file is empty (a header row is expected)")
     if record.undecodable:
         raise ExportError(f"{path}:{record.line}: header: {record.undecodable[0][1]}")
-    header = [name.strip().lower() for name in next(csv.reader(record.text_lines), [])]
+    header = [name.strip().lower() for name in record.fields]
     missing = [name for name in COLUMNS if name not in header and name not in OPTIONAL_COLUMNS]
     unknown = [name for name in header if name not in COLUMNS]
     repeated = sorted({name for name in header if header.count(name) > 1})
@@ -180,6 +179,7 @@ def read_export(path: str, plan: NumberPlan) -> Export:
         login_at = header.index("login")
         wave_at = header.index("wave") if "wave" in header else None
         email_at = header.index("email")
+        columns = len(header)
         for record in pending:
             if len(record.text_lines) == 1 and not record.text_lines[0].strip():
                 continue
@@ -187,29 +187,28 @@ def read_export(path: str, plan: NumberPlan) -> Export:
             if record.unterminated:
                 reject(record.line, None, None, [("columns", "a quoted field is never closed")])
                 continue
-            fields = next(csv.reader(record.text_lines), [])
-            # Whose row it is, when that can still be read: the wave then reports the
-            # account as rejected with this reason instead of not knowing it.
-            login, wave = _identify(len(header), login_at, wave_at, fields)
-            email = _contact(len(header), email_at, fields)
-            if record.undecodable:
+            fields = record.fields
+            if record.undecodable or len(fields) != columns:
+                # Whose row it is, when that can still be read: the wave then reports the
+                # account as rejected with this reason instead of not knowing it.
+                login, wave = _identify(columns, login_at, wave_at, fields)
+                if not record.undecodable:
+                    message = f"expected {columns} fields, found {len(fields)}"
+                    reject(record.line, login, None, [("columns", message)])
+                    continue
+                email = _contact(columns, email_at, fields)
                 for line, message in record.undecodable:
                     reject(line, login, wave, [("utf8", message)], email)
-                continue
-            if len(fields) != len(header):
-                reject(
-                    record.line,
-                    login,
-                    None,
-                    [("columns", f"expected {len(header)} fields, found {len(fields)}")],
-                )
                 continue
             # A password may begin or end with a space; every other field is trimmed.
             values = dict(zip(header, [value.strip() for value in fields], strict=True))
             values["password"] = fields[password_column]
+            # One scan of a one-line row's text instead of one per field (see RowChecker).
+            clean = len(record.text_lines) == 1 and control_chars.first(record.text) is None
+            email = values["email"] if clean or control_chars.first(values["email"]) is None else ""
             account = account_from_row(
                 record.line, values, plan,
-                functools.partial(reject, email=email),
+                functools.partial(reject, email=email or None), checked_text=clean,
             )  # fmt: skip
             login = values["login"]
             if login in first_line_of:

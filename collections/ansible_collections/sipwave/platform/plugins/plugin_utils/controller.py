@@ -43,7 +43,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
 
 SELECT_BY_COLUMN = "csv-wave-column"
 # Counted up whenever read_export's result for the same bytes changes (fields, rules).
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 _READ_CHUNK = 1 << 20
 
 
