@@ -54,7 +54,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "migrate_wave.yml": ("migration", "provisioning", "asterisk"),
     "record_consent.yml": ("migration", "provisioning", "asterisk"),
     "rollback_wave.yml": ("migration", "asterisk"),
-    "rollback_host.yml": ("kamailio", "asterisk"),
+    "rollback_host.yml": ("kamailio", "asterisk", "provisioning"),
     "notify_wave.yml": ("migration",),
     "provisioning.yml": ("provisioning",),
     "asterisk.yml": ("asterisk",),
