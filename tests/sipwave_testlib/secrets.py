@@ -70,7 +70,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "account_show.yml": ("migration",),
     "cost_report.yml": ("kamailio",),
     "monitoring.yml": ("asterisk",),
-    "health.yml": ("asterisk",),
+    "health.yml": ("asterisk", "provisioning"),
     "unregistered_report.yml": ("asterisk",),
     "site.yml": "only imports kamailio.yml, asterisk.yml, provisioning.yml and monitoring.yml "
     "(each covered on its own); it has no play or variable of its own; make demo runs it",
