@@ -1010,5 +1010,6 @@ def test_after_the_window_no_one_moves_at_once_and_the_undecided_are_closed():
     closing = f"{NOT_MIGRATED.login}: closed (no decision by 2026-12-21: policy close)"
     assert closing in shown, shown[-3000:]
     assert f"{DECIDED.login}: closed" not in shown
+    # Check mode: the account stays as wave 2's phase-2 run left it.
     assert sql(PROXY_CONTAINER, "SELECT state FROM sipwave_account "
-               f"WHERE login = '{NOT_MIGRATED.login}'").strip() == "phase1"  # fmt: skip
+               f"WHERE login = '{NOT_MIGRATED.login}'").strip() == "consent_pending"  # fmt: skip
