@@ -80,6 +80,7 @@ PHASE = Arg("--phase", "run phase 2 of the wave (default: the wave's phase)", va
 TODAY = Arg("--today", "the date the run acts on, YYYY-MM-DD", var="sipwave_today",
             metavar="DATE")  # fmt: skip
 REFS = Arg("--ref", "a port request's reference (repeatable)", var="refs", many=True)
+MAILS = ("notice", "reminder", "decision_reminder", "phase2", "closure")
 
 COMMANDS: tuple[Command, ...] = (
     Command(("wave", "plan"), "migrate_wave.yml",
@@ -95,7 +96,7 @@ COMMANDS: tuple[Command, ...] = (
                        "reason (audited)", var="sipwave_force_after_cutover", metavar="REASON"))),
     Command(("wave", "notify"), "notify_wave.yml", "write to a wave's customers (each mail once)",
             (WAVE, Arg("notification", "which mail", var="notification", required=True,
-                       choices=("notice", "reminder", "phase2", "closure")))),
+                       choices=MAILS))),
     Command(("account", "consent"), "record_consent.yml",
             "record customers' phase-2 decisions (a CSV of login,decision, or one customer)",
             (Arg("--file", "the decisions' CSV", var="consent_file", path=True),
@@ -112,6 +113,13 @@ COMMANDS: tuple[Command, ...] = (
             "move one account of a wave on its own (e.g. phase 2 as soon as it consented)",
             (Arg("login", "the account's legacy login", var="account", required=True),
              Arg("--wave", "the account's wave", var="wave", required=True), PHASE, TODAY)),
+    Command(("account", "resend"), "notify_wave.yml",
+            "send one customer a wave's mail again (same sender and window rules as the wave's)",
+            (Arg("login", "the account's legacy login", var="account", required=True),
+             Arg("--wave", "the account's wave", var="wave", required=True),
+             Arg("--mail", "which mail", var="notification", required=True, choices=MAILS),
+             TODAY),
+            fixed={"resend": True}),
     Command(("account", "rollback"), "rollback_wave.yml",
             "put one account of a wave back as it was before the wave; the others stay",
             (Arg("login", "the account's legacy login", var="account", required=True),

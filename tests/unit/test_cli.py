@@ -111,6 +111,10 @@ def mapped(*argv: str, cwd: Path = PROJECT) -> commands.Invocation:
          False),
         (["account", "move", "481200005", "--wave", "wave2", "--phase", "2"], "migrate_wave.yml",
          {"account": "481200005", "wave": "wave2", "wave_phase": "2"}, None, False),
+        (["account", "resend", "481200005", "--wave", "wave2", "--mail", "phase2"],
+         "notify_wave.yml",
+         {"account": "481200005", "wave": "wave2", "notification": "phase2", "resend": True},
+         None, False),
         (["account", "rollback", "481200005", "--wave", "wave2"], "rollback_wave.yml",
          {"account": "481200005", "wave": "wave2"}, None, False),
         (["host", "rollback", "proxy2", "pbx1"], "rollback_host.yml", {}, "proxy2,pbx1", False),
@@ -148,7 +152,7 @@ def test_each_subcommand_maps_its_arguments_to_its_playbook(argv, playbook, extr
 def test_every_subcommand_of_the_table_is_tested_above():
     tested = {
         "wave plan", "wave run", "wave status", "wave rollback", "wave notify",
-        "account consent", "account show", "account move", "account rollback",
+        "account consent", "account show", "account move", "account rollback", "account resend",
         "host rollback", "backup run", "backup list", "restore", "health",
         "report costs", "report unregistered", "user add", "port exchange", "port schedule",
         "port complete", "port cancel", "port show", "cutover", "port submit",

@@ -5,6 +5,7 @@ date, never on or after it)."""
 from datetime import date
 
 import pytest
+from ansible_collections.sipwave.platform.plugins.module_utils import message_rules
 from ansible_collections.sipwave.platform.plugins.module_utils.message_rules import (
     MessageRuleError,
     check_schedule,
@@ -74,3 +75,34 @@ def test_the_windows_are_configurable_and_checked():
 def test_other_notifications_have_no_window():
     check_schedule("phase2", "wave2", WAVE_DATE, date(2027, 3, 1), {})
     check_schedule("closure", "wave2", WAVE_DATE, date(2027, 3, 1), {})
+
+
+DECIDE_BY = date(2026, 12, 14)
+
+
+@pytest.mark.parametrize("today", [date(2026, 12, 7), date(2026, 12, 14)])
+def test_the_decision_reminder_goes_out_in_the_last_days_of_the_window(today):
+    message_rules.check_decision_reminder("wave1", DECIDE_BY, today, {})
+
+
+@pytest.mark.parametrize(
+    ("today", "decide_by", "message"),
+    [
+        (date(2026, 12, 6), DECIDE_BY, r"due from 2026-12-07 \(its window is 2026-12-07 to 2026"),
+        (date(2026, 12, 15), DECIDE_BY, "ended on 2026-12-14: its reminder is sent before"),
+        (date(2026, 12, 10), None, "wave wave1 has no decide_by"),
+    ],
+)
+def test_the_decision_reminder_is_refused_outside_its_window(today, decide_by, message):
+    with pytest.raises(message_rules.MessageRuleError, match=message):
+        message_rules.check_decision_reminder("wave1", decide_by, today, {})
+
+
+def test_the_decision_reminder_window_is_configurable_and_checked():
+    message_rules.check_decision_reminder(
+        "wave1", DECIDE_BY, date(2026, 12, 1), {"decision_reminder": 14}
+    )
+    with pytest.raises(message_rules.MessageRuleError, match="1 to 365"):
+        message_rules.check_decision_reminder(
+            "wave1", DECIDE_BY, DECIDE_BY, {"decision_reminder": 0}
+        )

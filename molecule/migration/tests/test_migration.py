@@ -944,3 +944,72 @@ def test_customer_care_sees_one_accounts_whole_story():
     assert '"action": "consent_migrate"' in shown and '"action": "rollback"' in shown
     assert f'"email": "{MIGRATED.email}"' in shown
     assert '"notification": "notice"' in shown and "obsluga@ip.tanifon.pl" in shown
+
+
+# -- wave 2's decision window: decide_by 2026-12-21, undecided customers are closed -----------
+
+DECIDED = EARLY  # consented (and was moved at once) above
+
+
+def test_the_decision_reminder_reaches_only_the_undecided_from_the_legacy_operator():
+    for today, refusal in (("2026-12-13", "is due from 2026-12-14"),
+                           ("2026-12-22", "ended on 2026-12-21")):  # fmt: skip
+        refused = notify("decision_reminder", today, wave="wave2")
+        assert refused.returncode != 0 and refusal in one_line(refused), refused.stdout[-3000:]
+    assert mails_for(NOT_MIGRATED.login, "decision_reminder") == []
+
+    run = notify("decision_reminder", "2026-12-18", wave="wave2")
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    (mail,) = mails_for(NOT_MIGRATED.login, "decision_reminder")
+    assert str(mail.headers["From"]) == LEGACY_OPERATOR
+    assert "decide by 2026-12-21" in mail.body and "is closed and its balance" in mail.body
+    assert mails_for(DECIDED.login, "decision_reminder") == []
+
+
+def test_customer_care_resends_one_mail_to_one_customer_within_its_window():
+    base = {"wave": "wave2", "notification": "decision_reminder", "resend": True}
+    again = run_sipwave("account", "resend", NOT_MIGRATED.login, "--wave", "wave2",
+                        "--mail", "decision_reminder", "--today", "2026-12-19")  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert len(mails_for(NOT_MIGRATED.login, "decision_reminder")) == 2
+    sent_log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports" / "notifications.jsonl"
+    entries = [json.loads(line) for line in sent_log.read_text().splitlines() if line.strip()]
+    mine = [e for e in entries if e["login"] == NOT_MIGRATED.login
+            and e["notification"] == "decision_reminder"]  # fmt: skip
+    assert [e.get("resend", False) for e in mine] == [False, True]
+    # Outside its window, to someone the mail is not for, or without naming the customer:
+    for extra, refusal in (
+        ({"account": NOT_MIGRATED.login, "sipwave_today": "2026-12-22"}, "ended on 2026-12-21"),
+        ({"account": DECIDED.login, "sipwave_today": "2026-12-19"},
+         f"{DECIDED.login} would get no decision_reminder of wave wave2"),
+        ({"sipwave_today": "2026-12-19"}, "named with -e account=LOGIN"),
+    ):  # fmt: skip
+        refused = run_playbook("notify_wave.yml", {**base, **extra})
+        assert refused.returncode != 0 and refusal in one_line(refused), refused.stdout[-3000:]
+    assert len(mails_for(NOT_MIGRATED.login, "decision_reminder")) == 2
+    assert mails_for(DECIDED.login, "decision_reminder") == []
+
+
+def test_after_the_window_no_one_moves_at_once_and_the_undecided_are_closed():
+    late = run_playbook("record_consent.yml", {
+        "login": NOT_MIGRATED.login, "decision": "migrate", "wave": "wave2",
+        "sipwave_today": "2026-12-22"})  # fmt: skip
+    assert late.returncode != 0 and "whose decision window" in one_line(late), late.stdout[-3000:]
+    assert sql(PROXY_CONTAINER, "SELECT count(*) FROM sipwave_consent "
+               f"WHERE login = '{NOT_MIGRATED.login}'").strip() == "0"  # fmt: skip
+    moved = migrate("wave2", "2026-12-22", wave_phase=2, account=NOT_MIGRATED.login)
+    assert moved.returncode != 0
+    assert "the decision window of wave wave2 ended on 2026-12-21" in one_line(moved)
+
+    # The phase-2 run after the window, shown (check mode with diff) on the real proxies.
+    after_window = {"wave": "wave2", "sipwave_today": "2026-12-22", "wave_phase": 2}
+    plan = run_playbook("migrate_wave.yml", after_window, check=True)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    shown = one_line(plan)
+    closing = f"{NOT_MIGRATED.login}: closed (no decision by 2026-12-21: policy close)"
+    assert closing in shown, shown[-3000:]
+    assert f"{DECIDED.login}: closed" not in shown
+    # Check mode: the account stays as wave 2's phase-2 run left it.
+    assert sql(PROXY_CONTAINER, "SELECT state FROM sipwave_account "
+               f"WHERE login = '{NOT_MIGRATED.login}'").strip() == "consent_pending"  # fmt: skip

@@ -28,7 +28,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     ExportError,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.message_rules import (
+    DECISION_REMINDER,
     MessageRuleError,
+    check_decision_reminder,
     check_schedule,
     operators,
     sender_for,
@@ -40,7 +42,7 @@ from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import
 
 # Arguments only the controller side uses; the module never sees them.
 CONTROLLER_ARGS = ("export", "number_plan", "accounts", "site_secret", "operators", "consented",
-                   "today", "days_before")  # fmt: skip
+                   "today", "days_before", "decided", "only")  # fmt: skip
 # Fields of a wave outcome that address the message rather than fill the template.
 ADDRESS_FIELDS = ("login", "email", "display_name")
 
@@ -109,6 +111,7 @@ class ActionModule(ActionBase):
             args["wave"] = wave.get("name")
             context = dict(args.get("context") or {})
             context.setdefault("date", str(wave.get("date", "")))
+            context.setdefault("decide_by", str(wave.get("decide_by", "")))
             args["context"] = context
         messages = list(args.get("messages") or [])
         try:
@@ -139,6 +142,12 @@ class ActionModule(ActionBase):
                     secrets["secret_code"] = port_secret(
                         controller["site_secret"], str(values["issued_code"])
                     )
+            if args["notification"] == DECISION_REMINDER:
+                # Only to whom has not decided yet (decided: every recorded decision).
+                decided = {str(login) for login in controller["decided"] or []}
+                messages = [m for m in messages if str(m["login"]) not in decided]
+            if controller["only"] is not None:
+                messages = self._only(messages, controller["only"], args)
             if controller["operators"] is not None:
                 senders = operators(controller["operators"])
                 consented = {str(login) for login in controller["consented"] or []}
@@ -156,14 +165,35 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
+    def _only(messages: list[dict], only, args: dict) -> list[dict]:
+        """The messages to the logins of ``only``; a login that would get none is refused
+        (a rejected row, another wave's account, or not in the state the mail is for)."""
+        wanted = [str(login) for login in only]
+        found = [m for m in messages if str(m["login"]) in wanted]
+        missing = sorted(set(wanted) - {str(m["login"]) for m in found})
+        if missing:
+            raise MessageRuleError(
+                f"{', '.join(missing)} would get no {args['notification']} of wave "
+                f"{args['wave']}: not among its recipients (a rejected row, another wave's "
+                "account, or not in the state this mail is for)"
+            )
+        return found
+
+    @staticmethod
     def _check_schedule(notification: str, wave, controller: dict) -> None:
-        """A notice or reminder only in its window before the wave date (message_rules)."""
+        """A notice or reminder only in its window before the wave date, the decision
+        reminder only in the last days of the decision window (message_rules)."""
         if controller["today"] is None or not isinstance(wave, dict):
             return
         try:
             wave_date = date.fromisoformat(str(wave.get("date")))
             today = date.fromisoformat(str(controller["today"]))
+            decide_by = wave.get("decide_by")
+            decide_by = date.fromisoformat(str(decide_by)) if decide_by else None
         except ValueError as exc:
             raise AnsibleActionFail(f"wave {wave.get('name')}: {exc}") from exc
         days_before = controller["days_before"] or {}
+        if notification == DECISION_REMINDER:
+            check_decision_reminder(str(wave.get("name")), decide_by, today, days_before)
+            return
         check_schedule(notification, str(wave.get("name")), wave_date, today, days_before)

@@ -31,10 +31,17 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     Export,
     ExportError,
 )
-from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import new_run_id
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
+    MigrationError,
+    new_run_id,
+)
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.outcomes import (
     account_rows,
     outcomes_of,
+)
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.window import (
+    check_move_now,
+    decision_window,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave_report import add_host_result
 from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import (
@@ -136,6 +143,8 @@ class ActionModule(ActionBase):
             args["wave"] = wave["name"]
             args.setdefault("phase", int(wave.get("phase", 1)))
         try:
+            if wave is not None:
+                self._decision_window(args, wave, operation)
             if operation == "apply" and controller["export"]:
                 with without_cycle_collection():
                     export = self._prepare_wave(args, wave, controller)
@@ -144,7 +153,7 @@ class ActionModule(ActionBase):
                     {"login": c.login, "decision": c.decision, "source": c.source}
                     for c in read_consent(controller["consent_file"])
                 ]
-        except (ExportError, CredentialError, NumberError) as exc:
+        except (ExportError, CredentialError, NumberError, MigrationError) as exc:
             raise AnsibleActionFail(str(exc)) from exc
         accounts = args.pop("accounts", None)
         try:
@@ -177,6 +186,23 @@ class ActionModule(ActionBase):
                 report, controller["report_dir"], task_vars, controller["dialin_hosts"] or []
             )
         return result
+
+    @staticmethod
+    def _decision_window(args: dict, wave: dict, operation: str) -> None:
+        """The wave's decision window into the module's arguments; a run of some accounts
+        in phase 2 outside it is refused."""
+        decision_window(wave)
+        if wave.get("decide_by"):
+            args.setdefault("decide_by", str(wave["decide_by"]))
+        if wave.get("undecided"):
+            args["undecided_policy"] = wave["undecided"]
+        if operation == "apply" and args.get("limit_to") and int(args["phase"]) == 2:
+            try:
+                today = date.fromisoformat(str(args["today"]))
+            except ValueError:
+                message = f"today {args['today']!r} is not a date (YYYY-MM-DD)"
+                raise MigrationError(message) from None
+            check_move_now(wave, today)
 
     def _prepare_wave(self, args: dict, wave: dict, controller: dict) -> Export:
         if not controller["number_plan"]:

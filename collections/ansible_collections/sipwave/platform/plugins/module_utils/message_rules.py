@@ -10,6 +10,8 @@ the new operator. So the new operator never writes to a customer who did not con
 Schedule. A wave's notice and reminder go out in their window: from a configured number of
 days before the wave date (21 for the notice, 5 for the reminder) until the day before it.
 A run before the window or on or after the wave date is refused, naming the window.
+The decision reminder goes to the customers who have not decided yet, in the last days of the
+wave's decision window (7 by default, to its ``decide_by`` day), never after it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from ansible_collections.sipwave.platform.plugins.module_utils import control_ch
 LEGACY, NEW = "legacy", "new"
 # Notifications sent before a wave, with their default number of days before its date.
 SCHEDULED = {"notice": 21, "reminder": 5}
+# Sent before the end of a wave's decision window (its decide_by day), with its default
+# number of days before that day.
+DECISION_REMINDER = "decision_reminder"
+DECISION_REMINDER_DAYS = 7
 _ADDRESS = re.compile(r"[^@\s<>\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
@@ -81,4 +87,31 @@ def check_schedule(
         raise MessageRuleError(
             f"the {notification} of wave {wave} is due from {first} (its window is {first} "
             f"to {last_excluded - timedelta(days=1)}; today is {today})"
+        )
+
+
+def check_decision_reminder(
+    wave: str, decide_by: date | None, today: date, days_before: Mapping[str, Any]
+) -> None:
+    """Refuse the decision reminder of a wave without a decision window, or outside its last
+    days (``days_before`` key decision_reminder, 7 by default, to decide_by included)."""
+    if decide_by is None:
+        raise MessageRuleError(
+            f"wave {wave} has no decide_by: there is no decision window to remind of"
+        )
+    days = days_before.get(DECISION_REMINDER, DECISION_REMINDER_DAYS)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
+        raise MessageRuleError(
+            f"{DECISION_REMINDER}: days before decide_by must be 1 to 365 (got {days!r})"
+        )
+    first = decide_by - timedelta(days=days)
+    if today > decide_by:
+        raise MessageRuleError(
+            f"the decision window of wave {wave} ended on {decide_by}: its reminder is sent "
+            f"before, never after (today is {today})"
+        )
+    if today < first:
+        raise MessageRuleError(
+            f"the {DECISION_REMINDER} of wave {wave} is due from {first} (its window is "
+            f"{first} to {decide_by}; today is {today})"
         )

@@ -49,6 +49,13 @@ consented:
   type: list
   elements: str
   returned: always
+decided:
+  description:
+    - Logins with any recorded decision (C(migrate) or C(close)). The decision reminder
+      before a wave's decide_by goes to the wave's other customers only.
+  type: list
+  elements: str
+  returned: always
 """
 
 import json  # noqa: E402
@@ -76,13 +83,13 @@ def read_states(conn) -> list[tuple]:
     return [tuple(row) for row in cursor.fetchall()]
 
 
-def read_consented(conn) -> list[str]:
+def read_decisions(conn) -> list[tuple[str, str]]:
     cursor = conn.connection.cursor()
     try:
-        cursor.execute("SELECT login FROM sipwave_consent WHERE decision = 'migrate' ORDER BY 1")
+        cursor.execute("SELECT login, decision FROM sipwave_consent ORDER BY 1")
     except conn.Error:
         return []  # no consent recorded yet (the engine creates the table on its first run)
-    return [row[0] for row in cursor.fetchall()]
+    return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
 def main() -> None:
@@ -95,7 +102,7 @@ def main() -> None:
     )
     params = module.params
     rows: list[tuple] = []
-    consented: list[str] = []
+    decisions: list[tuple[str, str]] = []
     if params["backend"] != "sqlite" or os.path.exists(params["database"]):
         try:
             conn = connect_with(params)
@@ -104,7 +111,7 @@ def main() -> None:
         try:
             rows = read_states(conn)
             conn.connection.rollback()  # PostgreSQL: the failed read must not abort the next
-            consented = read_consented(conn)
+            decisions = read_decisions(conn)
         finally:
             conn.close()
     counts = Counter(row[1] for row in rows)
@@ -112,7 +119,8 @@ def main() -> None:
         changed=False,
         states=json.dumps([COLUMNS, rows]),
         counts=dict(sorted(counts.items())),
-        consented=consented,
+        consented=[login for login, decision in decisions if decision == "migrate"],
+        decided=[login for login, _decision in decisions],
     )
 
 

@@ -118,6 +118,24 @@ options:
     description: Controller side (action plugin). Logins that consented to the new operator.
     type: list
     elements: str
+  decided:
+    description:
+      - Controller side (action plugin). Logins with a recorded decision; a
+        C(decision_reminder) skips them.
+    type: list
+    elements: str
+  only:
+    description:
+      - Controller side (action plugin). Write only to these logins (customer care, one
+        account); a login that is not among the notification's recipients is refused.
+    type: list
+    elements: str
+  resend:
+    description:
+      - Send again to recipients the sent-log already holds (recorded as a resend). For one
+        account at a time (O(only)); the playbook refuses it otherwise.
+    type: bool
+    default: false
   today:
     description:
       - Controller side (action plugin). The day of the run (C(YYYY-MM-DD)). With a wave entry
@@ -127,6 +145,8 @@ options:
     description:
       - Controller side (action plugin). Days before the wave date each window opens, as
         C(notice) (21) and C(reminder) (5). A window closes the day before the wave date.
+      - C(decision_reminder) (7) counts back from the wave's C(decide_by), the last day of
+        its decision window, included.
     type: dict
   sender:
     description: The From address of messages that name none of their own.
@@ -250,6 +270,7 @@ def main() -> None:
             "smtp_password": {"type": "str", "no_log": True},
             "smtp_timeout": {"type": "int", "default": 30},
             "sent_log": {"type": "path", "required": True},
+            "resend": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -265,8 +286,9 @@ def main() -> None:
         already = read_sent(params["sent_log"], params["notification"], params["wave"])
     except (OSError, ValueError) as exc:
         module.fail_json(msg=f"cannot read the sent-log: {exc}")
-    todo = [m for m in messages if m["login"] not in already]
-    skipped = [recipient(m) for m in messages if m["login"] in already]
+    # A resend (customer care, one account) goes out again although the sent-log has it.
+    todo = [m for m in messages if params["resend"] or m["login"] not in already]
+    skipped = [recipient(m) for m in messages if m not in todo]
     result = {
         "changed": bool(todo),
         "sent": [recipient(m) for m in todo],
@@ -306,6 +328,7 @@ def main() -> None:
                             "message_id": mail["Message-ID"],
                             "sender": str(mail["From"]),
                             "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                            **({"resend": True} if params["resend"] else {}),
                         },
                     )
                     sent.append(recipient(message))

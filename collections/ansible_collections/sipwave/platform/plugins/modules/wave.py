@@ -150,6 +150,23 @@ options:
       - For O(operation=rollback), why accounts past their cutover (module C(cutover)) are
         rolled back (into their audit rows); without it such a rollback is refused.
     type: str
+  decide_by:
+    description:
+      - The last day (ISO date) of the wave's decision window; the controller takes it from
+        the wave's C(decide_by). Without it the window never ends.
+      - After it, a phase-2 run applies O(undecided_policy) to the accounts without a recorded
+        decision; a run of some accounts (O(limit_to)) in phase 2 is refused outside the
+        window by the action plugin.
+    type: str
+  undecided_policy:
+    description:
+      - What a phase-2 run after O(decide_by) does with an account that never decided.
+        V(stay) keeps it on its legacy identity for good (state phase1); V(close) closes it
+        and records its refund, as a customer's close decision does. The wave's
+        C(undecided) overrides it.
+    type: str
+    default: stay
+    choices: [stay, close]
   today:
     description: The date the run acts on (ISO); the controller's date when omitted.
     type: str

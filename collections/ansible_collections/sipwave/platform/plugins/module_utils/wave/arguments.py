@@ -22,6 +22,8 @@ WAVE_ARGUMENTS = {
     "temporary_numbers": {"type": "list", "elements": "dict", "default": []},
     "temporary_quarantine_days": {"type": "int", "default": 30},
     "force_after_cutover": {"type": "str"},
+    "decide_by": {"type": "str"},
+    "undecided_policy": {"type": "str", "default": "stay", "choices": ["stay", "close"]},
     "today": {"type": "str"},
     "run_id": {"type": "str"},
 }

@@ -161,6 +161,11 @@ class Settings:
     quarantine_days: int = 30
     # A rollback of accounts past their cutover runs only with a reason (it is audited).
     force_after_cutover: str | None = None
+    # The last day of the wave's decision window (None: the window never ends), and what a
+    # phase-2 run after it does with the accounts that never decided (stay, close), or None
+    # while the window is open.
+    decide_by: date | None = None
+    undecided: str | None = None
 
     def new_identity(self, login: str) -> Key:
         return (f"{self.login_prefix}{login}", self.new_domain)
@@ -182,7 +187,29 @@ def settings_from_params(params: dict, wave: str, today: date, run_id: str) -> S
         ),
         quarantine_days=params["temporary_quarantine_days"],
         force_after_cutover=params.get("force_after_cutover") or None,
+        decide_by=(decide_by := _decide_by(params.get("decide_by"), wave)),
+        undecided=(
+            params.get("undecided_policy") or UNDECIDED_STAY
+            if decide_by is not None and today > decide_by
+            else None
+        ),
     )
+
+
+UNDECIDED_STAY, UNDECIDED_CLOSE = "stay", "close"
+UNDECIDED_POLICIES = (UNDECIDED_STAY, UNDECIDED_CLOSE)
+
+
+def _decide_by(value: object, wave: str) -> date | None:
+    """The decision window's last day (decide_by, YYYY-MM-DD) or None; MigrationError else."""
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise MigrationError(
+            f"wave {wave}: decide_by {value!r} is not a date (YYYY-MM-DD)"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -178,5 +178,11 @@ def diff(result: RunResult) -> dict:
     changed = [plan for plan in result.plans if plan.changed]
     return {
         "before": "".join(f"{p.login}: {describe(p.before)}\n" for p in changed),
-        "after": "".join(f"{p.login}: {p.action}: {describe(p.after)}\n" for p in changed),
+        "after": "".join(f"{p.login}: {p.action}{_why(p)}: {describe(p.after)}\n" for p in changed),
     }
+
+
+def _why(plan) -> str:
+    """Why a served account changes state without a decision of its own (the undecided
+    policy); a rejected row's reason stays in the report."""
+    return f" ({plan.reason})" if plan.reason and plan.action != "rejected" else ""

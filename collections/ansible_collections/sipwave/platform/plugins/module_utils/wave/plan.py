@@ -21,6 +21,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     NUMBER,
     PORTED_STATES,
     TEMPORARY,
+    UNDECIDED_CLOSE,
+    UNDECIDED_STAY,
     AccountPlan,
     AccountRow,
     AliasRow,
@@ -31,7 +33,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
 )
 
 
-def _target_state(phase: int, current: str | None, consent: str | None) -> str:
+def _target_state(
+    phase: int, current: str | None, consent: str | None, undecided: str | None = None
+) -> str:
     if current == "closed":
         return "closed"
     if phase == 1:
@@ -40,6 +44,12 @@ def _target_state(phase: int, current: str | None, consent: str | None) -> str:
         return "phase2"
     if consent == "close":
         return "closed"
+    # The decision window is over (undecided is the policy then): the account stays on its
+    # legacy identity for good, or is closed and refunded like a customer who chose to.
+    if undecided == UNDECIDED_CLOSE:
+        return "closed"
+    if undecided == UNDECIDED_STAY:
+        return current if current == "phase2" else "phase1"
     return "consent_pending"
 
 
@@ -143,7 +153,8 @@ def _plan_account(
     login = account.login
     current = state.accounts.get(login)
     current_state = current.state if current else None
-    target = _target_state(settings.phase, current_state, state.consent.get(login))
+    consent = state.consent.get(login)
+    target = _target_state(settings.phase, current_state, consent, settings.undecided)
     grace_until = _grace_until(current, target, settings)
     want_subs, want_aliases, want_numbers, identity = _desired_rows(
         account, target, grace_until, settings
@@ -217,6 +228,8 @@ def _plan_account(
     if not (row_changed or plan.touches_rows):
         return plan
     plan.action = _action(current_state, target, plan, credentials_changed, settings)
+    if settings.undecided and consent is None and settings.phase == 2 and current_state != target:
+        plan.reason = f"no decision by {settings.decide_by}: policy {settings.undecided}"
     if target == "closed" and current_state != "closed":
         plan.refund = account.balance
         plan.refund_run = settings.run_id
