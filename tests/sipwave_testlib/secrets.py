@@ -54,7 +54,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "migrate_wave.yml": ("migration", "provisioning", "asterisk"),
     "record_consent.yml": ("migration", "provisioning", "asterisk"),
     "rollback_wave.yml": ("migration", "asterisk"),
-    "rollback_host.yml": ("kamailio", "asterisk"),
+    "rollback_host.yml": ("kamailio", "asterisk", "provisioning"),
     "notify_wave.yml": ("migration",),
     "provisioning.yml": ("provisioning",),
     "asterisk.yml": ("asterisk",),
@@ -70,7 +70,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "account_show.yml": ("migration",),
     "cost_report.yml": ("kamailio",),
     "monitoring.yml": ("asterisk",),
-    "health.yml": ("asterisk",),
+    "health.yml": ("asterisk", "provisioning"),
     "unregistered_report.yml": ("asterisk",),
     "site.yml": "only imports kamailio.yml, asterisk.yml, provisioning.yml and monitoring.yml "
     "(each covered on its own); it has no play or variable of its own; make demo runs it",
