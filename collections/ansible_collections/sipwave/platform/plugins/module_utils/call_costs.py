@@ -236,11 +236,12 @@ def rate(calls: Iterable[dict], known: list[Tariff]) -> list[dict]:
 
 
 def record_key(call: dict) -> tuple:
-    """A call record's identity: its dialog (Call-ID and both tags) and its answer. Proxies
-    sharing one database read the same record; two calls never share all of it, even when a
-    phone reuses a Call-ID."""
-    return (call["callid"], call["from_tag"], call["to_tag"], call["answered_at"],
-            call["sip_code"])  # fmt: skip
+    """A call record's identity: where it was read (the proxies' acc, or one PBX's CDRs), its
+    dialog (Call-ID and both tags) and its answer. Proxies sharing one database read the same
+    record; two calls never share all of it, even when a phone reuses a Call-ID, and no
+    caller-chosen Call-ID can match a PBX's record."""
+    return (call.get("source") or "acc", call["callid"], call["from_tag"], call["to_tag"],
+            call["answered_at"], call["sip_code"])  # fmt: skip
 
 
 def merge(calls: Iterable[dict]) -> list[dict]:
