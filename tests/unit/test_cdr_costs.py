@@ -18,7 +18,11 @@ from ansible_collections.sipwave.platform.plugins.module_utils.cdr_costs import 
 )
 
 ROLE_VARS = Path(__file__).resolve().parents[2] / "roles/asterisk/vars/main.yml"
-COLUMNS = [c["name"] for c in yaml.safe_load(ROLE_VARS.read_text())["__asterisk_cdr_columns"]]
+ROLE_COLUMNS = [c["name"] for c in yaml.safe_load(ROLE_VARS.read_text())["__asterisk_cdr_columns"]]
+# The columns the report reads besides the role's (until the role writes them too).
+COLUMNS = ROLE_COLUMNS + [
+    c for c in ("start_epoch", "end_epoch", "dialstatus", "talk_ms") if c not in ROLE_COLUMNS
+]
 TARIFFS = tariffs([
     {"carrier": "pstn", "prefix": "+48", "per_minute": "0.09"},
     {"carrier": "pstn", "prefix": "+4822", "per_minute": "0.06", "increment": 1, "first": 1},

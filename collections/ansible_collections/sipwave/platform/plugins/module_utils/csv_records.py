@@ -79,6 +79,32 @@ def split_fields(text: str) -> tuple[list[str], bool]:
             return fields, False
 
 
+def _ends_inside_quotes(line: str) -> bool:
+    """Whether a record that entered ``line`` inside a quoted field is still inside one at its
+    end. One pass over the line, with the rules of split_fields: a doubled quote is text, a
+    single one closes the field, what follows up to the separator is text, and a quote opens
+    a field only at its start. The record is split into fields once, when it is complete, so
+    an unclosed quote costs one pass over the rest of the file, not one per line."""
+    position, inside = 0, True
+    while True:
+        if inside:
+            while True:
+                found = line.find(QUOTE, position)
+                if found < 0:
+                    return True
+                if line.startswith(QUOTE, found + 1):
+                    position = found + 2  # a doubled quote, inside the field
+                    continue
+                position, inside = found + 1, False
+                break
+        stop = line.find(SEPARATOR, position)
+        if stop < 0:
+            return False
+        position = stop + 1
+        if line.startswith(QUOTE, position):
+            position, inside = position + 1, True
+
+
 def records(handle) -> Iterator[Record]:
     """CSV records from a binary file, each physical line decoded on its own.
 
@@ -105,8 +131,12 @@ def records(handle) -> Iterator[Record]:
         if broken is not None:
             record.undecodable.append(broken)
         record.text_lines.append(text)
-        body = text if len(record.text_lines) == 1 else "".join(record.text_lines)
-        fields, still_open = split_fields(_without_line_end(body))
+        if len(record.text_lines) == 1:
+            fields, still_open = split_fields(_without_line_end(text))
+        elif _ends_inside_quotes(text):
+            continue
+        else:
+            fields, still_open = split_fields(_without_line_end("".join(record.text_lines)))
         if not still_open:
             record.fields = fields
             yield record

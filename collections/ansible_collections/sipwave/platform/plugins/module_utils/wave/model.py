@@ -187,7 +187,7 @@ def settings_from_params(params: dict, wave: str, today: date, run_id: str) -> S
         ),
         quarantine_days=params["temporary_quarantine_days"],
         force_after_cutover=params.get("force_after_cutover") or None,
-        decide_by=(decide_by := _decide_by(params.get("decide_by"), wave)),
+        decide_by=(decide_by := wave_day(params.get("decide_by"), wave, "decide_by")),
         undecided=(
             params.get("undecided_policy") or UNDECIDED_STAY
             if decide_by is not None and today > decide_by
@@ -200,16 +200,15 @@ UNDECIDED_STAY, UNDECIDED_CLOSE = "stay", "close"
 UNDECIDED_POLICIES = (UNDECIDED_STAY, UNDECIDED_CLOSE)
 
 
-def _decide_by(value: object, wave: str) -> date | None:
-    """The decision window's last day (decide_by, YYYY-MM-DD) or None; MigrationError else."""
+def wave_day(value: object, wave: object, key: str) -> date | None:
+    """A day setting of a wave (``key``: date, decide_by) as a date, None when it is not set;
+    MigrationError names the wave and the setting when it is not YYYY-MM-DD."""
     if value in (None, ""):
         return None
     try:
         return date.fromisoformat(str(value))
     except ValueError:
-        raise MigrationError(
-            f"wave {wave}: decide_by {value!r} is not a date (YYYY-MM-DD)"
-        ) from None
+        raise MigrationError(f"wave {wave}: {key} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)

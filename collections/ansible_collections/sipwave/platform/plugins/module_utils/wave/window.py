@@ -11,25 +11,18 @@ from datetime import date
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import (
     UNDECIDED_POLICIES,
     MigrationError,
+    wave_day,
 )
-
-
-def _day(wave: dict, key: str) -> date | None:
-    value = wave.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise MigrationError(
-            f"wave {wave.get('name')}: {key} {value!r} is not a date (YYYY-MM-DD)"
-        ) from None
 
 
 def decision_window(wave: dict) -> tuple[date | None, date | None]:
     """(first day, last day) of the wave's decision window; None where it is open-ended.
     MigrationError names the wave and the setting when one is bad."""
-    first, last = _day(wave, "date"), _day(wave, "decide_by")
+    name = wave.get("name")
+    first, last = (
+        wave_day(wave.get("date"), name, "date"),
+        wave_day(wave.get("decide_by"), name, "decide_by"),
+    )
     if first and last and last < first:
         raise MigrationError(
             f"wave {wave.get('name')}: decide_by {last} is before the wave's date {first}"
