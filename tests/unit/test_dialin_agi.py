@@ -131,17 +131,52 @@ def set_account(directory: Path, account: str, **columns) -> None:
         )
 
 
+CDR_TABLE = "CREATE TABLE IF NOT EXISTS cdr (calldate, account, billsec, end_epoch, talk_ms)"
+
+
 def billed_today(directory: Path, account: str, seconds: int) -> None:
-    """A CDR row as cdr_sqlite3_custom writes it (text columns, local time)."""
+    """CDR rows as cdr_sqlite3_custom writes them (text columns, local time): a call that
+    talked `seconds` to the carrier today (after a 20 s PIN phase billsec counts too), and one
+    of two days ago."""
     with sqlite3.connect(directory / "cdr.db") as connection:
-        connection.execute("CREATE TABLE IF NOT EXISTS cdr (calldate, account, billsec)")
+        connection.execute(CDR_TABLE)
         connection.execute(
-            "INSERT INTO cdr VALUES (datetime('now', 'localtime'), ?, ?)", (account, str(seconds))
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime'), ?, ?, '1764800000.5', ?)",
+            (account, str(seconds + 20), str(seconds * 1000)),
         )
         connection.execute(
-            "INSERT INTO cdr VALUES (datetime('now', 'localtime', '-2 days'), ?, '86400')",
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime', '-2 days'), ?, '86400',"
+            " '1764600000.0', '86400000')",
             (account,),
         )
+
+
+def test_the_pin_phase_and_refused_calls_use_no_daily_minutes(agi):
+    """30 wrong-PIN calls today, each answered 16 s for the prompts and never dialled out:
+    billsec 480 in all, talk time none; the account's 10 minutes are all left."""
+    set_account(agi, "beta", daily_minutes=10)
+    with sqlite3.connect(agi / "cdr.db") as connection:
+        connection.execute(CDR_TABLE)
+        connection.executemany(
+            "INSERT INTO cdr VALUES"
+            " (datetime('now', 'localtime'), 'beta', '16', '1764800000.1', '')",
+            [()] * 30,
+        )
+    session = Session(agi, "authorise", "+48601000003", ["221234567"])
+    assert session.result == "ok"
+    assert session.variables["SIPWAVE_DIAL_OPTIONS"] == f"L({10 * 60 * 1000})"
+
+
+def test_a_cdr_row_of_an_older_release_counts_its_billsec(agi):
+    """Rows written before the hangup handler have no end_epoch: their billsec counts."""
+    set_account(agi, "beta", daily_minutes=10)
+    with sqlite3.connect(agi / "cdr.db") as connection:
+        connection.execute(CDR_TABLE)
+        connection.execute(
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime'), 'beta', '240', NULL, NULL)"
+        )
+    session = Session(agi, "authorise", "+48601000003", ["221234567"])
+    assert session.variables["SIPWAVE_DIAL_OPTIONS"] == f"L({6 * 60 * 1000})"
 
 
 @pytest.mark.parametrize("dialled", ["00441234567890", "0012025550123", "004930123456"])

@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from conftest import CDR_DATABASE, pbx, run_playbook
 
 REPORTS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pbx-costs"
@@ -67,3 +68,33 @@ def test_dial_in_calls_are_billed_for_the_carrier_leg_only_and_refused_ones_cost
     unknown = cdr("SELECT uniqueid FROM cdr WHERE caller = '+48609999999'")
     assert unknown and all(calls[r["uniqueid"]]["cost"] == "0.00" for r in unknown)
     assert "warsaw" in (REPORTS / f"costs-{period}.html").read_text(encoding="utf-8")
+
+
+# The AGI script's own count of an account's minutes today, run on the PBX against the CDRs
+# the real calls wrote (the function the daily-minutes limit calls before each Dial).
+USED_MINUTES = """
+import json, sys
+sys.path.insert(0, "/etc/asterisk/sipwave/current/agi")
+import sipwave_dialin
+settings = json.loads(sipwave_dialin.SETTINGS_FILE.read_text())
+dialin = sipwave_dialin.Dialin(None, settings)
+print(json.dumps({a: dialin.minutes_used_today(a) for a in sys.argv[1:]}))
+"""
+
+
+def test_the_daily_minutes_count_the_carrier_leg_only_not_the_pin_phase_or_refused_calls():
+    """A wrong-PIN call is answered for its prompts (billsec > 0) and never dialled out: it
+    must use none of the account's daily minutes; an answered call uses its talk time, not
+    the billsec that includes the PIN phase."""
+    accounts = ("acme", "epsilon")
+    output = pbx("python3", "-c", USED_MINUTES, *accounts)
+    used = json.loads(output)
+    rows = {a: cdr(f"SELECT billsec, talk_ms, end_epoch FROM cdr WHERE account = '{a}'"
+                   " AND calldate >= date('now', 'localtime')") for a in accounts}  # fmt: skip
+    print("used minutes:", used, "CDRs:", rows)
+    assert rows["epsilon"] and sum(int(r["billsec"] or 0) for r in rows["epsilon"]) > 0
+    assert all(r["end_epoch"] and not r["talk_ms"] for r in rows["epsilon"]), rows["epsilon"]
+    assert used["epsilon"] == 0
+    talked = sum(int(r["talk_ms"] or 0) for r in rows["acme"]) / 60000
+    billed = sum(int(r["billsec"] or 0) for r in rows["acme"]) / 60
+    assert 0 < used["acme"] == pytest.approx(talked) < billed, (used, rows["acme"])

@@ -135,14 +135,23 @@ class Dialin:
             return None if row is None else (*row, None, None)
 
     def minutes_used_today(self, account: str) -> float:
-        """Billed minutes of the account's calls since local midnight, from the CDRs."""
+        """Minutes the account talked to the carrier since local midnight, from the CDRs.
+
+        The carrier leg's talk time (talk_ms, written by the dialplan's hangup handler),
+        not the CDR's billsec: that counts from the answer before the PIN prompt, so the
+        PIN phase and refused calls (wrong PIN, blocked destination) would use up minutes.
+        A row without end_epoch was written before the hangup handler existed; its billsec
+        is the only measure it has and counts whole (more, never less, than was talked).
+        """
         try:
             with sqlite3.connect(
                 f"file:{self.settings['cdr_database']}?mode=ro", uri=True, timeout=5
             ) as cdr:
                 (seconds,) = cdr.execute(
-                    "SELECT COALESCE(SUM(CAST(billsec AS INTEGER)), 0) FROM cdr"
-                    " WHERE account = ? AND calldate >= date('now', 'localtime')",
+                    "SELECT COALESCE(SUM(CASE WHEN COALESCE(end_epoch, '') = ''"
+                    " THEN CAST(billsec AS INTEGER)"
+                    " ELSE COALESCE(CAST(NULLIF(talk_ms, '') AS INTEGER), 0) / 1000.0 END), 0)"
+                    " FROM cdr WHERE account = ? AND calldate >= date('now', 'localtime')",
                     (account,),
                 ).fetchone()
         except sqlite3.OperationalError:
