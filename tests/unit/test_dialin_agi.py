@@ -47,6 +47,7 @@ def agi(tmp_path):
             " VALUES ('beta', 'finance', '+48221110002', NULL, 1)"
         )
         connection.execute("INSERT INTO dialin_number VALUES ('+48601000001', 'acme')")
+        connection.execute("INSERT INTO dialin_number VALUES ('+48601000002', 'acme')")
         connection.execute("INSERT INTO dialin_number VALUES ('+48601000003', 'beta')")
     connection.close()
     return tmp_path
@@ -244,6 +245,22 @@ def test_lockout_after_the_limit_even_with_the_right_pin(agi):
     Session(agi, "authorise", "+48601000001", ["1111", "2222", "3333"])
     Session(agi, "authorise", "+48601000001", ["4444"])
     assert Session(agi, "lookup", "+48601000001", []).variables["SIPWAVE_REASON"] == "locked out"
+
+
+def test_wrong_pins_from_all_of_an_accounts_numbers_count_together(agi):
+    """A caller number can be forged: guesses spread over an account's dial-in numbers lock
+    the account, whichever number calls next, and a call already past lookup is stopped."""
+    Session(agi, "authorise", "+48601000001", ["1111", "2222", "3333"])
+    waiting = Session(agi, "lookup", "+48601000002", [])
+    assert waiting.result == "ok"
+    fourth = Session(agi, "authorise", "+48601000002", ["4444"])
+    assert fourth.variables["SIPWAVE_REASON"] == "wrong PIN, now locked out"
+    for caller in ("+48601000001", "+48601000002"):
+        assert Session(agi, "lookup", caller, []).variables["SIPWAVE_REASON"] == "locked out"
+        right_pin = Session(agi, "authorise", caller, [PIN, "123456789"])
+        assert right_pin.variables["SIPWAVE_REASON"] == "locked out"
+    # another account's caller is not touched
+    assert Session(agi, "lookup", "+48601000003", []).result == "ok"
 
 
 @pytest.mark.parametrize("dialled", ["700123456", "0088123456789"])
