@@ -59,6 +59,13 @@ def test_no_anonymous_or_guest_endpoint():
     assert "identifier_anonymous" not in modules and "identifier_user" not in modules
 
 
+@pytest.mark.parametrize("endpoint", ["sipwave-proxy", "sipwave-carrier"])
+def test_no_endpoint_accepts_a_transfer(endpoint):
+    """A REFER would send a dial-in call on past the PIN and prefix checks."""
+    shown = pbx("asterisk", "-rx", f"pjsip show endpoint {endpoint}")
+    assert re.search(r"^\s*allow_transfer\s*:\s*false\s*$", shown, re.M), shown
+
+
 def test_direct_call_from_an_unknown_address_is_refused(carrier):
     result = sipp.run(
         str(dialin.write(dialin.DialinCall("48601000001", DIALIN, "127.0.21.21", expect="401"))),
