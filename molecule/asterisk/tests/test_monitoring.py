@@ -73,8 +73,8 @@ def test_prometheus_scrapes_kamailio_asterisk_the_exporters_and_itself():
 
 
 def test_a_pbx_lockout_shows_in_the_metrics():
-    """Four wrong PINs lock the caller's account out (asterisk_dialin_lockout_failures); the exporter
-    on the PBX counts it from the dial-in database."""
+    """Four wrong PINs lock the caller's account out (asterisk_dialin_lockout_failures); the
+    exporter on the PBX counts it from the dial-in database."""
     caller = "+48601000004"
     forget_failures(caller, "+48601000006")
     for entries in ([WRONG_PIN] * 3, [WRONG_PIN]):
