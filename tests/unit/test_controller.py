@@ -147,8 +147,9 @@ def _skeleton(tmp_path) -> Path:
 
 def _resealed(content: bytes, payload: bytes) -> bytes:
     """A skeleton with another payload and a digest that matches it (a forger's file)."""
-    head = content[: content.index(b"\n", len(controller._SKELETON)) + 1]
-    return head + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    magic, path, key, _digest, _payload = content.split(b"\n", 4)
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    return b"\n".join((magic, path, key, digest, payload))
 
 
 def _tamper_truncated(content: bytes) -> bytes:
@@ -161,7 +162,7 @@ def _tamper_flipped(content: bytes) -> bytes:
 
 def _tamper_other_lines(content: bytes) -> bytes:
     """Digest right, but every account said to be on another line than its row."""
-    payload = content[content.index(b"\n", len(controller._SKELETON) + 66) + 1 :]
+    payload = content.split(b"\n", 4)[4]
     path, rows, accounts, bad_rows = marshal.loads(payload)
     accounts = [(values[0] + 1, *values[1:]) for values in accounts]
     return _resealed(content, marshal.dumps((path, rows, accounts, bad_rows)))
@@ -201,6 +202,19 @@ def test_a_skeleton_others_may_write_or_a_link_is_ignored(tmp_path, counted):
     new_run(tmp_path)
     controller.read_export_once(path, PLAN)
     assert len(counted.read_text().split()) == 3
+
+
+def test_skeletons_of_exports_gone_are_removed(tmp_path, counted):
+    gone = tmp_path / "gone.csv"
+    gone.write_bytes(Path(export_file(tmp_path)).read_bytes())
+    controller.read_export_once(str(gone), PLAN)
+    gone.unlink()
+    path = export_file(tmp_path, seed=3)
+    controller.read_export_once(path, PLAN)
+
+    assert [p.name for p in (tmp_path / "cache").glob("skeleton-*")] == [
+        controller._skeleton_path(tmp_path / "cache", path).name
+    ]
 
 
 def test_the_same_bytes_under_another_name_are_parsed_for_that_name(tmp_path, counted):

@@ -167,9 +167,15 @@ def _from_plain(data: tuple, secrets: dict[int, tuple[str, str, str]]) -> Export
     )
 
 
-# A skeleton (see above) starts with _SKELETON, then the parse's key (_export_key) and the
-# SHA-256 of the marshal data after it, each on a line of its own.
-_SKELETON = b"sipwave export skeleton 1\n"
+# A skeleton (see above) starts with _SKELETON, then the export's real path (hexadecimal:
+# a name may hold a line break), the parse's key (_export_key) and the SHA-256 of the marshal
+# data after it, each on a line of its own.
+_SKELETON = b"sipwave export skeleton 2\n"
+
+
+def _skeleton_head(path: str, key: str) -> bytes:
+    return b"".join((_SKELETON, os.fsencode(os.path.realpath(path)).hex().encode(), b"\n",
+                     key.encode(), b"\n"))  # fmt: skip
 
 
 def _skeleton_path(root: Path, path: str) -> Path:
@@ -198,7 +204,7 @@ def _from_skeleton(skeleton: Path, key: str, path: str, data: bytes) -> Export |
             content = handle.read()
     except OSError:
         return None
-    head = _SKELETON + key.encode() + b"\n"
+    head = _skeleton_head(path, key)
     if not content.startswith(head):
         return None
     digest, payload = content[len(head) : len(head) + 64], content[len(head) + 65 :]
@@ -210,21 +216,35 @@ def _from_skeleton(skeleton: Path, key: str, path: str, data: bytes) -> Export |
         return None
 
 
-def _write_skeleton(skeleton: Path, key: str, export: Export) -> None:
+def _write_skeleton(skeleton: Path, path: str, key: str, export: Export) -> None:
     """Replace the export's skeleton (under a lock of the cache root: runs of other playbooks
-    may write it too) and remove the skeletons of exports not read for SKELETON_DAYS."""
+    may write it too) and remove the skeletons of exports that are gone or were not read for
+    SKELETON_DAYS."""
     payload = marshal.dumps(_plain(export))
     digest = hashlib.sha256(payload).hexdigest().encode()
-    content = b"".join((_SKELETON, key.encode(), b"\n", digest, b"\n", payload))
+    content = b"".join((_skeleton_head(path, key), digest, b"\n", payload))
     root = skeleton.parent
     with open(root / "skeleton.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         atomic_write(str(skeleton), content)
-        unused = time.time() - SKELETON_DAYS * 86400
         for other in root.glob("skeleton-*.marshal"):
-            with contextlib.suppress(OSError):
-                if other.lstat().st_atime < unused and other.lstat().st_mtime < unused:
+            if other != skeleton and not _in_use(other):
+                with contextlib.suppress(OSError):
                     other.unlink()
+
+
+def _in_use(skeleton: Path) -> bool:
+    """Whether a skeleton's export still exists and it was read within SKELETON_DAYS."""
+    try:
+        info = skeleton.lstat()
+        with open(skeleton, "rb") as handle:
+            magic, hex_path = handle.read(8192).split(b"\n", 2)[:2]
+        export = os.fsdecode(bytes.fromhex(hex_path.decode("ascii")))
+    except (OSError, ValueError):
+        return False
+    unused = time.time() - SKELETON_DAYS * 86400
+    recent = info.st_atime >= unused or info.st_mtime >= unused
+    return magic + b"\n" == _SKELETON and recent and os.path.exists(export)
 
 
 def read_export_once(path: str, plan: NumberPlan) -> Export:
@@ -247,7 +267,7 @@ def read_export_once(path: str, plan: NumberPlan) -> Export:
         export = _from_skeleton(skeleton, key, path, data)
         if export is None:
             export = read_export(path, plan, data=data)
-            _write_skeleton(skeleton, key, export)
+            _write_skeleton(skeleton, path, key, export)
         return export
 
 
