@@ -179,7 +179,7 @@ def _skeleton_head(path: str, key: str) -> bytes:
 
 
 def _skeleton_path(root: Path, path: str) -> Path:
-    name = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
+    name = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:32]
     return root / f"skeleton-{name}.marshal"
 
 
@@ -212,7 +212,7 @@ def _from_skeleton(skeleton: Path, key: str, path: str, data: bytes) -> Export |
         return None
     try:
         return _from_plain(marshal.loads(payload), row_secrets(path, data))
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, ExportError):
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, ExportError):
         return None
 
 
