@@ -35,6 +35,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.message_rules imp
     operators,
     sender_for,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import MigrationError
+from ansible_collections.sipwave.platform.plugins.module_utils.wave.window import decision_window
 from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import (
     read_export_once,
     selected_logins,
@@ -186,12 +188,15 @@ class ActionModule(ActionBase):
         if controller["today"] is None or not isinstance(wave, dict):
             return
         try:
-            wave_date = date.fromisoformat(str(wave.get("date")))
+            # The wave's days as the engine reads them (wave/window.py owns the rules).
+            wave_date, decide_by = decision_window(wave)
             today = date.fromisoformat(str(controller["today"]))
-            decide_by = wave.get("decide_by")
-            decide_by = date.fromisoformat(str(decide_by)) if decide_by else None
+        except MigrationError as exc:
+            raise AnsibleActionFail(str(exc)) from exc
         except ValueError as exc:
-            raise AnsibleActionFail(f"wave {wave.get('name')}: {exc}") from exc
+            raise AnsibleActionFail(f"wave {wave.get('name')}: today: {exc}") from exc
+        if wave_date is None:
+            raise AnsibleActionFail(f"wave {wave.get('name')} has no date")
         days_before = controller["days_before"] or {}
         if notification == DECISION_REMINDER:
             check_decision_reminder(str(wave.get("name")), decide_by, today, days_before)

@@ -5,10 +5,11 @@ of the cost report: the same fields as the proxy's (call_costs.read_calls), rate
 same tariffs by call_costs.rate.
 
 A dial-in caller's channel is answered before the PIN prompt, so the CDR's own answer and
-billsec include the PIN phase. What the carrier bills is the Dial's talk time: the dialplan
-records Dial's DIALSTATUS and ANSWEREDTIME_MS into the CDR columns dialstatus and talk_ms
-from a hangup handler (so also when the caller hangs up first), and start_epoch/end_epoch
-as epoch seconds (no time zone). Every value is caller-influenced text: each is checked, and
+billsec include the PIN phase. What the carrier bills is the Dial's talk time, which the
+dialplan must record in the CDR columns dialstatus and talk_ms from a hangup handler (so also
+when the caller hangs up first), and start_epoch/end_epoch as epoch seconds (no time zone).
+Not Dial's ANSWEREDTIME_MS: on Asterisk 22 it counts from the caller's answer, PIN included.
+Every value is caller-influenced text: each is checked, and
 a row whose times cannot be read is counted, never guessed.
 """
 

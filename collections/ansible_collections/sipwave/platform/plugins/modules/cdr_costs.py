@@ -11,8 +11,8 @@ description:
     calls of O(period) as calls of the cost report, like M(sipwave.platform.call_costs) does
     for a proxy. Dial-in calls leave straight to the carrier, so the proxy has no record of
     what they cost.
-  - Only the carrier leg's talk time is billed (Dial's ANSWEREDTIME_MS, recorded by the
-    dialplan in the column C(talk_ms)), never the PIN phase before it. A call whose Dial was
+  - Only the carrier leg's talk time is billed (recorded by the dialplan in the column
+    C(talk_ms), from the carrier's answer), never the PIN phase before it. A call whose Dial was
     not answered (refused, wrong PIN) is listed at no cost.
   - Rows of one channel (its uniqueid) are one call. A row whose time cannot be read is left
     out, counted in RV(unreadable), and warned about.
