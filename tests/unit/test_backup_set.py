@@ -11,6 +11,7 @@ import time
 import pytest
 from ansible_collections.sipwave.platform.plugins.module_utils import backup_set
 from ansible_collections.sipwave.platform.plugins.module_utils.backup_set import BackupSetError
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.backup import sha256_of
 from module_runner import COLLECTIONS, run_module_file
 from wave_helpers import create_database, dump, run, wave_accounts
 
@@ -114,7 +115,7 @@ def test_a_set_older_than_the_cutover_is_refused_naming_both_times_unless_told()
     cutover = TAKEN + 3600
     reason = backup_set.cutover_refusal(TAKEN, cutover, allow_older=False)
     assert "2026-12-04T03:15:00Z" in reason and "2026-12-04T04:15:00Z" in reason
-    assert "restore_older_than_cutover=true" in reason
+    assert "restore_before_cutover=true" in reason
     assert backup_set.cutover_refusal(TAKEN, cutover, allow_older=True) is None
     assert backup_set.cutover_refusal(cutover, cutover, allow_older=False) is None
     assert backup_set.cutover_refusal(TAKEN, None, allow_older=False) is None
@@ -144,7 +145,9 @@ def test_the_module_takes_a_set_of_the_database_and_files_that_restores(tmp_path
     checked = run_module(tmp_path, {"state": "verified", "directory": str(sets),
                                     "name": taken["name"]})  # fmt: skip
     assert checked == {"changed": False, "name": taken["name"], "taken_at": taken["taken_at"],
-                       "files": 2, "invocation": checked["invocation"]}  # fmt: skip
+                       "files": 2, "database": "db.sqlite", "cutover_at": "",
+                       "database_sha256": sha256_of(str(directory / "db.sqlite")),
+                       "invocation": checked["invocation"]}  # fmt: skip
     data = bytearray((directory / "db.sqlite").read_bytes())
     data[-1] ^= 0xFF
     (directory / "db.sqlite").write_bytes(bytes(data))
@@ -165,3 +168,70 @@ def test_the_module_refuses_a_set_older_than_the_cutover_unless_told(tmp_path):
     assert not run_module(tmp_path, {**args, "allow_older_than_cutover": True}).get("failed")
     bad = run_module(tmp_path, {**args, "name": "../../etc"})
     assert bad["failed"] and "not a backup set name" in bad["msg"]
+
+
+def test_a_packed_set_unpacks_into_the_same_verified_set(tmp_path):
+    directory, manifest = make_set(tmp_path / "sets")
+    archive = tmp_path / "set.tar"
+    backup_set.pack(str(directory), str(archive))
+    assert mode_of(archive) == 0o600
+    unpacked = backup_set.unpack(str(archive), str(tmp_path / "restore"))
+    assert unpacked == str(tmp_path / "restore" / directory.name)
+    assert backup_set.verify(unpacked) == manifest
+    for path in (tmp_path / "restore").rglob("*"):
+        assert mode_of(path) == (0o700 if path.is_dir() else 0o600), path
+    # Unpacking again replaces the set (a damaged copy left by an earlier restore).
+    (tmp_path / "restore" / directory.name / "sent-log.jsonl").write_text("changed\n")
+    backup_set.unpack(str(archive), str(tmp_path / "restore"))
+    assert backup_set.verify(unpacked) == manifest
+
+
+@pytest.mark.parametrize(
+    "entry, reason",
+    [
+        ("link", "is not a plain file"),
+        ("../escape", "not one backup set"),
+        ("sipwave-backup-20261204T031500Z/../../x", "leaves the set"),
+    ],
+)
+def test_a_hostile_archive_is_refused_naming_the_entry(tmp_path, entry, reason):
+    import io
+    import tarfile
+
+    archive = tmp_path / "hostile.tar"
+    with tarfile.open(archive, "w") as tar:
+        top = tarfile.TarInfo("sipwave-backup-20261204T031500Z")
+        top.type = tarfile.DIRTYPE
+        tar.addfile(top)
+        if entry == "link":
+            link = tarfile.TarInfo("sipwave-backup-20261204T031500Z/db.sqlite")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+            tar.addfile(link)
+        else:
+            member = tarfile.TarInfo(entry)
+            member.size = 2
+            tar.addfile(member, io.BytesIO(b"x\n"))
+    with pytest.raises(BackupSetError, match=reason):
+        backup_set.unpack(str(archive), str(tmp_path / "restore"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "escape").exists()
+
+
+def test_the_module_refuses_a_set_older_than_the_live_databases_cutover(tmp_path):
+    import sqlite3
+
+    database = create_database(tmp_path / "proxy.sqlite")
+    sets = tmp_path / "sets"
+    taken = run_module(tmp_path, {"database": str(database), "directory": str(sets)})
+    connection = sqlite3.connect(database)
+    with connection:
+        connection.execute(
+            "INSERT INTO sipwave_cutover (login, at, run_id, actor, numbers) "
+            "VALUES ('481200001', '2099-01-01T00:00:00Z', 'r', 'a', '')"
+        )
+    connection.close()
+    args = {"state": "verified", "directory": str(sets), "name": taken["name"],
+            "database": str(database)}  # fmt: skip
+    refused = run_module(tmp_path, args)
+    assert refused["failed"] and "2099-01-01T00:00:00Z" in refused["msg"], refused
+    allowed = run_module(tmp_path, {**args, "allow_older_than_cutover": True})
+    assert not allowed.get("failed") and allowed["cutover_at"] == "2099-01-01T00:00:00Z"

@@ -12,7 +12,9 @@ import json
 import os
 import re
 import shutil
+import tarfile
 import time
+from collections.abc import Callable
 
 from ansible_collections.sipwave.platform.plugins.module_utils.files import atomic_write, json_text
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.backup import sha256_of
@@ -149,6 +151,111 @@ def cutover_refusal(taken_at: float, cutover_at: float | None, allow_older: bool
 
     return (
         f"the backup was taken at {when(taken_at)}, before the cutover completed at "
-        f"{when(cutover_at)}: restoring it undoes the cutover. Set "
-        "restore_older_than_cutover=true to restore it anyway"
+        f"{when(cutover_at)}: restoring it undoes the cutover. Restore it anyway only on "
+        "purpose (playbooks/restore.yml -e restore_before_cutover=true)"
     )
+
+
+def _symlinks(directory: str, names: list[str]) -> list[str]:
+    """copytree's ignore: a set holds files, a link (a release's current pointer) is left."""
+    return [name for name in names if os.path.islink(os.path.join(directory, name))]
+
+
+def take(
+    directory: str,
+    copy_database: Callable[[str], None],
+    paths: list[str],
+    keep: int,
+    host: str,
+    now: float | None = None,
+) -> tuple[str, dict, list[str]]:
+    """Take one set in ``directory``: ``copy_database(set_directory)`` writes the database
+    copy into it, then each existing path of ``paths`` goes under ``files/`` with its
+    absolute path (links left out), the manifest last; then retention. A set that fails is
+    removed. Returns the set's name, its manifest and the names retention removed."""
+    if keep < 1:
+        raise BackupSetError(f"keep must be at least 1, not {keep}")
+    now = time.time() if now is None else now
+    name = set_name(now)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    target = os.path.join(directory, name)
+    os.mkdir(target, 0o700)
+    try:
+        copy_database(target)
+        for path in paths:
+            inside = os.path.join(target, "files", path.lstrip("/"))
+            if os.path.islink(path):
+                continue
+            if os.path.isdir(path):
+                shutil.copytree(path, inside, symlinks=True, ignore=_symlinks)
+            elif os.path.isfile(path):
+                os.makedirs(os.path.dirname(inside), mode=0o700, exist_ok=True)
+                shutil.copyfile(path, inside)
+        manifest = write_manifest(target, now, host)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return name, manifest, prune(directory, keep)
+
+
+def database_file(manifest: dict) -> str | None:
+    """The set's database copy (db.sqlite or db.pgdump), None when it holds none."""
+    for candidate in ("db.sqlite", "db.pgdump"):
+        if candidate in manifest["files"]:
+            return candidate
+    return None
+
+
+def pack(set_directory: str, archive: str) -> None:
+    """One uncompressed tar of a set (its name as the top directory), mode 0600, for the
+    controller's copy."""
+    name = os.path.basename(set_directory.rstrip("/"))
+    partial = archive + ".partial"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as tar:
+            tar.add(set_directory, arcname=name, recursive=True)
+        os.replace(partial, archive)
+    except BaseException:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        raise
+
+
+def unpack(archive: str, into: str) -> str:
+    """Unpack a set's tar into ``into`` (replacing a set of the same name there) and return
+    the set's directory. Only directories and regular files with safe names under one set
+    directory are accepted: anything else refuses the archive, naming the entry."""
+    with tarfile.open(archive, mode="r:") as tar:
+        members = tar.getmembers()
+        names = {member.name.split("/", 1)[0] for member in members}
+        if len(names) != 1:
+            raise BackupSetError(f"{archive}: not one backup set ({len(names)} top entries)")
+        (name,) = names
+        taken_at_of(name)
+        for member in members:
+            if not (member.isdir() or member.isfile()) or not SAFE_PATH.match(member.name):
+                raise BackupSetError(f"{archive}: entry {member.name!r} is not a plain file")
+            if ".." in member.name.split("/"):
+                raise BackupSetError(f"{archive}: entry {member.name!r} leaves the set")
+        os.makedirs(into, mode=0o700, exist_ok=True)
+        staging = os.path.join(into, f".unpacking-{name}")
+        shutil.rmtree(staging, ignore_errors=True)
+        os.mkdir(staging, 0o700)
+        try:
+            for member in members:
+                path = os.path.join(staging, member.name)
+                if member.isdir():
+                    os.makedirs(path, mode=0o700, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+                source = tar.extractfile(member)
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with source, os.fdopen(descriptor, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+            target = os.path.join(into, name)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(os.path.join(staging, name), target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

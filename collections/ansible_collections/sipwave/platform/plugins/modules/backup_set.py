@@ -12,10 +12,15 @@ description:
     as C(db.sqlite) or C(db.pgdump), and a copy of each existing path of O(paths) under
     C(files/) with its absolute path. C(MANIFEST.json), written last, names every file
     with its size and SHA-256. Then only the newest O(keep) sets are kept.
+  - With O(archive), O(state=present) also writes the set as one tar there (for the
+    controller's copy), and O(state=verified) first unpacks that tar into O(directory)
+    (only plain files and directories with safe names are accepted).
   - O(state=verified) checks the set O(name) against its manifest (a missing, added or
-    changed file refuses it) and refuses a set taken before O(cutover_at) unless
-    O(allow_older_than_cutover). Nothing is written.
-  - Sets hold HA1 hashes: directories are 0700 and files 0600.
+    changed file refuses it, naming the file) and refuses a set taken before the last
+    completed cutover unless O(allow_older_than_cutover). The last cutover is the later of
+    O(cutover_at) and the newest C(sipwave_cutover) row of the live database (when it can
+    be read).
+  - Sets hold HA1 hashes, so directories are 0700 and files 0600.
 author:
   - sipwave developers
 extends_documentation_fragment:
@@ -58,6 +63,10 @@ options:
     description: Accept a set taken before O(cutover_at).
     type: bool
     default: false
+  archive:
+    description: A tar of the set, written (O(state=present)) or unpacked first
+      (O(state=verified)).
+    type: path
   host:
     description: The host's name written into the manifest.
     type: str
@@ -88,11 +97,26 @@ removed:
   description: Sets removed by retention.
   type: list
   returned: when state=present
+archive_sha256:
+  description: The SHA-256 of O(archive).
+  type: str
+  returned: when state=present and archive is given
+database:
+  description: The set's database copy (C(db.sqlite) or C(db.pgdump)), empty without one.
+  type: str
+  returned: when state=verified
+database_sha256:
+  description: Its SHA-256 from the manifest.
+  type: str
+  returned: when state=verified
+cutover_at:
+  description: The last completed cutover the set was compared with (empty if none).
+  type: str
+  returned: when state=verified
 """
 
 import calendar  # noqa: E402
 import os  # noqa: E402
-import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import time  # noqa: E402
 
@@ -101,40 +125,72 @@ from ansible_collections.sipwave.platform.plugins.module_utils import backup_set
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.backup import (  # noqa: E402
     copy_postgres,
     copy_sqlite,
+    sha256_of,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
+    DatabaseError,
+    connect_with,
     database_argument_spec,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.times import (  # noqa: E402
+    epoch_of,
+)
+
+STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def take(module: AnsibleModule) -> None:
+def copier(module: AnsibleModule):
+    """Writes the proxy database's copy into a set's directory (nothing without one)."""
     params = module.params
-    now = time.time()
-    name = backup_set.set_name(now)
-    if module.check_mode:
-        module.exit_json(changed=True, name=name)
-    os.makedirs(params["directory"], mode=0o700, exist_ok=True)
-    target = os.path.join(params["directory"], name)
-    os.mkdir(target, 0o700)
-    try:
+
+    def copy(target: str) -> None:
         if params["backend"] == "postgres" and params["db_name"]:
             copy_postgres(module, os.path.join(target, "db.pgdump"))
         elif params["database"] and os.path.exists(params["database"]):
             copy_sqlite(params["database"], os.path.join(target, "db.sqlite"))
-        for path in params["paths"]:
-            inside = os.path.join(target, "files", path.lstrip("/"))
-            if os.path.isdir(path):
-                shutil.copytree(path, inside, symlinks=False, ignore_dangling_symlinks=True)
-            elif os.path.isfile(path):
-                os.makedirs(os.path.dirname(inside), mode=0o700, exist_ok=True)
-                shutil.copyfile(path, inside)
-        manifest = backup_set.write_manifest(target, now, params["host"])
-        removed = backup_set.prune(params["directory"], params["keep"])
+
+    return copy
+
+
+def take(module: AnsibleModule) -> None:
+    params = module.params
+    if module.check_mode:
+        module.exit_json(changed=True, name=backup_set.set_name(time.time()))
+    try:
+        name, manifest, removed = backup_set.take(
+            params["directory"], copier(module), params["paths"], params["keep"], params["host"]
+        )
+        result = {"name": name, "taken_at": manifest["taken_at"], "files": len(manifest["files"]),
+                  "removed": removed}  # fmt: skip
+        if params["archive"]:
+            backup_set.pack(os.path.join(params["directory"], name), params["archive"])
+            result["archive_sha256"] = sha256_of(params["archive"])
     except (OSError, sqlite3.Error, backup_set.BackupSetError) as exc:
-        shutil.rmtree(target, ignore_errors=True)
-        module.fail_json(msg=f"backup set {name} failed: {exc}", name=name)
-    module.exit_json(changed=True, name=name, taken_at=manifest["taken_at"],
-                     files=len(manifest["files"]), removed=removed)  # fmt: skip
+        module.fail_json(msg=f"backup set failed: {exc}")
+    module.exit_json(changed=True, **result)
+
+
+def live_cutover(params: dict) -> float | None:
+    """When the live database's last cutover was recorded; None without a readable one (a
+    fresh host, or no database options)."""
+    if params["backend"] == "sqlite" and not (params["database"] and
+                                              os.path.exists(params["database"])):  # fmt: skip
+        return None
+    if params["backend"] == "postgres" and not params["db_name"]:
+        return None
+    try:
+        database = connect_with(params)
+    except DatabaseError:
+        return None
+    try:
+        cursor = database.connection.cursor()
+        cursor.execute("SELECT MAX(at) FROM sipwave_cutover")
+        (stamp,) = cursor.fetchone()
+        return epoch_of(stamp)
+    except database.Error:
+        return None
+    finally:
+        database.close()
 
 
 def check(module: AnsibleModule) -> None:
@@ -142,20 +198,28 @@ def check(module: AnsibleModule) -> None:
     name = params["name"] or ""
     try:
         taken_at = backup_set.taken_at_of(name)
+        if params["archive"] and not module.check_mode:
+            backup_set.unpack(params["archive"], params["directory"])
         manifest = backup_set.verify(os.path.join(params["directory"], name))
-    except backup_set.BackupSetError as exc:
+    except (OSError, backup_set.BackupSetError) as exc:
         module.fail_json(msg=f"refused: {exc}", name=name)
-    cutover_at = None
+    cutovers = [live_cutover(params)]
     if params["cutover_at"]:
         try:
-            cutover_at = calendar.timegm(time.strptime(params["cutover_at"], "%Y-%m-%dT%H:%M:%SZ"))
+            cutovers.append(calendar.timegm(time.strptime(params["cutover_at"], STAMP)))
         except ValueError:
             module.fail_json(msg=f"cutover_at {params['cutover_at']!r} is not YYYY-MM-DDTHH:MM:SSZ")
+    cutover_at = max((c for c in cutovers if c is not None), default=None)
     reason = backup_set.cutover_refusal(taken_at, cutover_at, params["allow_older_than_cutover"])
     if reason:
         module.fail_json(msg=f"refused: {name}: {reason}", name=name)
-    module.exit_json(changed=False, name=name, taken_at=manifest["taken_at"],
-                     files=len(manifest["files"]))  # fmt: skip
+    database = backup_set.database_file(manifest) or ""
+    module.exit_json(
+        changed=False, name=name, taken_at=manifest["taken_at"], files=len(manifest["files"]),
+        database=database,
+        database_sha256=manifest["files"][database]["sha256"] if database else "",
+        cutover_at=time.strftime(STAMP, time.gmtime(cutover_at)) if cutover_at else "",
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -168,6 +232,7 @@ def main() -> None:
             "name": {"type": "str"},
             "cutover_at": {"type": "str"},
             "allow_older_than_cutover": {"type": "bool", "default": False},
+            "archive": {"type": "path"},
             "host": {"type": "str", "default": ""},
             **database_argument_spec(),
         },

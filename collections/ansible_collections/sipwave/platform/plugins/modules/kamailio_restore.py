@@ -58,7 +58,8 @@ before_restore:
   type: str
   returned: success
 routing_generation:
-  description: The restored database's routing generation (SQLite).
+  description: The restored database's routing generation (PostgreSQL's read after the
+    restore, so none in check mode).
   type: int
   returned: success
 """
@@ -76,6 +77,8 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.backu
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
+    DatabaseError,
+    connect_with,
     database_argument_spec,
 )
 
@@ -101,6 +104,20 @@ def check_sqlite_copy(path: str) -> int:
         raise ValueError(f"{path} is not a readable SQLite database: {exc}") from None
     finally:
         copy.close()
+
+
+def restored_generation(params: dict) -> int:
+    """The routing generation of the restored PostgreSQL database (0 without one)."""
+    database = connect_with(params)
+    try:
+        cursor = database.connection.cursor()
+        cursor.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
+        found = cursor.fetchone()
+        return int(found[0]) if found else 0
+    except database.Error as exc:
+        raise DatabaseError(f"the restored database has no routing generation: {exc}") from None
+    finally:
+        database.close()
 
 
 def restore_sqlite(source: str, database: str) -> None:
@@ -163,7 +180,8 @@ def main() -> None:
             rc, _out, err = module.run_command([*command, source], environ_update=environ)
             if rc != 0:
                 module.fail_json(msg=f"pg_restore failed ({rc}): {err.strip()[-500:]}")
-    except (OSError, sqlite3.Error) as exc:
+            generation = restored_generation(params)
+    except (OSError, sqlite3.Error, DatabaseError) as exc:
         module.fail_json(msg=f"restore of the proxy database failed: {exc}")
     module.exit_json(changed=True, before_restore=before, routing_generation=generation)
 
