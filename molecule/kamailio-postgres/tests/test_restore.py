@@ -14,9 +14,11 @@ import time
 import pytest
 from conftest import (
     ACCOUNTS,
+    DB_PASSWORD,
     LEGACY_DOMAIN,
     PROXY,
     PROXY_CONTAINER,
+    ha1,
     in_container,
     psql,
     register,
@@ -109,8 +111,8 @@ def test_the_backup_timer_is_active_and_its_service_takes_a_verified_set():
 def restored_proxy():
     """A set with an account only the database knows and a known generation; then the
     proxy's container destroyed with the account's row, recreated and converged."""
-    user, domain, password = EXTRA
-    digest = hashlib.md5(f"{user}:{domain}:{password}".encode()).hexdigest()
+    user, domain, _ = EXTRA
+    digest = ha1(*EXTRA)
     psql(
         "INSERT INTO subscriber (username, domain, ha1, ha1b) "
         f"VALUES ('{user}', '{domain}', '{digest}', '')"
@@ -149,12 +151,15 @@ def restored_proxy():
     assert refused.successful == 0, "the fresh proxy knows the account before the restore"
     run = restore()
     print(f"backup, new proxy and restore took {time.monotonic() - started:.0f} s")
-    return saved, run
+    return saved, run, backup.stdout + backup.stderr + run.stdout + run.stderr
 
 
 def test_a_fresh_proxy_restored_from_the_controllers_copy_serves_every_account(restored_proxy):
-    saved, run = restored_proxy
+    saved, run, printed = restored_proxy
     assert run.returncode == 0, run.stdout[-3000:]
+    # The runs at -vvvv print no HA1 and no database password.
+    hashes = [ha1(*account) for account in (*ACCOUNTS.values(), EXTRA)]
+    assert not [secret for secret in (*hashes, DB_PASSWORD) if secret in printed]
     assert state() == saved
     assert saved["generation"] == [[str(GENERATION)]]
     assert cached_generation() == str(GENERATION)
