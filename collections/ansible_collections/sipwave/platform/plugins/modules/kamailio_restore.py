@@ -85,6 +85,13 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.conne
 REQUIRED_TABLES = ("subscriber", "dbaliases", "sipwave_account", "sipwave_number")
 
 
+def generation_of(cursor) -> int:
+    """The routing generation a database holds (0 without its row)."""
+    cursor.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
+    found = cursor.fetchone()
+    return int(found[0]) if found else 0
+
+
 def check_sqlite_copy(path: str) -> int:
     """Fails (ValueError) unless the copy is a whole SQLite database of the proxy; returns its
     routing generation."""
@@ -97,9 +104,7 @@ def check_sqlite_copy(path: str) -> int:
         missing = [t for t in REQUIRED_TABLES if t not in tables]
         if missing:
             raise ValueError(f"{path} is no proxy database: no {', '.join(missing)}")
-        row = copy.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
-        found = row.fetchone()
-        return int(found[0]) if found else 0
+        return generation_of(copy.cursor())
     except sqlite3.DatabaseError as exc:
         raise ValueError(f"{path} is not a readable SQLite database: {exc}") from None
     finally:
@@ -110,10 +115,7 @@ def restored_generation(params: dict) -> int:
     """The routing generation of the restored PostgreSQL database (0 without one)."""
     database = connect_with(params)
     try:
-        cursor = database.connection.cursor()
-        cursor.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
-        found = cursor.fetchone()
-        return int(found[0]) if found else 0
+        return generation_of(database.connection.cursor())
     except database.Error as exc:
         raise DatabaseError(f"the restored database has no routing generation: {exc}") from None
     finally:
