@@ -135,7 +135,6 @@ routing_generation:
   returned: always
 """
 
-import os  # noqa: E402
 from datetime import date  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -146,7 +145,6 @@ from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (  # 
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
     DatabaseError,
-    connect_with,
     database_argument_spec,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.staff import (  # noqa: E402
@@ -159,7 +157,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     temporary_pools,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (  # noqa: E402
-    empty_database,
+    connect_or_empty,
 )
 
 
@@ -198,10 +196,8 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     except (MigrationError, NumberError) as exc:
         module.fail_json(msg=str(exc))
-    missing_sqlite = params["backend"] == "sqlite" and not os.path.exists(params["database"])
     try:
-        # In check mode on a new host the play that creates the database did not run either.
-        conn = empty_database() if module.check_mode and missing_sqlite else connect_with(params)
+        conn = connect_or_empty(params, module.check_mode)
     except DatabaseError as exc:
         module.fail_json(msg=str(exc))
     try:
