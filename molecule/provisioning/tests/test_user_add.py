@@ -180,11 +180,10 @@ def test_the_next_member_gets_the_next_number_through_the_sipwave_command(added)
         ({"login": "481200001"}, "login '481200001' is taken by a customer"),
         ({"login": "mwisniewski", "devices": [], "dialin_numbers": [], "number": "+48225559999"},
          "number +48225559999 is not in the staff number inventory"),
-        ({"login": "mwisniewski", "devices": [], "dialin_numbers": [], "number": "+48225558000"},
-         "number +48225558000 is already taken (jkowalska)"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_naming_the_value(added, change, named):
+    """A taken number, a taken MAC and the other refusals: tests/unit/test_staff_account.py."""
     run = run_playbook("user_add.yml", {**FIRST, **change})
     assert run.returncode != 0
     assert named in run.stdout, run.stdout[-3000:]
