@@ -27,6 +27,9 @@ from ansible_collections.sipwave.platform.plugins.module_utils.staff import (
 )
 from ansible_collections.sipwave.platform.plugins.plugin_utils.controller import read_export_once
 
+# Arguments only the controller side uses; the module never sees them.
+CONTROLLER_ARGS = ("site_secret", "export")
+
 
 def customer_clash(export, login: str, macs: list[str]) -> str | None:
     """Why the export forbids this login or one of these MACs, or None."""
@@ -48,8 +51,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        site_secret = str(args.pop("site_secret", None) or "")
-        export_path = args.pop("export", None)
+        site_secret, export_path = (args.pop(name, None) for name in CONTROLLER_ARGS)
+        site_secret = str(site_secret or "")
         try:
             plan = plan_from_dict(args.get("number_plan") or {})
             member = member_from_input(args, plan, str(args.get("domain") or ""))
