@@ -119,6 +119,17 @@ class TemporaryNumbers:
                 return free.pop() if free else None
         return None
 
+    def take_lowest(self) -> str | None:
+        """The lowest free number of every pool (one account's number, not by area: a staff
+        member's), None when every pool is used up."""
+        tails = [(free[-1], area) for area, free in self._free.items() if free]
+        if not tails:
+            return None
+        return self._free[min(tails)[1]].pop()
+
+    def is_free(self, number: str) -> bool:
+        return any(number in free for free in self._free.values())
+
 
 def plan_wave(
     state: State,
