@@ -28,6 +28,18 @@ def ksr(monkeypatch):
     return stub
 
 
+def own_route(router, call_id: str, host: str = "127.0.20.11") -> str:
+    """The Route URI this proxy's Record-Route gives a dialog with ``call_id``."""
+    from sipwave_router.dialogs import token
+
+    return f"sip:{host};lr;swt={token(router._dialog_key, call_id)}"
+
+
+def recorded_route(router, call_id: str) -> tuple[str]:
+    """The arguments of the rr.record_route_params call for a request with ``call_id``."""
+    return (own_route(router, call_id).split(";lr", 1)[1],)
+
+
 @pytest.fixture
 def router(ksr):
     package = importlib.import_module("sipwave_router")

@@ -145,3 +145,19 @@ def test_every_account_without_a_pin_is_returned(tmp_path):
     assert result["without_pin"] == ["beta"]
     checked, _ = run(tmp_path, [ACME, BETA, {**BETA, "id": "gamma"}], check=True)
     assert checked["without_pin"] == ["beta", "gamma"]
+
+
+def test_a_staff_members_own_source_adds_and_removes_only_their_account(tmp_path):
+    """playbooks/user_add.yml: source staff:<login>, exclusive; an empty list removes it."""
+    run(tmp_path, [ACME], source="inventory")
+    staff = {"id": "jkowalska", "department": "support", "number": "+48225558000",
+             "dialin_numbers": ["601234567"]}  # fmt: skip
+    added, _ = run(tmp_path, [staff], source="staff:jkowalska", exclusive=True)
+    assert added["changed"] and numbers(tmp_path)["+48601234567"] == "jkowalska"
+    again, _ = run(tmp_path, [staff], source="staff:jkowalska", exclusive=True)
+    assert not again["changed"]
+    taken = {**staff, "dialin_numbers": ["+48601000001"]}  # acme's, from the inventory
+    refused, _ = run(tmp_path, [taken], source="staff:jkowalska", exclusive=True)
+    assert refused.get("failed") and "+48601000001" in refused["msg"], refused
+    run(tmp_path, [], source="staff:jkowalska", exclusive=True)
+    assert numbers(tmp_path) == {"+48601000001": "acme", "+48601000002": "acme"}

@@ -47,6 +47,7 @@ def agi(tmp_path):
             " VALUES ('beta', 'finance', '+48221110002', NULL, 1)"
         )
         connection.execute("INSERT INTO dialin_number VALUES ('+48601000001', 'acme')")
+        connection.execute("INSERT INTO dialin_number VALUES ('+48601000002', 'acme')")
         connection.execute("INSERT INTO dialin_number VALUES ('+48601000003', 'beta')")
     connection.close()
     return tmp_path
@@ -131,17 +132,52 @@ def set_account(directory: Path, account: str, **columns) -> None:
         )
 
 
+CDR_TABLE = "CREATE TABLE IF NOT EXISTS cdr (calldate, account, billsec, end_epoch, talk_ms)"
+
+
 def billed_today(directory: Path, account: str, seconds: int) -> None:
-    """A CDR row as cdr_sqlite3_custom writes it (text columns, local time)."""
+    """CDR rows as cdr_sqlite3_custom writes them (text columns, local time): a call that
+    talked `seconds` to the carrier today (after a 20 s PIN phase billsec counts too), and one
+    of two days ago."""
     with sqlite3.connect(directory / "cdr.db") as connection:
-        connection.execute("CREATE TABLE IF NOT EXISTS cdr (calldate, account, billsec)")
+        connection.execute(CDR_TABLE)
         connection.execute(
-            "INSERT INTO cdr VALUES (datetime('now', 'localtime'), ?, ?)", (account, str(seconds))
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime'), ?, ?, '1764800000.5', ?)",
+            (account, str(seconds + 20), str(seconds * 1000)),
         )
         connection.execute(
-            "INSERT INTO cdr VALUES (datetime('now', 'localtime', '-2 days'), ?, '86400')",
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime', '-2 days'), ?, '86400',"
+            " '1764600000.0', '86400000')",
             (account,),
         )
+
+
+def test_the_pin_phase_and_refused_calls_use_no_daily_minutes(agi):
+    """30 wrong-PIN calls today, each answered 16 s for the prompts and never dialled out:
+    billsec 480 in all, talk time none; the account's 10 minutes are all left."""
+    set_account(agi, "beta", daily_minutes=10)
+    with sqlite3.connect(agi / "cdr.db") as connection:
+        connection.execute(CDR_TABLE)
+        connection.executemany(
+            "INSERT INTO cdr VALUES"
+            " (datetime('now', 'localtime'), 'beta', '16', '1764800000.1', '')",
+            [()] * 30,
+        )
+    session = Session(agi, "authorise", "+48601000003", ["221234567"])
+    assert session.result == "ok"
+    assert session.variables["SIPWAVE_DIAL_OPTIONS"] == f"L({10 * 60 * 1000})"
+
+
+def test_a_cdr_row_of_an_older_release_counts_its_billsec(agi):
+    """Rows written before the hangup handler have no end_epoch: their billsec counts."""
+    set_account(agi, "beta", daily_minutes=10)
+    with sqlite3.connect(agi / "cdr.db") as connection:
+        connection.execute(CDR_TABLE)
+        connection.execute(
+            "INSERT INTO cdr VALUES (datetime('now', 'localtime'), 'beta', '240', NULL, NULL)"
+        )
+    session = Session(agi, "authorise", "+48601000003", ["221234567"])
+    assert session.variables["SIPWAVE_DIAL_OPTIONS"] == f"L({6 * 60 * 1000})"
 
 
 @pytest.mark.parametrize("dialled", ["00441234567890", "0012025550123", "004930123456"])
@@ -209,6 +245,22 @@ def test_lockout_after_the_limit_even_with_the_right_pin(agi):
     Session(agi, "authorise", "+48601000001", ["1111", "2222", "3333"])
     Session(agi, "authorise", "+48601000001", ["4444"])
     assert Session(agi, "lookup", "+48601000001", []).variables["SIPWAVE_REASON"] == "locked out"
+
+
+def test_wrong_pins_from_all_of_an_accounts_numbers_count_together(agi):
+    """A caller number can be forged: guesses spread over an account's dial-in numbers lock
+    the account, whichever number calls next, and a call already past lookup is stopped."""
+    Session(agi, "authorise", "+48601000001", ["1111", "2222", "3333"])
+    waiting = Session(agi, "lookup", "+48601000002", [])
+    assert waiting.result == "ok"
+    fourth = Session(agi, "authorise", "+48601000002", ["4444"])
+    assert fourth.variables["SIPWAVE_REASON"] == "wrong PIN, now locked out"
+    for caller in ("+48601000001", "+48601000002"):
+        assert Session(agi, "lookup", caller, []).variables["SIPWAVE_REASON"] == "locked out"
+        right_pin = Session(agi, "authorise", caller, [PIN, "123456789"])
+        assert right_pin.variables["SIPWAVE_REASON"] == "locked out"
+    # another account's caller is not touched
+    assert Session(agi, "lookup", "+48601000003", []).result == "ok"
 
 
 @pytest.mark.parametrize("dialled", ["700123456", "0088123456789"])

@@ -26,7 +26,8 @@ EVERY_OBJECT = (
 # changed: the call record tables (acc, sipwave_call_end), the temporary numbers' quarantine
 # table and unique index, the legacy platform's forwarding table, and the routing view's d:,
 # t:, f: and temporary n: keys, and the porting tables (requests, their events, codes issued,
-# answers given, cutovers), and the call records' site column (schema.ADDED_COLUMNS).
+# answers given, cutovers), and the call records' site column (schema.ADDED_COLUMNS), and
+# the staff members' table with the routing view's d: keys of their identities.
 RECORDED = Path(__file__).parent / "golden" / "kamailio_schema"
 
 

@@ -1,6 +1,7 @@
 """Routing decisions of the KEMI router, driven through the KSR stub."""
 
 import pytest
+from conftest import own_route, recorded_route
 
 SUBSCRIBER = "10.0.0.1"  # the stub never sends anything: addresses are only data here
 PBX = "127.0.20.21"
@@ -233,8 +234,9 @@ def test_call_without_credentials_is_challenged(ksr, router):
 def test_authenticated_call_to_a_registered_subscriber_is_relayed(ksr, router):
     request(ksr, "INVITE", rdomain="sip.sipwave.test", ruser="tnf481234003")
     ksr.returns["auth_db.auth_check"] = 1
+    ksr.pvars["$ci"] = "call-1@phone"
     router.request_route()
-    assert ksr.called("rr.record_route") == [()]
+    assert ksr.called("rr.record_route_params") == [recorded_route(router, "call-1@phone")]
     assert ksr.called("registrar.lookup") == [("location",)]
     assert ksr.called("tm.t_relay") == [()]
 
@@ -273,6 +275,7 @@ def test_call_to_a_foreign_domain_is_not_relayed(ksr, router):
 def test_in_dialog_request_follows_its_route_set(ksr, router):
     request(ksr, "BYE", totag=True)
     ksr.returns["rr.loose_route"] = 1
+    ksr.pvars.update({"$ci": "call-1@phone", "$route_uri": own_route(router, "call-1@phone")})
     router.request_route()
     assert ksr.called("tm.t_relay") == [()]
     assert ksr.called("auth_db.auth_check") == []

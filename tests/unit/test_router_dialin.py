@@ -8,7 +8,7 @@ from test_router import request
 
 CARRIER = "127.0.21.31"
 CLAIM_HEADERS = (
-    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID"
+    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity"
     "|Diversion|History-Info)$"
 )
 DIALIN = "+48225550100"
@@ -59,19 +59,24 @@ def accepted(ksr, user: str, domain: str = "ip.tanifon.pl") -> None:
     ksr.pvars.update({"$avp(sipwave_auth_user)": user, "$avp(sipwave_auth_domain)": domain})
 
 
-def test_subscriber_caller_is_the_authenticated_account(ksr, router):
+def test_subscriber_caller_is_the_authenticated_accounts_number(ksr, router):
+    ksr.htables["routing"] = {"a:481234001@ip.tanifon.pl": "+48221110003"}
     request(ksr, "INVITE", ruser=DIALIN)
-    accepted(ksr, "48221110003")
-    ksr.pvars.update({"$au": "48221110003", "$fU": "48221110003"})
+    accepted(ksr, "481234001")
+    ksr.pvars.update({"$au": "481234001", "$fU": "481234001"})
     router.request_route()
     assert appended(ksr) == ["X-Sipwave-Caller: +48221110003\r\n"]
 
 
 def test_first_credentials_header_of_another_user_is_not_the_caller(ksr, router):
     # $au reads the first Proxy-Authorization; auth_check() accepted a later one.
+    ksr.htables["routing"] = {
+        "a:481234001@ip.tanifon.pl": "+48221110001",
+        "a:481239999@ip.tanifon.pl": "+48221119999",
+    }
     request(ksr, "INVITE", ruser=DIALIN)
-    accepted(ksr, "48221119999")
-    ksr.pvars.update({"$au": "48221110001", "$fU": "48221119999"})
+    accepted(ksr, "481239999")
+    ksr.pvars.update({"$au": "481234001", "$fU": "481239999"})
     router.request_route()
     assert appended(ksr) == ["X-Sipwave-Caller: +48221119999\r\n"]
 
@@ -113,7 +118,9 @@ def test_trusted_peers_keep_their_headers_outside_dialin(ksr, router):
     assert appended(ksr) == []
 
 
-@pytest.mark.parametrize("login", ["tnf481234003", "", None])
+# A numeric login (481234001) would read as +48481234001, a stranger's number: an account
+# without a number of its own is refused whatever its login looks like.
+@pytest.mark.parametrize("login", ["tnf481234003", "481234001", "48221110003", "", None])
 def test_caller_without_a_number_is_refused(ksr, router, login):
     request(ksr, "INVITE", ruser=DIALIN)
     accepted(ksr, login)

@@ -6,6 +6,7 @@ The live attacks are in molecule/kamailio/tests/test_attacks.py; these pin the d
 import sys
 
 import pytest
+from conftest import own_route
 from test_router import PBX, SUBSCRIBER, request
 
 CONTACTS = "$(hdr(Contact)[*])"
@@ -141,11 +142,16 @@ def test_contacts_too_long_to_read_are_refused(ksr, router):
     assert ksr.called("registrar.save") == []
 
 
-def in_dialog(ksr, *, source=SUBSCRIBER, ours: bool, next_hop: str | None):
+def in_dialog(ksr, router=None, *, source=SUBSCRIBER, ours: bool, next_hop: str | None):
+    """An in-dialog MESSAGE whose top Route is this proxy's (``ours``), with the dialog token
+    of its Call-ID when a ``router`` is given."""
     request(ksr, "MESSAGE", source=source, totag=True)
     ksr.returns["rr.loose_route"] = 1
     ksr.returns["rr.check_route_param"] = 1 if ours else -1
     ksr.pvars["$du"] = next_hop
+    ksr.pvars["$ci"] = "dialog-1@phone"
+    if router is not None:
+        ksr.pvars["$route_uri"] = own_route(router, "dialog-1@phone")
 
 
 @pytest.mark.parametrize(
@@ -153,7 +159,7 @@ def in_dialog(ksr, *, source=SUBSCRIBER, ours: bool, next_hop: str | None):
     [(False, "sip:127.0.20.99:5070;lr"), (True, "sip:127.0.20.99:5070;lr")],
 )
 def test_a_foreign_route_in_a_dialog_is_not_followed(ksr, router, ours, next_hop):
-    in_dialog(ksr, ours=ours, next_hop=next_hop)
+    in_dialog(ksr, router, ours=ours, next_hop=next_hop)
     router.request_route()
     assert ksr.replies() == [(403, "Route Not Followed")]
     assert ksr.called("tm.t_relay") == []
@@ -161,7 +167,7 @@ def test_a_foreign_route_in_a_dialog_is_not_followed(ksr, router, ours, next_hop
 
 @pytest.mark.parametrize("next_hop", [None, "sip:127.0.20.21:5080;lr"])
 def test_the_own_route_in_a_dialog_is_followed(ksr, router, next_hop):
-    in_dialog(ksr, ours=True, next_hop=next_hop)
+    in_dialog(ksr, router, ours=True, next_hop=next_hop)
     router.request_route()
     assert ksr.called("tm.t_relay") == [()]
 

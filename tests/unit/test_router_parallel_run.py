@@ -7,7 +7,7 @@ The ``routing`` htable stands for what Kamailio loads from the subscriber databa
 import importlib
 
 import pytest
-from conftest import ROUTER_SETTINGS
+from conftest import ROUTER_SETTINGS, recorded_route
 
 LEGACY = "ip.tanifon.pl"
 NEW = "sip.sipwave.test"
@@ -143,10 +143,11 @@ def test_register_on_the_new_domain_is_never_relayed(ksr, proxy):
 
 def test_call_from_a_not_migrated_account_goes_to_the_legacy_platform_unchallenged(ksr, proxy):
     request(ksr, "INVITE", fuser=NOT_MIGRATED, ruser=MIGRATED)
+    ksr.pvars["$ci"] = "call-2@phone"
     proxy.request_route()
     assert ksr.pvars["$du"] == LEGACY_PLATFORM
     assert ksr.called("auth_db.auth_check") == []
-    assert ksr.called("rr.record_route") == [()]
+    assert ksr.called("rr.record_route_params") == [recorded_route(proxy, "call-2@phone")]
     # whatever identity the phone claims is not passed on as asserted
     assert "P-Asserted-Identity" in ksr.called("textops.remove_hf_re")[0][0]
     assert ksr.called("hdr.append") == []

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 from ansible_collections.sipwave.platform.plugins.filter.carriers import carrier_sets
-from conftest import ROUTER_SETTINGS
+from conftest import ROUTER_SETTINGS, own_route
 from test_router import request
 from test_router_dialin import accepted
 
@@ -370,6 +370,7 @@ def test_a_subscribers_bye_records_nothing_until_it_is_answered(ksr, router):
     request(ksr, "BYE", source="127.0.20.201", totag=True)
     ksr.returns["rr.loose_route"] = 1
     ksr.returns["rr.check_route_param"] = 1
+    ksr.pvars.update({"$ci": "call-3@phone", "$route_uri": own_route(router, "call-3@phone")})
     router.request_route()
     assert ksr.called("acc.acc_db_request") == []
     assert ksr.called("tm.t_on_reply") == [("ksr_reply_call_end",)]

@@ -36,10 +36,24 @@ def collect(tmp_path: Path, *args: str) -> tuple[dict[str, float], subprocess.Co
     return samples, run
 
 
-def dialin_settings(tmp_path: Path, failures: dict[str, list[float]]) -> Path:
+def dialin_settings(
+    tmp_path: Path, failures: dict[str, list[float]], numbers: dict[str, str] | None = None
+) -> Path:
+    """A dial-in database with these failures (caller: ages in seconds); each caller is a
+    dial-in number of the account ``numbers`` names (by default an account of its own)."""
     database = tmp_path / "dialin.sqlite"
     connection = dialin_db.connect(str(database))
+    numbers = numbers or {caller: f"account-{caller}" for caller in failures}
     with connection:
+        for caller, account in numbers.items():
+            connection.execute(
+                "INSERT OR IGNORE INTO account (id, department, number, max_calls)"
+                " VALUES (?, 'sales', '+48221110001', 1)",
+                (account,),
+            )
+            connection.execute(
+                "INSERT INTO dialin_number (number, account_id) VALUES (?, ?)", (caller, account)
+            )
         for caller, ages in failures.items():
             connection.executemany(
                 "INSERT INTO failure (caller, at) VALUES (?, ?)", [(caller, NOW - a) for a in ages]
@@ -66,16 +80,28 @@ def certificate(tmp_path: Path, name: str, not_after: datetime.datetime) -> Path
     return path
 
 
-def test_locked_callers_are_those_at_the_limit_within_the_window(tmp_path):
+def test_locked_accounts_are_those_at_the_limit_within_the_window(tmp_path):
     settings = dialin_settings(tmp_path, {
         "+48601000001": [10, 20, 30, 40],      # four within the hour: locked
         "+48601000002": [10, 20],              # two: not locked
         "+48601000003": [4000, 5000, 6000, 7000, 8000],  # old failures: not counted
     })  # fmt: skip
     samples, _ = collect(tmp_path, "--dialin-settings", str(settings))
-    assert samples["sipwave_dialin_locked_callers"] == 1
+    assert samples["sipwave_dialin_locked_accounts"] == 1
     assert samples["sipwave_dialin_pin_failures"] == 6
     assert samples['sipwave_textfile_source_ok{source="dialin"}'] == 1
+
+
+def test_an_account_locked_through_several_of_its_numbers_counts_once(tmp_path):
+    numbers = {"+48601000001": "acme", "+48601000002": "acme", "+48601000003": "beta"}
+    settings = dialin_settings(tmp_path, {
+        "+48601000001": [10, 20],
+        "+48601000002": [30, 40],                # acme: four in all, locked
+        "+48601000003": [10, 20, 30],            # beta: three, not locked
+    }, numbers)  # fmt: skip
+    samples, _ = collect(tmp_path, "--dialin-settings", str(settings))
+    assert samples["sipwave_dialin_locked_accounts"] == 1
+    assert samples["sipwave_dialin_pin_failures"] == 7
 
 
 def test_a_pbx_without_a_dialin_database_yet_has_no_lockout(tmp_path):
@@ -90,7 +116,7 @@ def test_a_pbx_without_a_dialin_database_yet_has_no_lockout(tmp_path):
         )
     )
     samples, _ = collect(tmp_path, "--dialin-settings", str(settings))
-    assert samples["sipwave_dialin_locked_callers"] == 0
+    assert samples["sipwave_dialin_locked_accounts"] == 0
 
 
 def test_the_newest_backup_copy_gives_the_time(tmp_path):

@@ -44,9 +44,10 @@ def asterisk_pid() -> int:
     return int(pbx("systemctl", "show", "asterisk", "-p", "MainPID", "--value"))
 
 
-def forget_failures(caller: str) -> None:
-    """A fresh lockout counter for a test's caller (re-runs against the same containers)."""
-    pbx("sqlite3", DIALIN_DATABASE, f"DELETE FROM failure WHERE caller = '{caller}'")
+def forget_failures(*callers: str) -> None:
+    """A fresh lockout counter for a test's callers (re-runs against the same containers)."""
+    listed = ", ".join(f"'{caller}'" for caller in callers)
+    pbx("sqlite3", DIALIN_DATABASE, f"DELETE FROM failure WHERE caller IN ({listed})")
 
 
 def cdr_rows(where: str) -> list[dict]:

@@ -59,6 +59,13 @@ def test_no_anonymous_or_guest_endpoint():
     assert "identifier_anonymous" not in modules and "identifier_user" not in modules
 
 
+@pytest.mark.parametrize("endpoint", ["sipwave-proxy", "sipwave-carrier"])
+def test_no_endpoint_accepts_a_transfer(endpoint):
+    """A REFER would send a dial-in call on past the PIN and prefix checks."""
+    shown = pbx("asterisk", "-rx", f"pjsip show endpoint {endpoint}")
+    assert re.search(r"^\s*allow_transfer\s*:\s*false\s*$", shown, re.M), shown
+
+
 def test_direct_call_from_an_unknown_address_is_refused(carrier):
     result = sipp.run(
         str(dialin.write(dialin.DialinCall("48601000001", DIALIN, "127.0.21.21", expect="401"))),
@@ -124,20 +131,26 @@ def test_wrong_pin_is_refused_after_three_tries(carrier):
     assert rows[-1]["outcome"] == "wrong PIN 3 times", rows
 
 
-def test_caller_is_locked_out_after_four_failures(carrier):
-    forget_failures("+48601000004")
+def test_account_is_locked_out_after_four_failures_from_any_of_its_numbers(carrier):
+    """Caller numbers can be forged: guesses spread over gamma's two dial-in numbers lock
+    gamma (asterisk_dialin_lockout_failures 4), and then neither number gets a PIN prompt."""
+    forget_failures("+48601000004", "+48601000006")
     first = dial_in("+48601000004", entries=[WRONG_PIN] * 3, expect="hungup")
     assert first.successful == 1, first.output
-    fourth_failure = dial_in("+48601000004", entries=[WRONG_PIN], expect="hungup")
+    fourth_failure = dial_in("+48601000006", entries=[WRONG_PIN], expect="hungup")
     assert fourth_failure.successful == 1, fourth_failure.output
-    with_the_right_pin = dial_in("+48601000004", expect="403")
-    assert with_the_right_pin.successful == 1, with_the_right_pin.output
+    for caller in ("+48601000004", "+48601000006"):
+        with_the_right_pin = dial_in(caller, expect="403")
+        assert with_the_right_pin.successful == 1, with_the_right_pin.output
+        assert cdr_rows(f"caller = '{caller}'")[-1]["outcome"] == "locked out"
     assert "INVITE" not in carrier.stop().messages
-    assert cdr_rows("caller = '+48601000004'")[-1]["outcome"] == "locked out"
 
 
-def test_blocked_prefix_is_refused(carrier):
-    call = dial_in("0048601000002", entries=[pin_of("acme"), "701234567"], expect="hungup")
+@pytest.mark.parametrize("dialled", ["701234567", "00979123456789"])
+def test_blocked_prefix_is_refused(carrier, dialled):
+    """A national premium number, and the international premium-rate code +979 (a PIN
+    account may call abroad, not there)."""
+    call = dial_in("0048601000002", entries=[pin_of("acme"), dialled], expect="hungup")
     assert call.successful == 1, call.output
     assert "INVITE" not in carrier.stop().messages
     assert "blocked prefix" in cdr_rows("caller = '+48601000002'")[-1]["outcome"]

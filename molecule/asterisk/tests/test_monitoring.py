@@ -27,9 +27,10 @@ PROMETHEUS_SOURCE = "127.0.0.1"
 STRANGER = "127.0.21.240"
 WRONG_PIN = "11112222"
 # What the dial-in AGI locks (4 failures within the hour in this scenario), read directly.
-LOCKED_CALLERS = (
-    "SELECT COUNT(*) FROM (SELECT caller FROM failure WHERE at > strftime('%s','now') - 3600 "
-    "GROUP BY caller HAVING COUNT(*) >= 4)"
+LOCKED_ACCOUNTS = (
+    "SELECT COUNT(*) FROM (SELECT d.account_id FROM failure f JOIN dialin_number d"
+    " ON d.number = f.caller WHERE f.at > strftime('%s','now') - 3600"
+    " GROUP BY d.account_id HAVING COUNT(*) >= 4)"
 )
 ACCOUNT = "48221110003"
 DOMAIN = "ip.tanifon.pl"
@@ -72,22 +73,22 @@ def test_prometheus_scrapes_kamailio_asterisk_the_exporters_and_itself():
 
 
 def test_a_pbx_lockout_shows_in_the_metrics():
-    """Four wrong PINs lock the caller out (asterisk_dialin_lockout_failures); the exporter
-    on the PBX counts it from the dial-in database."""
+    """Four wrong PINs lock the caller's account out (asterisk_dialin_lockout_failures); the
+    exporter on the PBX counts it from the dial-in database."""
     caller = "+48601000004"
-    forget_failures(caller)
+    forget_failures(caller, "+48601000006")
     for entries in ([WRONG_PIN] * 3, [WRONG_PIN]):
         call = dial_in(caller, entries=entries, expect="hungup")
         assert call.successful == 1, call.output
-    locked = pbx("sqlite3", DIALIN_DATABASE, LOCKED_CALLERS).strip()
-    metric = f'sipwave_dialin_locked_callers{{host="{PBX_CONTAINER}"}}'
+    locked = pbx("sqlite3", DIALIN_DATABASE, LOCKED_ACCOUNTS).strip()
+    metric = f'sipwave_dialin_locked_accounts{{host="{PBX_CONTAINER}"}}'
     try:
         assert wait_for_metric(f"{metric} == {locked}") and int(locked) >= 1, (
             prometheus_query(metric),
             locked,
         )
     finally:
-        forget_failures(caller)
+        forget_failures(caller, "+48601000006")
 
 
 def test_the_newest_backup_shows_in_the_metrics():

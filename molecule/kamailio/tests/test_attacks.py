@@ -266,6 +266,39 @@ def test_in_dialog_request_never_follows_a_foreign_route(method, route):
         assert status(answer) == "SIP/2.0 403 Route Not Followed"
 
 
+# The proxy named in a Route without the dialog token of the request's Call-ID (the token its
+# own Record-Route carries): once that made the proxy relay anything with a To tag to any
+# request URI, unauthenticated, from its own address.
+UNTOKENED_ROUTES = {
+    "no token": f"Route: <sip:{PROXY_ADDRESS};lr>",
+    "a made-up token": f"Route: <sip:{PROXY_ADDRESS};lr;swt={'0' * 32}>",
+}
+IN_DIALOG_ATTACKS = {
+    "NOTIFY": ("Event: check-sync", "Subscription-State: terminated"),
+    "MESSAGE": ("Content-Type: text/plain",),
+    "INVITE": ("Contact: <sip:attacker@127.0.20.174:5060>",),
+}
+
+
+@pytest.mark.parametrize("method", sorted(IN_DIALOG_ATTACKS))
+@pytest.mark.parametrize("route", sorted(UNTOKENED_ROUTES))
+def test_in_dialog_request_naming_the_proxy_without_its_token_is_refused(method, route):
+    with phone(*FOREIGN_UAS) as uas, phone("127.0.20.174") as attacker:
+        request = attacker.request(
+            method,
+            f"sip:victim@{FOREIGN_UAS[0]}:{FOREIGN_UAS[1]}",
+            from_uri=f"sip:+48221110001@{LEGACY_DOMAIN}",
+            to_uri=f"sip:victim@{FOREIGN_UAS[0]}",
+            to_tag=secrets.token_hex(4),
+            headers=(UNTOKENED_ROUTES[route], *IN_DIALOG_ATTACKS[method]),
+            new_call=True,
+        )
+        answer = attacker.exchange(request, NO_ANSWER_S)
+        reached = uas.answer(NO_ANSWER_S, skip_provisional=False)
+    assert reached is None, reached[:200]
+    assert status(answer) == "SIP/2.0 403 Route Not Followed"
+
+
 def test_out_of_dialog_ack_is_never_relayed():
     user, domain, password = ACCOUNTS["legacy-a"]
     uri = f"sip:800556@{NEW_DOMAIN}"

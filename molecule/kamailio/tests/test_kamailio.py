@@ -1,6 +1,7 @@
 """The proxy as a phone, a PBX and an attacker see it: real Kamailio, real SIPp traffic."""
 
 import json
+import re
 
 import pytest
 from conftest import (
@@ -102,7 +103,10 @@ def test_call_reaches_the_registered_contact_through_the_proxy():
     assert caller.successful == 1, caller.output
     assert callee_side.successful == 1, callee_side.output
     assert f"INVITE sip:{callee}@127.0.20.102:5070" in callee_side.messages
-    assert "Record-Route: <sip:127.0.20.11;lr>" in callee_side.messages
+    # The proxy's own Record-Route, with the dialog token of the call's Call-ID: the caller's
+    # BYE (call_auth.xml) brought it back and was relayed.
+    own_route = r"Record-Route: <sip:127\.0\.20\.11;lr;swt=[0-9a-f]{32}>"
+    assert re.search(own_route, callee_side.messages), callee_side.messages
 
 
 def test_call_to_a_pbx_prefix_goes_to_the_pbx():
@@ -237,6 +241,20 @@ def test_router_failing_at_import_never_reaches_the_service(host, tmp_path, fail
     )
     assert result.successful == 1, result.output
     host.check_output(f"rm -rf {staged}")
+
+
+DIALOG_KEY = "/var/lib/kamailio/sipwave-dialog.key"  # kamailio_dialog_key_file
+
+
+def test_the_dialog_key_is_random_hex_for_kamailio_alone_and_never_logged():
+    owner_and_mode = in_container("stat", "-c", "%U:%G %a", DIALOG_KEY).stdout.split()
+    assert owner_and_mode == ["kamailio:kamailio", "600"]
+    key = in_container("cat", DIALOG_KEY).stdout.strip()
+    well_formed = re.fullmatch("[0-9a-f]{64}", key) is not None and len(set(key)) > 4
+    journal = in_container("journalctl", "--no-pager", "-o", "cat").stdout
+    logged = key in journal
+    assert well_formed, "the dialog key is not 32 random bytes in hex"
+    assert not logged, "the dialog key is in the journal"
 
 
 def test_router_change_reloads_without_restart(host):

@@ -2,10 +2,14 @@
 release), deploy B, roll back: the host runs A again and serves; refused without --limit and
 on a host without a previous release, changing nothing there."""
 
+import re
+import secrets
+
 import pytest
-from conftest import CONTAINER, PROXY, main_pid, register_row, run_playbook
+from conftest import CONTAINER, NEW_DOMAIN, PBX_ADDRESS, PROXY, main_pid, register_row, run_playbook
 from sipwave_testlib import sipp
 from sipwave_testlib.playbooks import run_playbook as run_named_playbook
+from test_attacks import PROXY_ADDRESS, PROXY_PORT, phone, reply
 
 ROOT = "/etc/kamailio/sipwave"
 
@@ -31,8 +35,51 @@ def registers(address: str) -> bool:
     return result.successful == 1
 
 
+PBX_SIDE = (PBX_ADDRESS, 5080)
+STRANGER = "127.0.20.113"
+
+
 @pytest.fixture(scope="module")
-def deployed_twice(host):
+def dialog_before_restarts() -> tuple[str, str]:
+    """A dialog's Call-ID and the proxy's Record-Route for it, from before the restarts
+    below: the PBX calls a prefix route (back to itself), the proxy record-routes it."""
+    with phone(*PBX_SIDE) as pbx_side, phone(PBX_ADDRESS) as pbx:
+        invite = pbx.request(
+            "INVITE", f"sip:800778@{NEW_DOMAIN}", from_uri=f"sip:+48221110001@{PBX_ADDRESS}",
+            to_uri=f"sip:800778@{NEW_DOMAIN}",
+            headers=(f"Contact: <sip:pbx@{pbx.address}:{pbx.port}>",),
+        )  # fmt: skip
+        pbx.send(invite)
+        arrived = pbx_side.answer(3, skip_provisional=False)
+        assert arrived is not None and arrived.startswith(b"INVITE "), arrived
+        pbx_side.sock.sendto(reply(arrived, b"486 Busy Here"), (PROXY_ADDRESS, PROXY_PORT))
+        pbx.answer(3)
+    route = re.search(rb"^Record-Route: (<[^>]+>)", arrived, re.M)[1].decode()
+    return pbx.call_id, route
+
+
+def in_dialog_from_a_stranger(call_id: str, route: str) -> bytes | None:
+    """An in-dialog MESSAGE of a subscriber's phone (no peer) to the PBX side: what reached it."""
+    with phone(*PBX_SIDE) as pbx_side, phone(STRANGER) as stranger:
+        stranger.call_id = call_id
+        stranger.send(
+            stranger.request(
+                "MESSAGE",
+                f"sip:pbx@{PBX_SIDE[0]}:{PBX_SIDE[1]}",
+                from_uri=f"sip:800778@{NEW_DOMAIN}",
+                to_uri=f"sip:+48221110001@{PBX_ADDRESS}",
+                to_tag=secrets.token_hex(4),
+                headers=(f"Route: {route}",),
+            )
+        )
+        reached = pbx_side.answer(1, skip_provisional=False)
+        if reached is not None:  # answered, so that the proxy stops retransmitting it
+            pbx_side.sock.sendto(reply(reached, b"200 OK"), (PROXY_ADDRESS, PROXY_PORT))
+        return reached
+
+
+@pytest.fixture(scope="module")
+def deployed_twice(host, dialog_before_restarts):
     """A is the converged release; B differs in kamailio.cfg (one more receiver per socket),
     so the rollback has to restart Kamailio to run A."""
     release_a, receivers_a = release_of(host, "current"), receivers(host)
@@ -78,3 +125,16 @@ def test_rollback_runs_the_previous_release_and_the_proxy_serves(host, deployed_
     assert main_pid(host) != pid, "kamailio.cfg differs: Kamailio must have restarted"
     assert receivers(host) == receivers_a
     assert registers("127.0.20.112")
+
+
+def test_a_dialog_from_before_the_restarts_is_still_followed(
+    deployed_twice, dialog_before_restarts
+):
+    """The dialog token's key is on the host, not in the release: a call set up before a
+    restart (two here: release B, rollback to A) keeps its in-dialog requests; the same Route
+    with another Call-ID is refused."""
+    call_id, route = dialog_before_restarts
+    assert re.fullmatch(r"<sip:127\.0\.20\.11;lr;swt=[0-9a-f]{32}>", route), route
+    reached = in_dialog_from_a_stranger(call_id, route)
+    assert reached is not None and reached.startswith(b"MESSAGE "), reached
+    assert in_dialog_from_a_stranger(f"other-{call_id}", route) is None

@@ -424,6 +424,54 @@ def test_inbound_call_to_an_unknown_number_gets_a_bare_404():
     assert answer == "SIP/2.0 404 Not Found"
 
 
+CONNECTED_LINE_CLAIMS = (
+    b"P-Asserted-Identity: <sip:+48229999999@ip.tanifon.pl>",
+    b"Remote-Party-ID: <sip:+48229999999@ip.tanifon.pl>;party=called;screen=yes",
+    b"Identity: eyJhbGciOiJFUzI1NiJ9.forged.signature;info=<https://cert.example/x.pem>",
+)
+
+
+def final_or_ringing(network) -> bytes | None:
+    """The next answer that is not the proxy's own 100 Trying."""
+    while (answer := network.answer(3, skip_provisional=False)) is not None:
+        if not answer.startswith(b"SIP/2.0 100 "):
+            return answer
+    return None
+
+
+def test_a_phones_answer_never_tells_the_carrier_someone_elses_number():
+    """Connected line: the phone answering a carrier's call claims another number in its
+    180 and 200; neither reaches the carrier."""
+    with registered_handsets("legacy-a") as handsets, phone(CARRIER_A) as network:
+        network.send(public_network_invite(network, OWN_NUMBER))
+        invite = handsets[0].answer(3, skip_provisional=False)
+        assert invite is not None and invite.startswith(b"INVITE "), invite
+        routes = [h for h in invite.split(b"\r\n") if h.lower().startswith(b"record-route:")]
+        to_phone = (PROXY_ADDRESS, PROXY_PORT)
+        contact = f"Contact: <sip:481234001@{handsets[0].address}:{handsets[0].port}>".encode()
+        for code in (b"180 Ringing", b"200 OK"):
+            answer = reply(invite, code, contact, *routes, *CONNECTED_LINE_CLAIMS)
+            handsets[0].sock.sendto(answer, to_phone)
+        ringing, answered = (final_or_ringing(network) for _ in range(2))
+    assert status(ringing) == "SIP/2.0 180 Ringing" and status(answered) == "SIP/2.0 200 OK"
+    for received in (ringing, answered):
+        assert b"+48229999999" not in received
+        for claim in CONNECTED_LINE_CLAIMS:
+            assert claim.split(b":", 1)[0] + b":" not in received, received.decode()
+    # The dialog's route set brings the proxy's token back to the carrier, as any UAC's.
+    token = rb"^Record-Route: <sip:127\.0\.20\.11[^>]*;swt=[0-9a-f]{32}[;>]"
+    assert re.search(token, answered, re.M), answered.decode()
+
+
+def test_an_account_without_a_number_of_its_own_never_reaches_a_carrier(carriers):
+    """481234009 has no number: once its login was presented, as +48481234009, a
+    stranger's number."""
+    answer, call_id = call_out(CALLED, account="guessed")
+    assert answer == "SIP/2.0 403 Caller Number Unknown"
+    assert all(c.invites() == [] for c in carriers.values())
+    assert [row[5] for row in call_records(call_id)] == ["403"]
+
+
 def test_the_same_call_from_an_address_that_is_no_carrier_is_refused():
     with registered_handsets("legacy-a") as handsets:
         answer, _ = call_in(STRANGER, OWN_NUMBER)

@@ -5,7 +5,7 @@
                                 [--certificate PEM ...]
 
 - ``--dialin-settings``: the dial-in AGI's settings.json (its database, lockout failures and
-  window): ``sipwave_dialin_locked_callers`` (caller numbers locked out now) and
+  window): ``sipwave_dialin_locked_accounts`` (accounts locked out now) and
   ``sipwave_dialin_pin_failures`` (failures within the window).
 - ``--backup-directory``: where playbooks/backup.yml leaves the proxy's database copies:
   ``sipwave_backup_newest_timestamp_seconds`` (0 when there is none).
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-LOCKED = "sipwave_dialin_locked_callers"
+LOCKED = "sipwave_dialin_locked_accounts"
 FAILURES = "sipwave_dialin_pin_failures"
 BACKUP = "sipwave_backup_newest_timestamp_seconds"
 CERTIFICATE = "sipwave_certificate_expiry_timestamp_seconds"
@@ -55,8 +55,8 @@ def dialin(settings_path: Path, now: float) -> dict[str, float]:
             "SELECT COUNT(*) FROM failure WHERE at > ?", (since,)
         ).fetchone()
         (locked,) = connection.execute(
-            "SELECT COUNT(*) FROM (SELECT caller FROM failure WHERE at > ? GROUP BY caller "
-            "HAVING COUNT(*) >= ?)",
+            "SELECT COUNT(*) FROM (SELECT d.account_id FROM failure f JOIN dialin_number d"
+            " ON d.number = f.caller WHERE f.at > ? GROUP BY d.account_id HAVING COUNT(*) >= ?)",
             (since, int(settings["lockout_failures"])),
         ).fetchone()
     return {LOCKED: locked, FAILURES: failures}

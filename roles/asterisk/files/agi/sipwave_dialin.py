@@ -8,7 +8,8 @@ authorisation database on every call, so a changed list applies to the next call
 reload, and calls already in progress are never touched.
 
 ``lookup`` (before the call is answered) finds the account of the caller number the proxy
-established (channel variable SIPWAVE_CALLER) and refuses unknown or locked-out callers.
+established (channel variable SIPWAVE_CALLER) and refuses unknown callers and accounts locked
+out (wrong PINs are counted per account, over all its dial-in numbers).
 ``authorise`` (after answer) asks for the PIN when the account has one, then for the
 destination, and refuses blocked prefixes. A caller number can be forged from the PSTN, so
 an account without a PIN may call only its allowed prefixes (the site default: national
@@ -95,14 +96,19 @@ class Dialin:
         self.agi.set("SIPWAVE_REASON", reason)
         self.agi.log(f"caller {caller or '?'} refused: {reason}")
 
-    def failures(self, caller: str) -> int:
+    def failures(self, account: str) -> int:
+        """Wrong PINs within the window from any of the account's dial-in numbers: a caller
+        number can be forged, so spreading guesses over an account's numbers (or calls in
+        parallel) buys no more of them."""
         since = time.time() - self.settings["lockout_window_s"]
         (count,) = self.db.execute(
-            "SELECT count(*) FROM failure WHERE caller = ? AND at > ?", (caller, since)
+            "SELECT count(*) FROM failure f JOIN dialin_number d ON d.number = f.caller"
+            " WHERE d.account_id = ? AND f.at > ?",
+            (account, since),
         ).fetchone()
         return count
 
-    def record_failure(self, caller: str) -> int:
+    def record_failure(self, caller: str, account: str) -> int:
         with self.db:
             self.db.execute("INSERT INTO failure (caller, at) VALUES (?, ?)", (caller, time.time()))
             # Old rows are never counted again: keep the table small.
@@ -110,10 +116,10 @@ class Dialin:
                 "DELETE FROM failure WHERE at < ?",
                 (time.time() - 2 * self.settings["lockout_window_s"],),
             )
-        return self.failures(caller)
+        return self.failures(account)
 
-    def locked(self, caller: str) -> bool:
-        return self.failures(caller) >= self.settings["lockout_failures"]
+    def locked(self, account: str) -> bool:
+        return self.failures(account) >= self.settings["lockout_failures"]
 
     def account_of(self, caller: str):
         """(id, department, number, max_calls, pin_hash, allowed_prefixes, daily_minutes)."""
@@ -135,14 +141,23 @@ class Dialin:
             return None if row is None else (*row, None, None)
 
     def minutes_used_today(self, account: str) -> float:
-        """Billed minutes of the account's calls since local midnight, from the CDRs."""
+        """Minutes the account talked to the carrier since local midnight, from the CDRs.
+
+        The carrier leg's talk time (talk_ms, written by the dialplan's hangup handler),
+        not the CDR's billsec: that counts from the answer before the PIN prompt, so the
+        PIN phase and refused calls (wrong PIN, blocked destination) would use up minutes.
+        A row without end_epoch was written before the hangup handler existed; its billsec
+        is the only measure it has and counts whole (more, never less, than was talked).
+        """
         try:
             with sqlite3.connect(
                 f"file:{self.settings['cdr_database']}?mode=ro", uri=True, timeout=5
             ) as cdr:
                 (seconds,) = cdr.execute(
-                    "SELECT COALESCE(SUM(CAST(billsec AS INTEGER)), 0) FROM cdr"
-                    " WHERE account = ? AND calldate >= date('now', 'localtime')",
+                    "SELECT COALESCE(SUM(CASE WHEN COALESCE(end_epoch, '') = ''"
+                    " THEN CAST(billsec AS INTEGER)"
+                    " ELSE COALESCE(CAST(NULLIF(talk_ms, '') AS INTEGER), 0) / 1000.0 END), 0)"
+                    " FROM cdr WHERE account = ? AND calldate >= date('now', 'localtime')",
                     (account,),
                 ).fetchone()
         except sqlite3.OperationalError:
@@ -153,12 +168,12 @@ class Dialin:
         caller = self.agi.get("SIPWAVE_CALLER")
         if not caller:
             return self.refuse(caller, "no caller number")
-        if self.locked(caller):
-            return self.refuse(caller, "locked out")
         row = self.account_of(caller)
         if row is None:
             return self.refuse(caller, "not authorised")
         account, department, number, max_calls = row[:4]
+        if self.locked(account):
+            return self.refuse(caller, "locked out")
         for name, value in (
             ("SIPWAVE_ACCOUNT", account),
             ("SIPWAVE_DEPARTMENT", department),
@@ -177,7 +192,11 @@ class Dialin:
         if row is None:
             return self.refuse(caller, "not authorised")
         account, pin_hash, allowed, daily_minutes = row[0], row[4], row[5], row[6]
-        if pin_hash is not None and not self.pin_accepted(caller, pin_hash):
+        # Again: another call from one of the account's numbers may have used up its tries
+        # while this caller listened to the prompt.
+        if self.locked(account):
+            return self.refuse(caller, "locked out")
+        if pin_hash is not None and not self.pin_accepted(caller, account, pin_hash):
             return None
         destination = self.destination(caller, split_prefixes(allowed), pin_hash is None)
         if destination is None:
@@ -197,7 +216,7 @@ class Dialin:
         self.agi.log(f"caller {caller} (account {row[0]}) calls {destination}")
         return None
 
-    def pin_accepted(self, caller: str, pin_hash: str) -> bool:
+    def pin_accepted(self, caller: str, account: str, pin_hash: str) -> bool:
         tries = self.settings["pin_tries"]
         for attempt in range(1, tries + 1):
             entered = self.agi.digits(
@@ -205,7 +224,7 @@ class Dialin:
             )
             if entered and pin_matches(entered, pin_hash):
                 return True
-            if self.record_failure(caller) >= self.settings["lockout_failures"]:
+            if self.record_failure(caller, account) >= self.settings["lockout_failures"]:
                 self.refuse(caller, "wrong PIN, now locked out")
                 return False
             if attempt < tries:

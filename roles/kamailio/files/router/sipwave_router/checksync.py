@@ -20,24 +20,30 @@ HTABLE_CHECK_SYNC = "checksync"
 CALL_ID_PREFIX = "sipwave-checksync-"
 CALL_ID = re.compile(re.escape(CALL_ID_PREFIX) + r"[0-9a-f]{32}")
 FINAL_STATUS = re.compile(r"[2-6][0-9][0-9]")
-# Call-ID, the CSeq method and the status of a reply, read in one call.
-REPLY_FACTS = "$_s($ci\n|$rm\n|$rs)"
+# The source address, Call-ID, CSeq method and status of a reply, read in one call (the
+# source is for the router's reply route, which strips claims of replies from non-peers).
+REPLY_FACTS = "$_s($si\n|$ci\n|$rm\n|$rs)"
 FACT_SEPARATOR = "\n|"
 
 
-def record_answer() -> None:
-    """Keep the final status of a reply to a check-sync NOTIFY; ignore every other reply."""
+def record_answer() -> str | None:
+    """Keep the final status of a reply to a check-sync NOTIFY; ignore every other reply.
+
+    Returns the reply's source address, read with the rest; None when the values cannot be
+    read (not UTF-8), and the reply is then treated as coming from nobody trusted.
+    """
     try:
         facts = KSR.pv.get(REPLY_FACTS)
     except UnicodeDecodeError:
-        return  # not UTF-8: no Call-ID of ours
+        return None  # not UTF-8: no Call-ID of ours
     if facts is None:
-        return
-    call_id, method, status = [*facts.split(FACT_SEPARATOR, 2), "", ""][:3]
+        return None
+    source, call_id, method, status = [*facts.split(FACT_SEPARATOR, 3), "", "", ""][:4]
     if method != "NOTIFY" or not CALL_ID.fullmatch(call_id):
-        return
+        return source
     if not FINAL_STATUS.fullmatch(status):
-        return  # provisional (or malformed): the final answer is still to come
+        return source  # provisional (or malformed): the final answer is still to come
     if KSR.tm.t_check_trans() != 1:
-        return  # no transaction of this proxy's: forged or stray
+        return source  # no transaction of this proxy's: forged or stray
     KSR.htable.sht_seti(HTABLE_CHECK_SYNC, call_id, int(status))
+    return source

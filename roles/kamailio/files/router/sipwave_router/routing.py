@@ -18,6 +18,7 @@ import re
 import KSR
 
 from sipwave_router.checksync import record_answer
+from sipwave_router.dialogs import ROUTE_PARAM, load_key, token, token_matches
 from sipwave_router.e164 import normalise_or_none
 from sipwave_router.keys import (
     CLOSED_ACCOUNT_KEY,
@@ -116,14 +117,24 @@ RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
 # textops matches header names case-insensitively, and the parser has already trimmed the
 # whitespace around them.
 # Diversion and History-Info claim that a number forwarded the call: carriers may let such a
-# call present the forwarding number, so only a trusted peer's are believed.
+# call present the forwarding number, so only a trusted peer's are believed. Identity
+# (STIR/SHAKEN) is a carrier's signature of a caller: nobody else's is passed on.
 CLAIM_HEADERS_RE = (
-    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID"
+    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity"
     "|Diversion|History-Info)$"
 )
 RELAYED_CLAIM_HEADERS_RE = (
-    "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID|Diversion|History-Info)$"
+    "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID|Identity|Diversion|History-Info)$"
 )
+# The same claims in replies: a phone answering a carrier's call must not tell the carrier
+# whom it connected to (connected line). A relaying peer's asserted identity is believed.
+REPLY_CLAIM_HEADERS_RE = (
+    "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+)
+RELAYED_REPLY_CLAIM_HEADERS_RE = "^(P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+# An in-dialog request's top Route (this proxy's, with its dialog token), Call-ID and the
+# next hop loose_route() chose, read in one call.
+DIALOG_FACTS = "$_s(" + FACT_SEPARATOR.join(("$route_uri", "$ci", "$du")) + ")"
 # Every URI host in a Contact value (and in anything else there that looks like a URI): the
 # check errs towards refusing. A host is what follows the scheme or any "@" after it.
 CONTACT_URI = re.compile(r"sips?:([^\s,;>?&\"]+)", re.IGNORECASE)
@@ -179,6 +190,11 @@ class Router(TelephonyRoutes, MetricsRoutes):
             True: RELAYED_CLAIM_HEADERS_RE,
             False: CLAIM_HEADERS_RE,
         }
+        self._reply_claim_headers_re = {
+            True: RELAYED_REPLY_CLAIM_HEADERS_RE,
+            False: REPLY_CLAIM_HEADERS_RE,
+        }
+        self._dialog_key = load_key(settings.dialog_key_file)
 
     def request_route(self) -> int:
         # Runs for every request: values are read once and compared in Python, because every
@@ -218,16 +234,18 @@ class Router(TelephonyRoutes, MetricsRoutes):
                 caller = self.authenticated_identity()
                 self.start_call_record(caller)
             if method in RECORD_ROUTED_METHODS:
-                KSR.rr.record_route()
+                self.record_route()
             self.route_destination(source, method, caller)
         except UnicodeDecodeError:
             self.route_undecodable()
         return 1
 
-    @staticmethod
-    def reply_route() -> int:
-        """Core reply route: every reply goes on to tm (1) once a check-sync answer is kept."""
-        record_answer()
+    def reply_route(self) -> int:
+        """Core reply route: every reply goes on to tm (1) once a check-sync answer is kept
+        and, from anyone but a trusted peer, its identity claims are removed."""
+        source = record_answer()
+        if source not in self.settings.trusted_peers:
+            _remove_hf_re(self._reply_claim_headers_re[source in self.settings.relaying_peers])
         return 1
 
     # -- request hygiene and flood defence -------------------------------------------
@@ -355,13 +373,25 @@ class Router(TelephonyRoutes, MetricsRoutes):
         """Whether loose_route() followed this proxy's own Record-Route, and only it.
 
         Before authentication only the Route this proxy put there may be followed: the top
-        Route must be this proxy, and the next hop it leaves (a further Route) must be a
+        Route must be this proxy with the dialog token of the request's Call-ID (dialogs.py:
+        without it anyone could name the proxy in a Route and have any request URI reached
+        from the proxy's address), and the next hop it leaves (a further Route) must be a
         peer; without a further Route the next hop is the request URI, as in any dialog.
         """
         if not self._routed_by_myself():
             return False
-        next_hop = KSR.pv.get("$du")
-        return next_hop is None or normalise_host(uri_host(next_hop)) in self._next_hops_allowed
+        facts = _pv_get(DIALOG_FACTS)
+        if facts is None:
+            return False
+        route_uri, call_id, next_hop = facts.split(FACT_SEPARATOR, 2)
+        if not token_matches(self._dialog_key, call_id, route_uri):
+            return False
+        return next_hop == PV_NULL or normalise_host(uri_host(next_hop)) in self._next_hops_allowed
+
+    def record_route(self) -> None:
+        """Record-Route this dialog through the proxy, with the token of its Call-ID."""
+        call_id = _pv_get("$ci") or ""
+        KSR.rr.record_route_params(f";{ROUTE_PARAM}={token(self._dialog_key, call_id)}")
 
     @staticmethod
     def _routed_by_myself() -> bool:
@@ -451,7 +481,7 @@ class Router(TelephonyRoutes, MetricsRoutes):
         if method == "REGISTER":
             _remove_hf_re(CLAIM_HEADERS_RE)
         if method in RECORD_ROUTED_METHODS:
-            KSR.rr.record_route()
+            self.record_route()
         # The legacy platform checks the password: its refusals count as the proxy's own.
         KSR.tm.t_on_failure(LEGACY_FAILURE_ROUTE)
         self.relay_to(self.settings.legacy_platform)

@@ -104,6 +104,9 @@ class Settings:
     # Prometheus metrics (None: not served) and the carriers whose state they show.
     metrics: Metrics | None = None
     carrier_probes: tuple[CarrierProbe, ...] = ()
+    # The file holding the key of the dialog tokens (dialogs.py; read by the Router, so that
+    # the key itself is never part of the settings). "" gives a key of this process only.
+    dialog_key_file: str = ""
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
@@ -237,6 +240,7 @@ def settings_from_dict(data: dict) -> Settings:
         if metrics
         else None,
         carrier_probes=carrier_probes(data),
+        dialog_key_file=str(data.get("dialog_key_file") or ""),
     )
 
 

@@ -187,12 +187,9 @@ class TelephonyRoutes:
         if setid is None:
             return False
         self.note_site(site)
-        own = normalise_or_none(
-            self.number_or_login(identity, first_own), self.settings.number_plan
-        )
-        if own is None:
-            self.reply_call(403, "Caller Number Unknown")
-            return True
+        # Only a number the account holds is ever presented, never one made of its login
+        # (a login such as 481234001 would read as someone else's +48481234001).
+        own = normalise_or_none(first_own, self.settings.number_plan) if first_own else None
         requested = self.requested_number()
         if requested is not None and self.is_own_number(requested, identity):
             own = requested
@@ -202,6 +199,11 @@ class TelephonyRoutes:
             # unless the carrier presents numbers it does not hold (CLIP no screening).
             foreign = foreign or own
             own = temporary
+        if own is None:
+            # No number of its own in the inventory: refused rather than presenting a number
+            # nobody gave it (the From would be anonymous, the P-Asserted-Identity still not).
+            self.reply_call(403, "Caller Number Unknown")
+            return True
         KSR.pv.sets(OWN_NUMBER_AVP, own)
         if foreign is not None:
             KSR.pv.sets(FOREIGN_NUMBER_AVP, foreign)
@@ -228,21 +230,16 @@ class TelephonyRoutes:
         return self.settings.carriers.get(uri_host(KSR.pv.get("$du") or ""))
 
     def caller_number(self, identity: str | None) -> str | None:
-        """The number an identity presents (one hash lookup), see number_or_login."""
+        """The number an identity presents (one hash lookup): its account's first own number;
+        None without one (never its login, which may read as someone else's number)."""
         if identity is None:
             return None
-        return self.number_or_login(identity, self.first_own_number(identity))
+        return self.first_own_number(identity)
 
     @staticmethod
     def first_own_number(identity: str) -> str | None:
         """The first own number of the identity's account (``a:``), None when it has none."""
         return KSR.htable.sht_get(HTABLE_ROUTING, CALLER_NUMBER_KEY + identity)
-
-    @staticmethod
-    def number_or_login(identity: str, first_own: str | None) -> str:
-        """The number an identity presents: its account's first own number, else the login
-        when it is one (a phase-2 login such as tnf481234567 is no number)."""
-        return first_own if first_own is not None else identity.rsplit("@", 1)[0]
 
     def requested_number(self) -> str | None:
         """The number the phone asked to present (P-Preferred-Identity), in E.164.

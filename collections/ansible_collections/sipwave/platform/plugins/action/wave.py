@@ -66,10 +66,12 @@ def _wave_definition(wave) -> dict:
     raise AnsibleActionFail("wave must be a wave of sipwave_waves or a wave name")
 
 
-def module_account(account: Account, new_login: str, new_domain: str, site_secret: str) -> dict:
-    """What the module gets for one account: hashes, never the password."""
+def module_account(account: Account, new_login: str, new_domain: str, site_secret: str) -> list:
+    """What the module gets for one account, as a row of ACCOUNT_COLUMNS (the accounts file's
+    form): hashes, never the password."""
     legacy = (account.login, account.domain)
-    generated = not account.password
+    password = account.password
+    generated = not password
     if generated:
         if not site_secret:
             raise AnsibleActionFail(
@@ -78,21 +80,20 @@ def module_account(account: Account, new_login: str, new_domain: str, site_secre
             )
         new_password = generated_password(site_secret, account.login)
     else:
-        new_password = account.password
-    return {
-        "login": account.login,
-        "domain": account.domain,
-        "department": account.department,
-        "balance": account.balance,
-        "numbers": list(account.numbers),
-        "dialin_numbers": list(account.dialin_numbers),
-        "legacy_ha1": account.ha1 or ha1(*legacy, account.password),
-        "legacy_ha1b": "" if account.ha1 and not account.password else ha1b(*legacy,
-                                                                           account.password),
-        "new_ha1": ha1(new_login, new_domain, new_password),
-        "new_ha1b": ha1b(new_login, new_domain, new_password),
-        "password_generated": generated,
-    }  # fmt: skip
+        new_password = password
+    return [
+        account.login,
+        account.domain,
+        account.department,
+        account.balance,
+        list(account.numbers),
+        list(account.dialin_numbers),
+        account.ha1 or ha1(*legacy, password),
+        "" if account.ha1 and not password else ha1b(*legacy, password),
+        ha1(new_login, new_domain, new_password),
+        ha1b(new_login, new_domain, new_password),
+        generated,
+    ]
 
 
 def limited(selected: list[str], limit_to, wave: str) -> list[str]:

@@ -35,7 +35,8 @@ PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _PREFIX = re.compile(r"\+[0-9]{1,15}")
 _PRICE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 CALL_COLUMNS = ("callid", "answered_at", "site", "department", "account", "carrier", "callee",
-                "direction", "sip_code", "state", "seconds", "billed_seconds", "cost")  # fmt: skip
+                "direction", "sip_code", "state", "seconds", "billed_seconds", "cost",
+                "source")  # fmt: skip
 DEPARTMENT_COLUMNS = ("site", "department", "calls", "answered", "billed_minutes", "cost",
                       "unrated", "open", "currency")  # fmt: skip
 

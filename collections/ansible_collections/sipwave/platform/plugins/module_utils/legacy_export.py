@@ -12,6 +12,7 @@ them (``Export.dropped_parts``). No message ever quotes a password, an HA1 or a 
 from __future__ import annotations
 
 import functools
+import io
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -152,8 +153,9 @@ def _header(path: str, record: Record | None) -> list[str]:
     return header
 
 
-def read_export(path: str, plan: NumberPlan) -> Export:
-    """Read and validate the export at ``path``; ExportError if it is unreadable as a whole."""
+def read_export(path: str, plan: NumberPlan, data: bytes | None = None) -> Export:
+    """Read and validate the export at ``path`` (or its content ``data``, already read, named
+    by ``path``); ExportError if it is unreadable as a whole."""
     accounts: dict[str, Account] = {}
     bad_rows: list[BadRow] = []
     first_line_of: dict[str, int] = {}
@@ -169,7 +171,8 @@ def read_export(path: str, plan: NumberPlan) -> Export:
         row.problems.extend(Problem(path, line, reason, message) for reason, message in problems)
 
     try:
-        handle = open(path, "rb")  # noqa: SIM115  # closed below; records stream from it
+        # closed below; records stream from it
+        handle = open(path, "rb") if data is None else io.BytesIO(data)  # noqa: SIM115
     except OSError as exc:
         raise ExportError(f"cannot read the export {path}: {exc.strerror}") from exc
     with handle:
@@ -257,6 +260,22 @@ def read_export(path: str, plan: NumberPlan) -> Export:
                 owner_of_number[number] = account
             accounts[login] = account
     return Export(path=path, accounts=accounts, bad_rows=bad_rows, rows=rows)
+
+
+def row_secrets(path: str, data: bytes) -> dict[int, tuple[str, str, str]]:
+    """For each complete record of the export's content ``data``: its first line -> (login,
+    password, ha1) as read_export keeps them in a good row's Account (the password as written,
+    the HA1 trimmed and lower-cased). Lets a cached Account without its secrets get them back
+    from the very bytes that were validated (plugin_utils/controller.py)."""
+    pending = records(io.BytesIO(data))
+    header = _header(path, next(pending, None))
+    login_at, password_at, ha1_at = (header.index(c) for c in ("login", "password", "ha1"))
+    columns = len(header)
+    return {
+        record.line: (fields[login_at].strip(), fields[password_at], fields[ha1_at].strip().lower())
+        for record in pending
+        if len(fields := record.fields) == columns and not record.unterminated
+    }
 
 
 def _contact(columns: int, email_at: int, fields: list[str]) -> str | None:

@@ -110,7 +110,8 @@ options:
   source:
     description:
       - Where the listed accounts come from. C(inventory) for the inventory's list,
-        C(wave:<name>) for the live accounts of a migration wave.
+        C(wave:<name>) for the live accounts of a migration wave, C(staff:<login>) for a staff
+        member's account (playbooks/user_add.yml).
     type: str
     default: inventory
   keep_accounts:

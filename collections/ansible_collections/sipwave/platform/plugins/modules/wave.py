@@ -269,14 +269,12 @@ consent:
 """
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
-import os  # noqa: E402
 from datetime import date  # noqa: E402
 
 from ansible_collections.sipwave.platform.plugins.module_utils.bulk import without_cycle_collection  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
     DatabaseError,
-    connect_with,
     database_argument_spec,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
@@ -312,7 +310,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import (
     total_refund,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (  # noqa: E402
-    empty_database,
+    connect_or_empty,
 )
 
 
@@ -339,10 +337,8 @@ def main() -> None:
         settings = settings_from_params(params, wave_name, today, run_id)
     except MigrationError as exc:
         module.fail_json(msg=str(exc))
-    missing_sqlite = params["backend"] == "sqlite" and not os.path.exists(params["database"])
     try:
-        # In check mode the play that creates the database did not run either.
-        conn = empty_database() if module.check_mode and missing_sqlite else connect_with(params)
+        conn = connect_or_empty(params, module.check_mode)
     except DatabaseError as exc:
         module.fail_json(msg=str(exc))
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}

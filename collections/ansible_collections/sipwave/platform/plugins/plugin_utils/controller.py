@@ -1,20 +1,28 @@
-"""Controller-side state the collection's action plugins share within one playbook run.
+"""Controller-side state the collection's action plugins share: the legacy export parsed once
+per file content, within a playbook run and from one run to the next.
 
-The legacy export is read once per playbook run: the wave step (once per proxy), the dial-in
-step, the provisioning step and the notifications all ask for it, each in a worker process
-of its own, so an in-memory cache would not survive from one to the next. The first reader
-parses the file and leaves the result in the run's private directory; the others load it.
+The wave step (once per proxy), the dial-in step, the provisioning step and the notifications
+all ask for the export, each in a worker process of its own, so an in-memory cache would not
+survive from one to the next. The first reader parses the file and leaves the parse's
+*skeleton* in the cache root: every account and bad row as parsed, with each password and HA1
+left empty. The next readers (also of later playbook runs) read the file's bytes again, and
+when the skeleton's key matches them (the SHA-256 of the bytes, the number plan, the parser's
+version and the file's name) take each account's password and HA1 from its row in those very
+bytes: no secret is ever written to the cache, and a changed file is parsed again.
 
-The run's directory is named after the ansible-playbook process (the workers' parent) and
-its start time, lives in /dev/shm where there is one (memory, never written to a disk), is
-0700 inside a 0700 directory of the user, and holds 0600 files (marshal data, plain values
-only); it is removed by the next run that finds its playbook process gone. A cached export
-is keyed by the SHA-256 of the file's bytes, the number plan and the parser's version, so a
-changed file is read again.
+The cache root is a 0700 directory of the user in /dev/shm where there is one (memory, never
+written to a disk); skeletons are 0600 files (marshal data, plain values only), one per export
+path, under a SHA-256 of their content that is checked before they are loaded. A skeleton
+that is not our own private file, not whole, of other bytes, or whose accounts are not on
+their lines in the file is ignored and the file parsed again. Each playbook run also gets a
+0700 directory (named after the ansible-playbook process, the workers' parent, and its start
+time) holding the lock that makes its workers wait for the first parse; it is removed by the
+next run that finds its playbook process gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import marshal
@@ -22,6 +30,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 from ansible.errors import AnsibleActionFail
@@ -39,12 +48,13 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
     ExportError,
     Problem,
     read_export,
+    row_secrets,
 )
 
 SELECT_BY_COLUMN = "csv-wave-column"
 # Counted up whenever read_export's result for the same bytes changes (fields, rules).
 PARSER_VERSION = 3
-_READ_CHUNK = 1 << 20
+SKELETON_DAYS = 30
 
 
 def _cache_root() -> Path:
@@ -101,26 +111,31 @@ def _remove_finished_runs(root: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _export_key(path: str, plan: NumberPlan) -> str:
-    digest = hashlib.sha256()
+def _read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            while chunk := handle.read(_READ_CHUNK):
-                digest.update(chunk)
+            return handle.read()
     except OSError as exc:
         raise ExportError(f"cannot read the export {path}: {exc.strerror}") from exc
-    digest.update(f"\0{plan!r}\0{PARSER_VERSION}\0{os.path.realpath(path)}".encode())
+
+
+def _export_key(path: str, plan: NumberPlan, data: bytes) -> str:
+    """What the parse of ``data`` depends on: the bytes, the number plan, the parser's version,
+    the file and the name it was given (which the problems quote)."""
+    digest = hashlib.sha256(data)
+    digest.update(f"\0{plan!r}\0{PARSER_VERSION}\0{os.path.realpath(path)}\0{path}".encode())
     return digest.hexdigest()
 
 
 def _plain(export: Export) -> tuple:
-    """The export as tuples, lists and strings only, for marshal: for 100,000 accounts,
-    0.3 s to write and 0.3 s to read back, against 0.8 s and 0.4 s for pickling the objects."""
+    """The export as tuples, lists and strings only, for marshal, every password and HA1 left
+    empty: for 100,000 accounts, 0.3 s to write and 0.3 s to read back, against 0.8 s and
+    0.4 s for pickling the objects."""
     return (
         export.path,
         export.rows,
-        [(*account[:-3], tuple(map(tuple, account.devices)), account.wave,
-          tuple(map(tuple, account.dropped)))
+        [(*account[:3], "", "", *account[5:-3],
+          tuple(map(tuple, account.devices)), account.wave, tuple(map(tuple, account.dropped)))
          for account in export.accounts.values()],
         [(row.line, row.login, row.wave,
           [(p.path, p.line, p.reason, p.message) for p in row.problems], row.email)
@@ -128,20 +143,22 @@ def _plain(export: Export) -> tuple:
     )  # fmt: skip
 
 
-def _from_plain(data: tuple) -> Export:
+def _from_plain(data: tuple, secrets: dict[int, tuple[str, str, str]]) -> Export:
+    """The Export of _plain(), each account's password and HA1 from ``secrets`` (row_secrets
+    of the same bytes); ValueError if an account's line is not its login's row."""
     path, rows, accounts, bad_rows = data
     device, dropped = Device._make, Dropped._make
+
+    def account(values: tuple) -> Account:
+        login, password, ha1 = secrets.get(values[0], ("", "", ""))
+        if login != values[1]:
+            raise ValueError(f"line {values[0]} is not the row of {values[1]}")
+        return Account(*values[:3], password, ha1, *values[5:-3], tuple(map(device, values[-3])),
+                       values[-2], tuple(map(dropped, values[-1])))  # fmt: skip
+
     return Export(
         path=path,
-        accounts={
-            values[1]: Account(
-                *values[:-3],
-                tuple(map(device, values[-3])),
-                values[-2],
-                tuple(map(dropped, values[-1])),
-            )
-            for values in accounts
-        },
+        accounts={values[1]: account(values) for values in accounts},
         bad_rows=[
             BadRow(line, login, wave, [Problem(*p) for p in problems], email)
             for line, login, wave, problems, email in bad_rows
@@ -150,28 +167,107 @@ def _from_plain(data: tuple) -> Export:
     )
 
 
+# A skeleton (see above) starts with _SKELETON, then the export's real path (hexadecimal:
+# a name may hold a line break), the parse's key (_export_key) and the SHA-256 of the marshal
+# data after it, each on a line of its own.
+_SKELETON = b"sipwave export skeleton 2\n"
+
+
+def _skeleton_head(path: str, key: str) -> bytes:
+    return b"".join((_SKELETON, os.fsencode(os.path.realpath(path)).hex().encode(), b"\n",
+                     key.encode(), b"\n"))  # fmt: skip
+
+
+def _skeleton_path(root: Path, path: str) -> Path:
+    name = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:32]
+    return root / f"skeleton-{name}.marshal"
+
+
+def _own_private_file(handle) -> bool:
+    info = os.fstat(handle.fileno())
+    return (
+        stat.S_ISREG(info.st_mode)
+        and info.st_uid == os.getuid()
+        and stat.S_IMODE(info.st_mode) & 0o077 == 0
+    )
+
+
+def _from_skeleton(skeleton: Path, key: str, path: str, data: bytes) -> Export | None:
+    """The export from its skeleton and the secrets of ``data``; None unless the skeleton is
+    our own private file, whole (its digest), of these very bytes (its key) and every account
+    is found on its line in them. Anything else is ignored: the file is parsed again."""
+    try:
+        descriptor = os.open(skeleton, os.O_RDONLY | os.O_NOFOLLOW)
+        with open(descriptor, "rb") as handle:
+            if not _own_private_file(handle):
+                return None
+            content = handle.read()
+    except OSError:
+        return None
+    head = _skeleton_head(path, key)
+    if not content.startswith(head):
+        return None
+    digest, payload = content[len(head) : len(head) + 64], content[len(head) + 65 :]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        return None
+    try:
+        return _from_plain(marshal.loads(payload), row_secrets(path, data))
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, ExportError):
+        return None
+
+
+def _write_skeleton(skeleton: Path, path: str, key: str, export: Export) -> None:
+    """Replace the export's skeleton (under a lock of the cache root: runs of other playbooks
+    may write it too) and remove the skeletons of exports that are gone or were not read for
+    SKELETON_DAYS."""
+    payload = marshal.dumps(_plain(export))
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    content = b"".join((_skeleton_head(path, key), digest, b"\n", payload))
+    root = skeleton.parent
+    with open(root / "skeleton.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        atomic_write(str(skeleton), content)
+        for other in root.glob("skeleton-*.marshal"):
+            if other != skeleton and not _in_use(other):
+                with contextlib.suppress(OSError):
+                    other.unlink()
+
+
+def _in_use(skeleton: Path) -> bool:
+    """Whether a skeleton's export still exists and it was read within SKELETON_DAYS."""
+    try:
+        info = skeleton.lstat()
+        with open(skeleton, "rb") as handle:
+            magic, hex_path = handle.read(8192).split(b"\n", 2)[:2]
+        export = os.fsdecode(bytes.fromhex(hex_path.decode("ascii")))
+    except (OSError, ValueError):
+        return False
+    unused = time.time() - SKELETON_DAYS * 86400
+    recent = info.st_atime >= unused or info.st_mtime >= unused
+    return magic + b"\n" == _SKELETON and recent and os.path.exists(export)
+
+
 def read_export_once(path: str, plan: NumberPlan) -> Export:
-    """read_export(path, plan), parsed once per playbook run and file content.
+    """read_export(path, plan), parsed once per file content, in this playbook run and the
+    next ones.
 
     Raises ExportError exactly as read_export does; an unreadable or foreign cache is ignored
-    (the file is parsed again), never trusted."""
+    (the file is parsed again), never trusted. The bytes hashed for the cache's key are the
+    ones parsed, or the ones a skeleton takes its passwords and HA1s from."""
     path = str(path)  # a plain str: Ansible hands over its own str subclass, which marshal refuses
     directory = run_directory()
+    data = _read_bytes(path)
     if directory is None:
         with without_cycle_collection():
-            return read_export(path, plan)
-    cached = directory / f"export-{_export_key(path, plan)}.marshal"
+            return read_export(path, plan, data=data)
+    key = _export_key(path, plan, data)
+    skeleton = _skeleton_path(directory.parent, path)
     with open(directory / "lock", "a") as lock, without_cycle_collection():
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(cached, "rb") as handle:
-                if os.fstat(handle.fileno()).st_uid == os.getuid():
-                    # Our own 0600 file (see above), written by this Python for this run.
-                    return _from_plain(marshal.load(handle))
-        except (OSError, EOFError, ValueError, TypeError):
-            pass
-        export = read_export(path, plan)
-        atomic_write(str(cached), marshal.dumps(_plain(export)))
+        export = _from_skeleton(skeleton, key, path, data)
+        if export is None:
+            export = read_export(path, plan, data=data)
+            _write_skeleton(skeleton, path, key, export)
         return export
 
 

@@ -158,6 +158,19 @@ TABLES: tuple[tuple[str, str], ...] = (
     decision VARCHAR(16) NOT NULL,
     recorded_at VARCHAR(32) NOT NULL,
     source VARCHAR(255) DEFAULT '' NOT NULL"""),
+    # Staff members' accounts (module_utils/staff.py, playbooks/user_add.yml): who they are
+    # and their phones (vendor:model:mac, ";"-separated), which the provisioning renders
+    # next to the customers'. Their subscriber, dbaliases and sipwave_number rows are keyed
+    # by this login; their SIP password is derived from the site secret, never stored.
+    ("sipwave_staff", """
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    domain VARCHAR(64) NOT NULL,
+    display_name VARCHAR(128) DEFAULT '' NOT NULL,
+    email VARCHAR(255) DEFAULT '' NOT NULL,
+    department VARCHAR(128) DEFAULT '' NOT NULL,
+    devices TEXT DEFAULT '' NOT NULL,
+    updated_at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL"""),
     # Number porting (module_utils/porting). Port requests of customers coming here: their
     # state (porting.states), the hash of the secret code (never the code), the numbers.
     ("sipwave_port_request", """

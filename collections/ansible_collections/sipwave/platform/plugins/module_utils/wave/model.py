@@ -104,6 +104,9 @@ class TemporaryPool(NamedTuple):
     first: str
     last: str
 
+    def holds(self, number: str) -> bool:
+        return len(number) == len(self.first) and self.first <= number <= self.last
+
     def numbers(self) -> list[str]:
         width = len(self.first) - 1
         return [f"+{n:0{width}d}" for n in range(int(self.first[1:]), int(self.last[1:]) + 1)]

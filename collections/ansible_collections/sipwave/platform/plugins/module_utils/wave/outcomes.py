@@ -26,11 +26,15 @@ ACCOUNT_COLUMNS = (
 )  # fmt: skip
 
 
-def account_rows(entries: list[dict]) -> dict:
-    """Accounts as the module reads them from its accounts file (see ACCOUNT_COLUMNS)."""
+def account_rows(entries: list) -> dict:
+    """Accounts as the module reads them from its accounts file: rows of ACCOUNT_COLUMNS (as
+    the action plugin makes them) pass as they are, a mapping becomes its row."""
     return {
         "columns": list(ACCOUNT_COLUMNS),
-        "rows": [[entry.get(name) for name in ACCOUNT_COLUMNS] for entry in entries],
+        "rows": [
+            [entry.get(name) for name in ACCOUNT_COLUMNS] if isinstance(entry, dict) else entry
+            for entry in entries
+        ],
     }
 
 

@@ -57,18 +57,20 @@ def _desired_rows(
     account: WaveAccount, target: str, grace_until: str | None, settings: Settings
 ) -> tuple[dict[Key, Credentials], list[AliasRow], dict[tuple[str, str], str], Key | None]:
     legacy = (account.login, account.legacy_domain)
-    subscribers: dict[Key, Credentials] = {}
     identity: Key | None = None
     if target in ("phase1", "consent_pending"):
         identity = legacy
-        subscribers[legacy] = account.legacy_credentials
+        subscribers = {legacy: account.legacy_credentials}
     elif target == "phase2":
         identity = settings.new_identity(account.login)
-        subscribers[identity] = account.new_credentials
+        subscribers = {identity: account.new_credentials}
         if grace_until and settings.today.isoformat() < grace_until:
             subscribers[legacy] = account.legacy_credentials
+    else:
+        subscribers = {}
     if identity is not None:
-        aliases = [AliasRow(alias_user(n), identity[1], *identity) for n in account.numbers]
+        user, domain = identity
+        aliases = [AliasRow(alias_user(n), domain, user, domain) for n in account.numbers]
         # Still at the old operator: porting (later) makes a number porting, then active.
         number_state = "legacy"
         dialin_state = "active"
@@ -77,7 +79,8 @@ def _desired_rows(
         number_state = settings.closure_numbers
         dialin_state = "released"
     numbers = {(n, NUMBER): number_state for n in account.numbers}
-    numbers.update({(n, DIALIN): dialin_state for n in account.dialin_numbers})
+    for n in account.dialin_numbers:
+        numbers[(n, DIALIN)] = dialin_state
     return subscribers, aliases, numbers, identity
 
 
@@ -116,6 +119,17 @@ class TemporaryNumbers:
                 return free.pop() if free else None
         return None
 
+    def take_lowest(self) -> str | None:
+        """The lowest free number of every pool (one account's number, not by area: a staff
+        member's), None when every pool is used up."""
+        tails = [(free[-1], area) for area, free in self._free.items() if free]
+        if not tails:
+            return None
+        return self._free[min(tails)[1]].pop()
+
+    def is_free(self, number: str) -> bool:
+        return any(number in free for free in self._free.values())
+
 
 def plan_wave(
     state: State,
@@ -150,7 +164,8 @@ def _plan_account(
     by_number: dict[str, list[int]],
     temporary: TemporaryNumbers,
 ) -> AccountPlan:
-    login = account.login
+    # This runs once per account of a 100,000-account wave: plain lookups, few objects.
+    login, legacy_domain = account.login, account.legacy_domain
     current = state.accounts.get(login)
     current_state = current.state if current else None
     consent = state.consent.get(login)
@@ -159,58 +174,46 @@ def _plan_account(
     want_subs, want_aliases, want_numbers, identity = _desired_rows(
         account, target, grace_until, settings
     )
-    row = AccountRow(
-        login=login,
-        state=target,
-        wave=settings.wave,
-        legacy_domain=account.legacy_domain,
-        current_username=identity[0] if identity else None,
-        current_domain=identity[1] if identity else None,
-        grace_until=grace_until,
-        department=account.department,
-        balance=account.balance,
-    )
+    user, domain = identity if identity else (None, None)
+    row = AccountRow(login, target, settings.wave, legacy_domain, user, domain, grace_until,
+                     account.department, account.balance)  # fmt: skip
     plan = AccountPlan(login, "unchanged", None, None, row)
     plan.password_generated = account.password_generated and target == "phase2"
 
-    # This loop runs once per account of a 100,000-account wave: plain lookups, few objects.
-    scope = {(login, account.legacy_domain), settings.new_identity(login)}
+    scope = {(login, legacy_domain), settings.new_identity(login)}
     if current is not None and current.legacy_domain:
         scope.add((login, current.legacy_domain))
     subscribers = state.subscribers
     credentials_changed = False
+    alias_ids: set[int] = set()
     for key in scope:
         have, want = subscribers.get(key), want_subs.get(key)
         if have != want:
             plan.subscribers[key] = want
             credentials_changed = credentials_changed or (have is not None and want is not None)
-
-    alias_ids: set[int] = set()
-    for key in scope:
-        alias_ids.update(by_target.get(key, ()))
+        ids = by_target.get(key)
+        if ids:
+            alias_ids.update(ids)
     for number in account.numbers:
-        alias_ids.update(by_number.get(alias_user(number), ()))
-    aliases = state.aliases
+        ids = by_number.get(alias_user(number))
+        if ids:
+            alias_ids.update(ids)
     if alias_ids:
-        scope_domains = (
-            account.legacy_domain,
-            settings.new_domain,
-            current and current.legacy_domain,
+        _plan_aliases(
+            plan,
+            state.aliases,
+            alias_ids,
+            want_aliases,
+            (legacy_domain, settings.new_domain, current and current.legacy_domain),
         )
-        alias_ids = {i for i in alias_ids if aliases[i].alias_domain in scope_domains}
-    plan.scope_keys, plan.scope_alias_ids = scope, alias_ids
-    have_aliases: dict[AliasRow, list[int]] = {}
-    for i in sorted(alias_ids):
-        have_aliases.setdefault(aliases[i], []).append(i)
-    if list(have_aliases) != want_aliases or len(alias_ids) != len(have_aliases):
-        for alias, ids in have_aliases.items():
-            # Duplicate rows would make Kamailio's alias lookup ambiguous: keep one.
-            plan.alias_remove.extend(ids if alias not in want_aliases else ids[1:])
-        plan.alias_add = [a for a in dict.fromkeys(want_aliases) if a not in have_aliases]
+    elif want_aliases:
+        plan.alias_add = list(dict.fromkeys(want_aliases))
+    plan.scope_keys = scope
 
     have_numbers = state.numbers.get(login, {})
     if identity is not None:
-        _keep_ported(have_numbers, want_numbers)
+        if have_numbers:
+            _keep_ported(have_numbers, want_numbers)
         _temporary_number(plan, account, have_numbers, want_numbers, temporary)
     else:
         plan.temporary_returned = next((n for n, kind in have_numbers if kind == TEMPORARY), None)
@@ -224,8 +227,7 @@ def _plan_account(
             if have_numbers.get(key) != want_numbers.get(key):
                 plan.numbers[key] = want_numbers.get(key)
 
-    row_changed = current is None or current != row
-    if not (row_changed or plan.touches_rows):
+    if current == row and not plan.touches_rows:
         return plan
     plan.action = _action(current_state, target, plan, credentials_changed, settings)
     if settings.undecided and consent is None and settings.phase == 2 and current_state != target:
@@ -234,6 +236,26 @@ def _plan_account(
         plan.refund = account.balance
         plan.refund_run = settings.run_id
     return plan
+
+
+def _plan_aliases(
+    plan: AccountPlan,
+    aliases: Mapping[int, AliasRow],
+    alias_ids: set[int],
+    want_aliases: list[AliasRow],
+    scope_domains: tuple,
+) -> None:
+    """The alias rows of the account's scope (in ``scope_domains``) to remove and to add."""
+    alias_ids = {i for i in alias_ids if aliases[i].alias_domain in scope_domains}
+    plan.scope_alias_ids = alias_ids
+    have_aliases: dict[AliasRow, list[int]] = {}
+    for i in sorted(alias_ids):
+        have_aliases.setdefault(aliases[i], []).append(i)
+    if list(have_aliases) != want_aliases or len(alias_ids) != len(have_aliases):
+        for alias, ids in have_aliases.items():
+            # Duplicate rows would make Kamailio's alias lookup ambiguous: keep one.
+            plan.alias_remove.extend(ids if alias not in want_aliases else ids[1:])
+        plan.alias_add = [a for a in dict.fromkeys(want_aliases) if a not in have_aliases]
 
 
 def _keep_ported(have: Mapping[tuple[str, str], str], want: dict[tuple[str, str], str]) -> None:
@@ -253,8 +275,16 @@ def _temporary_number(
     """A served account whose numbers are still at the old operator keeps (or gets) one
     temporary number of its first number's area; once none is at the old operator any more
     (legacy, or porting: a port request is under way), it gives it back."""
-    held = next((n for n, kind in have if kind == TEMPORARY), None)
-    needed = any(s in AT_OLD_OPERATOR for (_n, kind), s in want.items() if kind == NUMBER)
+    held = None
+    for number, kind in have:  # plain loops: this runs for every account of a wave
+        if kind == TEMPORARY:
+            held = number
+            break
+    needed = False
+    for (_number, kind), state in want.items():
+        if kind == NUMBER and state in AT_OLD_OPERATOR:
+            needed = True
+            break
     if needed and held is not None:
         want[(held, TEMPORARY)] = TEMPORARY
     elif needed and temporary:

@@ -1,0 +1,209 @@
+"""Dialog tokens in the Record-Route, identity claims in replies, and caller numbers that are
+never made of a login: the router's decisions through the KSR stub. The live attacks are in
+molecule/kamailio/tests/test_attacks.py and test_telephony.py."""
+
+import importlib
+
+import pytest
+from conftest import ROUTER_SETTINGS, own_route
+from test_router import PBX, SUBSCRIBER, request
+from test_router_dialin import accepted
+from test_router_telephony import CALLED, CARRIER_A, SETTINGS, carriers_answer
+
+CALL_ID = "a84b4c76e66710@pc33.example"
+RELAYING_PEER = "127.0.20.51"
+
+
+def make_router(settings: dict):
+    package = importlib.import_module("sipwave_router")
+    from sipwave_router.settings import settings_from_dict
+
+    return package.Router(settings_from_dict(settings))
+
+
+def key_file(tmp_path, text: str):
+    path = tmp_path / "dialog.key"
+    path.write_text(text)
+    return path
+
+
+def in_dialog(ksr, route_uri: str | None, *, call_id: str = CALL_ID, source=SUBSCRIBER):
+    """An in-dialog BYE whose top Route is this proxy's (check_route_param answers)."""
+    request(ksr, "BYE", source=source, totag=True)
+    ksr.returns["rr.loose_route"] = 1
+    ksr.pvars.update({"$ci": call_id, "$route_uri": route_uri, "$du": None})
+
+
+# -- the token ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["INVITE", "SUBSCRIBE"])
+def test_the_record_route_carries_the_token_of_the_call_id(ksr, router, method):
+    request(ksr, method, rdomain="sip.sipwave.test", ruser="tnf481234003")
+    ksr.returns["auth_db.auth_check"] = 1
+    ksr.pvars["$ci"] = CALL_ID
+    router.request_route()
+    ((params,),) = ksr.called("rr.record_route_params")
+    assert params == own_route(router, CALL_ID).split(";lr", 1)[1]
+    name, _, value = params.partition("=")
+    assert name == ";swt" and len(value) == 32 and int(value, 16) >= 0
+    assert ksr.called("rr.record_route") == []
+
+
+def test_the_right_token_is_followed(ksr, router):
+    in_dialog(ksr, own_route(router, CALL_ID))
+    router.request_route()
+    assert ksr.called("tm.t_relay") == [()]
+
+
+@pytest.mark.parametrize(
+    "route_uri",
+    [
+        "sip:127.0.20.11;lr",  # the attack: the proxy named in a Route, nothing else
+        None,
+        "sip:127.0.20.11;lr;swt=",
+        "sip:127.0.20.11;lr;swt=00000000000000000000000000000000",
+        "sip:127.0.20.11;lr;swt=zz",
+        "sip:127.0.20.11;lr;swt=\u00e9\u00e9",
+    ],
+)
+def test_a_route_without_the_token_of_its_call_id_is_refused(ksr, router, route_uri):
+    in_dialog(ksr, route_uri)
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_the_token_of_another_call_is_refused(ksr, router):
+    """A subscriber's own call gives it a token, for that Call-ID only."""
+    in_dialog(ksr, own_route(router, "my-own-call@attacker"), call_id="victims-call@phone")
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
+def test_a_token_on_a_route_that_is_not_this_proxy_is_refused(ksr, router):
+    in_dialog(ksr, own_route(router, CALL_ID, host="127.0.20.99"))
+    ksr.returns["rr.check_route_param"] = -1  # loose_route found the top Route foreign
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
+def test_a_trusted_peer_needs_no_token(ksr, router):
+    in_dialog(ksr, "sip:127.0.20.11;lr", source=PBX)
+    router.request_route()
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_a_token_outlives_a_restart_with_the_same_key_file(ksr, tmp_path):
+    settings = {**ROUTER_SETTINGS, "dialog_key_file": str(key_file(tmp_path, "ab" * 32))}
+    before = make_router(settings)
+    route = own_route(before, CALL_ID)
+    after = make_router(settings)
+    in_dialog(ksr, route)
+    after.request_route()
+    assert ksr.called("tm.t_relay") == [()]
+    # ... and a key of another proxy (or before the upgrade: no token at all) does not.
+    other = {**settings, "dialog_key_file": str(key_file(tmp_path, "cd" * 32))}
+    ksr.calls.clear()
+    in_dialog(ksr, route)
+    make_router(other).request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("not hex at all", "is not hex"), ("ab" * 16, "fewer than 32 bytes"), ("", "fewer than")],
+)
+def test_a_bad_key_file_is_refused_naming_the_file(ksr, tmp_path, text, reason):
+    path = key_file(tmp_path, text)
+    with pytest.raises(ValueError, match=reason) as raised:
+        make_router({**ROUTER_SETTINGS, "dialog_key_file": str(path)})
+    assert str(raised.value).startswith(f"{path}: line 1: ")
+
+
+def test_the_key_is_read_from_its_file_and_never_part_of_the_settings(ksr, tmp_path):
+    router = make_router({**ROUTER_SETTINGS, "dialog_key_file": str(key_file(tmp_path, "5a" * 32))})
+    assert router._dialog_key == bytes.fromhex("5a" * 32)
+    assert "5a5a" not in repr(router.settings)
+
+
+def test_without_a_key_file_each_router_has_a_random_key_of_its_own(ksr):
+    first, second = make_router(ROUTER_SETTINGS), make_router(ROUTER_SETTINGS)
+    assert len(first._dialog_key) == 32 and first._dialog_key != second._dialog_key
+
+
+# -- identity claims in replies ----------------------------------------------------------------
+
+REPLY_CLAIMS = "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+RELAYED_REPLY_CLAIMS = "^(P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+
+
+def a_reply(ksr, source: str) -> None:
+    ksr.pvars.update({"$si": source, "$ci": CALL_ID, "$rm": "INVITE", "$rs": "200"})
+
+
+def test_a_phones_reply_loses_its_identity_claims(ksr, router):
+    a_reply(ksr, SUBSCRIBER)
+    assert router.reply_route() == 1
+    assert ksr.called("textops.remove_hf_re") == [(REPLY_CLAIMS,)]
+
+
+def test_a_trusted_peers_reply_keeps_them(ksr, router):
+    a_reply(ksr, PBX)
+    assert router.reply_route() == 1
+    assert ksr.called("textops.remove_hf_re") == []
+
+
+def test_a_relaying_peers_reply_keeps_only_its_asserted_identity(ksr):
+    proxy = make_router({**ROUTER_SETTINGS, "relaying_peers": [RELAYING_PEER]})
+    a_reply(ksr, RELAYING_PEER)
+    proxy.reply_route()
+    assert ksr.called("textops.remove_hf_re") == [(RELAYED_REPLY_CLAIMS,)]
+
+
+def test_an_unreadable_reply_is_treated_as_a_strangers(ksr, router):
+    def undecodable(_name):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    ksr.pv.get = undecodable
+    assert router.reply_route() == 1
+    assert ksr.called("textops.remove_hf_re") == [(REPLY_CLAIMS,)]
+
+
+def test_identity_from_a_phone_is_removed_from_its_requests(ksr, router):
+    request(ksr, "INVITE")
+    ksr.returns["auth_db.auth_check"] = -5
+    router.request_route()
+    ((pattern,),) = ksr.called("textops.remove_hf_re")
+    assert "|Identity|" in pattern
+
+
+# -- caller numbers are never made of a login --------------------------------------------------
+
+
+@pytest.fixture
+def telephony(ksr):
+    return make_router(SETTINGS)
+
+
+@pytest.mark.parametrize("login", ["481234005", "48221110009", "tnf481234005"])
+def test_an_account_without_a_number_never_calls_a_carrier(ksr, telephony, login):
+    """481234005 would have been presented as +48481234005: a stranger's number."""
+    carriers_answer(ksr, CARRIER_A)
+    request(ksr, "INVITE", ruser=CALLED)
+    accepted(ksr, login)
+    telephony.request_route()
+    assert ksr.replies() == [(403, "Caller Number Unknown")]
+    assert ksr.called("tm.t_relay") == []
+    assert ksr.called("dispatcher.ds_select_dst") == []
+
+
+def test_an_account_with_only_a_temporary_number_presents_it(ksr, telephony):
+    ksr.htables["routing"] = {"t:481234005@ip.tanifon.pl": "+48225559000"}
+    carriers_answer(ksr, CARRIER_A)
+    request(ksr, "INVITE", ruser=CALLED)
+    accepted(ksr, "481234005")
+    telephony.request_route()
+    assert ksr.pvars["$avp(sipwave_clip_own)"] == "+48225559000"
+    assert "$avp(sipwave_clip_foreign)" not in ksr.pvars
+    assert ksr.called("tm.t_relay") == [()]
