@@ -4,7 +4,7 @@
 
 DOCUMENTATION = r"""
 module: kamailio_restore
-short_description: Put a copy made by kamailio_backup back as the proxy database
+short_description: Put a backup set's database copy back as the proxy database
 version_added: 0.5.0
 description:
   - Checks the copy O(source) on the host before it touches anything. Its SHA-256 must be
@@ -32,7 +32,8 @@ attributes:
     platforms: posix
 options:
   source:
-    description: The copy on the host (a file made by M(sipwave.platform.kamailio_backup)).
+    description: The copy on the host (the database of a set made by
+      M(sipwave.platform.backup_set)).
     type: path
     required: true
   sha256:
