@@ -140,9 +140,11 @@ def plan_wave(
     """One AccountPlan per input account (good or rejected), in input order."""
     by_target, by_number = state.aliases_by()
     temporary = TemporaryNumbers(state, settings)
-    plans = []
-    for account in accounts:
-        plans.append(_plan_account(state, account, settings, by_target, by_number, temporary))
+    plan_account = _plan_account
+    plans = [
+        plan_account(state, account, settings, by_target, by_number, temporary)
+        for account in accounts
+    ]
     for login, reason in rejected.items():
         plans.append(_plan_rejected(state, login, reason, settings))
     return plans
@@ -170,7 +172,7 @@ def _plan_account(
     current_state = current.state if current else None
     consent = state.consent.get(login)
     target = _target_state(settings.phase, current_state, consent, settings.undecided)
-    grace_until = _grace_until(current, target, settings)
+    grace_until = _grace_until(current, target, settings) if target == "phase2" else None
     want_subs, want_aliases, want_numbers, identity = _desired_rows(
         account, target, grace_until, settings
     )
@@ -180,7 +182,7 @@ def _plan_account(
     plan = AccountPlan(login, "unchanged", None, None, row)
     plan.password_generated = account.password_generated and target == "phase2"
 
-    scope = {(login, legacy_domain), settings.new_identity(login)}
+    scope = {(login, legacy_domain), (settings.login_prefix + login, settings.new_domain)}
     if current is not None and current.legacy_domain:
         scope.add((login, current.legacy_domain))
     subscribers = state.subscribers
@@ -195,7 +197,7 @@ def _plan_account(
         if ids:
             alias_ids.update(ids)
     for number in account.numbers:
-        ids = by_number.get(alias_user(number))
+        ids = by_number.get(number.lstrip("+"))  # alias_user(), inline: once per number
         if ids:
             alias_ids.update(ids)
     if alias_ids:
@@ -246,6 +248,13 @@ def _plan_aliases(
     scope_domains: tuple,
 ) -> None:
     """The alias rows of the account's scope (in ``scope_domains``) to remove and to add."""
+    ordered = sorted(alias_ids)
+    rows = [aliases[i] for i in ordered]
+    if rows == want_aliases and (len(rows) < 2 or len(set(rows)) == len(rows)):
+        # As it should be (the common case of a re-run): every row is the account's, in the
+        # identity's domain, none twice.
+        plan.scope_alias_ids = alias_ids
+        return
     alias_ids = {i for i in alias_ids if aliases[i].alias_domain in scope_domains}
     plan.scope_alias_ids = alias_ids
     have_aliases: dict[AliasRow, list[int]] = {}
