@@ -80,8 +80,8 @@ options:
       screened_number:
         description:
           - The number presented instead of O(accounts[].number) when O(clip_no_screening) is
-            false: the account's temporary number while its own numbers are still at the old
-            operator (the wave playbooks set it).
+            false, that is the account's temporary number while its own numbers are still at
+            the old operator (the wave playbooks set it).
         type: str
       dialin_numbers:
         description: Caller numbers authorised to use the service for this account.
