@@ -348,7 +348,7 @@ def test_a_different_closure_setting_changes_nothing_and_warns_naming_the_accoun
         "grace_until": None, "refund": "10.00", "refund_run": "closing-run",
         "closure_numbers": "kept_for_porting", "password_generated": None, "reason": None,
         "temporary_number": None, "temporary_returned": None, "temporary_missing": None,
-        "refund_reversed": None,
+        "temporary_held": None, "refund_reversed": None,
     }  # fmt: skip
     # the refund stays the closing run's: this run recorded none
     assert rerun["refunds"] == {"total": "0.00", "accounts": []}

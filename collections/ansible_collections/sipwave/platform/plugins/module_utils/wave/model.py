@@ -318,6 +318,10 @@ class AccountPlan:
     temporary_returned: str | None = None
     # The account needed a temporary number and its area's pool had none free (or no pool).
     temporary_missing: bool = False
+    # The temporary number the account holds after the run (given now or before): what a
+    # carrier that screens caller numbers is shown while its own numbers are at the old
+    # operator (the proxy's router, and the PBXs' dial-in rows).
+    temporary_held: str | None = None
     # The rows this account may own: what the wave's snapshot records and rollback restores.
     scope_keys: set[Key] = field(default_factory=set)
     scope_alias_ids: set[int] = field(default_factory=set)

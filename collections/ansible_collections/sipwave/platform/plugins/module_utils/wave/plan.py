@@ -296,12 +296,14 @@ def _temporary_number(
             break
     if needed and held is not None:
         want[(held, TEMPORARY)] = TEMPORARY
+        plan.temporary_held = held
     elif needed and temporary:
         number = temporary.take(account.numbers[0])
         if number is None:
             plan.temporary_missing = True
         else:
             want[(number, TEMPORARY)] = TEMPORARY
+            plan.temporary_held = number
     elif held is not None:
         plan.temporary_returned = held
 
