@@ -134,9 +134,7 @@ options:
   temporary_numbers:
     description:
       - Pools of temporary numbers, each with C(area) (an E.164 prefix, e.g. C(+4822)), C(first)
-        and C(last) (E.164 numbers of that area, of one length), and optionally C(carrier)
-        (the carrier bringing its calls here, the inventory's C(carrier) column). Empty gives
-        none.
+        and C(last) (E.164 numbers of one length in that area), optional C(carrier); none if empty.
       - A served account with a C(legacy) number gets the lowest free number of its first
         number's area (longest prefix), keeps it, and gives it back when it closes or has no
         C(legacy) number left. No free number is reported per account (C(temporary_missing)).
@@ -144,18 +142,11 @@ options:
     elements: dict
     default: []
   carriers:
-    description:
-      - The names of the configured carriers (kamailio_carriers); a pool's C(carrier) must be
-        one of them. Omitted, a pool's carrier is taken as it is.
+    description: The kamailio_carriers names; a pool's C(carrier) must be one of them.
     type: list
-    elements: str
   sites:
-    description:
-      - The customer's sites (kamailio_sites), each with C(name) and C(areas) (E.164
-        prefixes); a number's inventory C(site) is the one whose area is its longest prefix.
+    description: kamailio_sites (C(name), C(areas)), for the inventory's C(site) column.
     type: list
-    elements: dict
-    default: []
   temporary_quarantine_days:
     description: Days a returned temporary number rests before another account gets it.
     type: int
