@@ -235,3 +235,52 @@ def test_the_module_refuses_a_set_older_than_the_live_databases_cutover(tmp_path
     assert refused["failed"] and "2099-01-01T00:00:00Z" in refused["msg"], refused
     allowed = run_module(tmp_path, {**args, "allow_older_than_cutover": True})
     assert not allowed.get("failed") and allowed["cutover_at"] == "2099-01-01T00:00:00Z"
+
+
+def copies(content: bytes):
+    def copy(target: str) -> None:
+        with open(os.path.join(target, "db.sqlite"), "wb") as handle:
+            handle.write(content)
+
+    return copy
+
+
+def test_a_failing_run_costs_no_good_set_and_leaves_nothing_half_written(tmp_path):
+    stamps = [TAKEN + day * 86400 for day in range(3)]
+    for stamp in stamps:
+        backup_set.take(str(tmp_path), copies(b"good"), [], keep=3, host="p", now=stamp)
+
+    def fails(target: str) -> None:
+        copies(b"half")(target)
+        raise OSError("the disk is full")
+
+    with pytest.raises(OSError, match="disk is full"):
+        backup_set.take(str(tmp_path), fails, [], keep=3, host="p", now=TAKEN + 9 * 86400)
+    # nothing to back up at all is refused the same way, before retention runs
+    with pytest.raises(BackupSetError, match="nothing to back up"):
+        backup_set.take(str(tmp_path), lambda target: None, [str(tmp_path / "none")], keep=3,
+                        host="p", now=TAKEN + 10 * 86400)  # fmt: skip
+    assert backup_set.sets_in(str(tmp_path)) == [backup_set.set_name(s) for s in stamps]
+    assert sorted(os.listdir(tmp_path)) == [backup_set.set_name(s) for s in stamps]
+
+
+def test_a_set_a_killed_run_left_is_never_counted_and_removed_once_stale(tmp_path):
+    fresh = tmp_path / (backup_set.PARTIAL_PREFIX + backup_set.set_name(TAKEN + 86400))
+    stale = tmp_path / (backup_set.PARTIAL_PREFIX + backup_set.set_name(TAKEN))
+    for partial in (fresh, stale):
+        partial.mkdir()
+        (partial / "db.sqlite").write_bytes(b"half a database")
+    old = time.time() - backup_set.STALE_PARTIAL_S - 60
+    os.utime(stale, (old, old))
+    name, _, _ = backup_set.take(str(tmp_path), copies(b"db"), [], keep=1, host="p")
+    assert backup_set.sets_in(str(tmp_path)) == [name]
+    assert not stale.exists() and fresh.exists()  # a run may still be writing it
+
+
+def test_the_module_refuses_a_database_that_is_not_there(tmp_path):
+    result = json.loads(run_module_file(MODULES / "backup_set.py", tmp_path, {
+        "database": str(tmp_path / "missing.sqlite"), "directory": str(tmp_path / "sets"),
+    }).stdout)  # fmt: skip
+    assert result["failed"], result
+    assert "missing.sqlite: the database to back up does not exist" in result["msg"]
+    assert backup_set.sets_in(str(tmp_path / "sets")) == []

@@ -134,8 +134,10 @@ def test_without_a_key_file_each_router_has_a_random_key_of_its_own(ksr):
 
 # -- identity claims in replies ----------------------------------------------------------------
 
-REPLY_CLAIMS = "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
-RELAYED_REPLY_CLAIMS = "^(P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+REPLY_CLAIMS = (
+    "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
+)
+RELAYED_REPLY_CLAIMS = "^(P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
 
 
 def a_reply(ksr, source: str) -> None:
@@ -207,3 +209,21 @@ def test_an_account_with_only_a_temporary_number_presents_it(ksr, telephony):
     assert ksr.pvars["$avp(sipwave_clip_own)"] == "+48225559000"
     assert "$avp(sipwave_clip_foreign)" not in ksr.pvars
     assert ksr.called("tm.t_relay") == [()]
+
+
+@pytest.mark.parametrize("name", ["Identity", "identity", "y", "Y"])
+def test_identity_is_a_claim_in_its_full_and_compact_forms_and_nothing_else_is(ksr, name):
+    """textops compares the header name as written: Kamailio's parser reads "y" as Identity
+    (RFC 8224's compact form), the regular expressions must name it too."""
+    import re
+
+    routing = importlib.import_module("sipwave_router.routing")
+    for pattern in (
+        routing.CLAIM_HEADERS_RE,
+        routing.RELAYED_CLAIM_HEADERS_RE,
+        routing.REPLY_CLAIM_HEADERS_RE,
+        routing.RELAYED_REPLY_CLAIM_HEADERS_RE,
+    ):
+        assert re.search(pattern, name, re.IGNORECASE), pattern
+        for other in ("Privacy", "Via", "Reply-To", "yy"):
+            assert not re.search(pattern, other, re.IGNORECASE), (pattern, other)

@@ -428,6 +428,8 @@ CONNECTED_LINE_CLAIMS = (
     b"P-Asserted-Identity: <sip:+48229999999@ip.tanifon.pl>",
     b"Remote-Party-ID: <sip:+48229999999@ip.tanifon.pl>;party=called;screen=yes",
     b"Identity: eyJhbGciOiJFUzI1NiJ9.forged.signature;info=<https://cert.example/x.pem>",
+    # Identity's compact form (RFC 8224): Kamailio parses it as Identity, textops sees "y".
+    b"y: eyJhbGciOiJFUzI1NiJ9.compact-form-forged.signature",
 )
 
 
@@ -457,7 +459,9 @@ def test_a_phones_answer_never_tells_the_carrier_someone_elses_number():
     for received in (ringing, answered):
         assert b"+48229999999" not in received
         for claim in CONNECTED_LINE_CLAIMS:
-            assert claim.split(b":", 1)[0] + b":" not in received, received.decode()
+            name, value = claim.split(b": ", 1)
+            assert value not in received, received.decode()
+            assert b"\r\n" + name + b":" not in received, received.decode()
     # The dialog's route set brings the proxy's token back to the carrier, as any UAC's.
     token = rb"^Record-Route: <sip:127\.0\.20\.11[^>]*;swt=[0-9a-f]{32}[;>]"
     assert re.search(token, answered, re.M), answered.decode()
@@ -551,9 +555,16 @@ def test_probing_never_reaches_anything_but_the_carriers():
 
 
 def test_no_client_identity_header_reaches_a_carrier(carriers):
-    call_out(CALLED, "P-Asserted-Identity: <tel:+48229999999>", "Remote-Party-ID: <tel:+4822999>")
+    call_out(
+        CALLED,
+        "P-Asserted-Identity: <tel:+48229999999>",
+        "Remote-Party-ID: <tel:+4822999>",
+        "Identity: eyJhbGciOiJFUzI1NiJ9.full-form-forged.signature",
+        "y: eyJhbGciOiJFUzI1NiJ9.compact-form-forged.signature",
+    )
     (invite,) = carriers["a"].invites()
     assert b"+48229999999" not in invite and b"Remote-Party-ID" not in invite
+    assert b"form-forged" not in invite, invite.decode()
 
 
 def test_no_forwarding_claim_of_a_phone_reaches_a_carrier(carriers):

@@ -118,20 +118,21 @@ RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
 # whitespace around them.
 # Diversion and History-Info claim that a number forwarded the call: carriers may let such a
 # call present the forwarding number, so only a trusted peer's are believed. Identity
-# (STIR/SHAKEN) is a carrier's signature of a caller: nobody else's is passed on.
+# (STIR/SHAKEN) is a carrier's signature of a caller: nobody else's is passed on, also in its
+# compact form "y" (textops matches a header by the name as written, not by its type).
 CLAIM_HEADERS_RE = (
-    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity"
+    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|y"
     "|Diversion|History-Info)$"
 )
 RELAYED_CLAIM_HEADERS_RE = (
-    "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID|Identity|Diversion|History-Info)$"
+    "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID|Identity|y|Diversion|History-Info)$"
 )
 # The same claims in replies: a phone answering a carrier's call must not tell the carrier
 # whom it connected to (connected line). A relaying peer's asserted identity is believed.
 REPLY_CLAIM_HEADERS_RE = (
-    "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+    "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
 )
-RELAYED_REPLY_CLAIM_HEADERS_RE = "^(P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+RELAYED_REPLY_CLAIM_HEADERS_RE = "^(P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
 # An in-dialog request's top Route (this proxy's, with its dialog token), Call-ID and the
 # next hop loose_route() chose, read in one call.
 DIALOG_FACTS = "$_s(" + FACT_SEPARATOR.join(("$route_uri", "$ci", "$du")) + ")"

@@ -23,6 +23,11 @@ PREFIX = "sipwave-backup-"
 MANIFEST = "MANIFEST.json"
 SET_NAME = re.compile(r"^sipwave-backup-(\d{8}T\d{6}Z)$")
 STAMP = "%Y%m%dT%H%M%SZ"
+# A set being written: never counted by retention or the metric, never restored.
+PARTIAL_PREFIX = ".partial-"
+# A partial set this old was left by a killed run (a pg_dump of a large database may take
+# hours, so a younger one may still be written).
+STALE_PARTIAL_S = 24 * 3600
 SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
@@ -66,6 +71,8 @@ def write_manifest(directory: str, taken_at: float, host: str) -> dict:
         for name in dirs:
             os.chmod(os.path.join(root, name), 0o700)
     os.chmod(directory, 0o700)
+    if not files:
+        raise BackupSetError(f"{directory}: nothing to back up (no database, none of the paths)")
     manifest = {
         "format": 1,
         "host": host,
@@ -161,6 +168,16 @@ def _symlinks(directory: str, names: list[str]) -> list[str]:
     return [name for name in names if os.path.islink(os.path.join(directory, name))]
 
 
+def _remove_stale_partials(directory: str, now: float) -> None:
+    """Sets a killed run left half-written (``.partial-<name>``, a database copy among them):
+    removed once older than STALE_PARTIAL_S, so that a run still writing one is left alone."""
+    for name in os.listdir(directory):
+        if name.startswith(PARTIAL_PREFIX) and SET_NAME.match(name[len(PARTIAL_PREFIX) :]):
+            path = os.path.join(directory, name)
+            if now - os.lstat(path).st_mtime > STALE_PARTIAL_S:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def take(
     directory: str,
     copy_database: Callable[[str], None],
@@ -171,19 +188,26 @@ def take(
 ) -> tuple[str, dict, list[str]]:
     """Take one set in ``directory``: ``copy_database(set_directory)`` writes the database
     copy into it, then each existing path of ``paths`` goes under ``files/`` with its
-    absolute path (links left out), the manifest last; then retention. A set that fails is
-    removed. Returns the set's name, its manifest and the names retention removed."""
+    absolute path (links left out), the manifest last. The set is written as
+    ``.partial-<name>`` (never counted, never restored), checked against its manifest, and
+    only then renamed into place; retention runs after that, so a failing run never costs a
+    good set. A set that fails is removed. Returns the set's name, its manifest and the names
+    retention removed."""
     if keep < 1:
         raise BackupSetError(f"keep must be at least 1, not {keep}")
     now = time.time() if now is None else now
     name = set_name(now)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    _remove_stale_partials(directory, time.time())
     target = os.path.join(directory, name)
-    os.mkdir(target, 0o700)
+    if os.path.exists(target):
+        raise BackupSetError(f"{target}: a set of this second exists already")
+    partial = os.path.join(directory, PARTIAL_PREFIX + name)
+    os.mkdir(partial, 0o700)
     try:
-        copy_database(target)
+        copy_database(partial)
         for path in paths:
-            inside = os.path.join(target, "files", path.lstrip("/"))
+            inside = os.path.join(partial, "files", path.lstrip("/"))
             if os.path.islink(path):
                 continue
             if os.path.isdir(path):
@@ -191,9 +215,11 @@ def take(
             elif os.path.isfile(path):
                 os.makedirs(os.path.dirname(inside), mode=0o700, exist_ok=True)
                 shutil.copyfile(path, inside)
-        manifest = write_manifest(target, now, host)
+        manifest = write_manifest(partial, now, host)
+        verify(partial)
+        os.rename(partial, target)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
         raise
     return name, manifest, prune(directory, keep)
 

@@ -146,7 +146,12 @@ def copier(module: AnsibleModule):
     def copy(target: str) -> None:
         if params["backend"] == "postgres" and params["db_name"]:
             copy_postgres(module, os.path.join(target, "db.pgdump"))
-        elif params["database"] and os.path.exists(params["database"]):
+        elif params["database"]:
+            if not os.path.isfile(params["database"]):
+                # A wrong path must not give sets without a database that retention counts.
+                raise backup_set.BackupSetError(
+                    f"{params['database']}: the database to back up does not exist"
+                )
             copy_sqlite(params["database"], os.path.join(target, "db.sqlite"))
 
     return copy
