@@ -81,8 +81,6 @@ def copier(database: dict):
             if done.returncode != 0:
                 raise OSError(f"pg_dump failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         elif database.get("database"):
-            if not os.path.isfile(database["database"]):
-                raise OSError(f"{database['database']}: the database to back up does not exist")
             copy_sqlite(database["database"], os.path.join(target, "db.sqlite"))
 
     return copy

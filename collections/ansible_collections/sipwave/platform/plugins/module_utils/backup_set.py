@@ -188,9 +188,9 @@ def take(
 ) -> tuple[str, dict, list[str]]:
     """Take one set in ``directory``: ``copy_database(set_directory)`` writes the database
     copy into it, then each existing path of ``paths`` goes under ``files/`` with its
-    absolute path (links left out), the manifest last. The set is written as
-    ``.partial-<name>`` (never counted, never restored), checked against its manifest, and
-    only then renamed into place; retention runs after that, so a failing run never costs a
+    absolute path (links left out), the manifest last (from the files as written). The set
+    is written as ``.partial-<name>`` (never counted, never restored) and renamed into place
+    once its manifest is there; retention runs after that, so a failing run never costs a
     good set. A set that fails is removed. Returns the set's name, its manifest and the names
     retention removed."""
     if keep < 1:
@@ -216,7 +216,6 @@ def take(
                 os.makedirs(os.path.dirname(inside), mode=0o700, exist_ok=True)
                 shutil.copyfile(path, inside)
         manifest = write_manifest(partial, now, host)
-        verify(partial)
         os.rename(partial, target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -147,11 +147,6 @@ def copier(module: AnsibleModule):
         if params["backend"] == "postgres" and params["db_name"]:
             copy_postgres(module, os.path.join(target, "db.pgdump"))
         elif params["database"]:
-            if not os.path.isfile(params["database"]):
-                # A wrong path must not give sets without a database that retention counts.
-                raise backup_set.BackupSetError(
-                    f"{params['database']}: the database to back up does not exist"
-                )
             copy_sqlite(params["database"], os.path.join(target, "db.sqlite"))
 
     return copy

@@ -6,6 +6,7 @@ or a PostgreSQL dump, and the digest both sides of a backup and a restore compar
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from typing import Any
 
@@ -19,6 +20,10 @@ def sha256_of(path: str) -> str:
 
 
 def copy_sqlite(database: str, target: str) -> None:
+    """A consistent copy of a live SQLite database (online backup API) into ``target``.
+    A database that is not there is an error naming it, never an empty copy."""
+    if not os.path.isfile(database):
+        raise FileNotFoundError(f"{database}: the database to back up does not exist")
     source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         copy = sqlite3.connect(target)

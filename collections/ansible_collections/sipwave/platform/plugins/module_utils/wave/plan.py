@@ -140,11 +140,9 @@ def plan_wave(
     """One AccountPlan per input account (good or rejected), in input order."""
     by_target, by_number = state.aliases_by()
     temporary = TemporaryNumbers(state, settings)
-    plan_account = _plan_account
-    plans = [
-        plan_account(state, account, settings, by_target, by_number, temporary)
-        for account in accounts
-    ]
+    plans = []
+    for account in accounts:
+        plans.append(_plan_account(state, account, settings, by_target, by_number, temporary))
     for login, reason in rejected.items():
         plans.append(_plan_rejected(state, login, reason, settings))
     return plans
@@ -172,7 +170,7 @@ def _plan_account(
     current_state = current.state if current else None
     consent = state.consent.get(login)
     target = _target_state(settings.phase, current_state, consent, settings.undecided)
-    grace_until = _grace_until(current, target, settings) if target == "phase2" else None
+    grace_until = _grace_until(current, target, settings)
     want_subs, want_aliases, want_numbers, identity = _desired_rows(
         account, target, grace_until, settings
     )
@@ -182,7 +180,7 @@ def _plan_account(
     plan = AccountPlan(login, "unchanged", None, None, row)
     plan.password_generated = account.password_generated and target == "phase2"
 
-    scope = {(login, legacy_domain), (settings.login_prefix + login, settings.new_domain)}
+    scope = {(login, legacy_domain), settings.new_identity(login)}
     if current is not None and current.legacy_domain:
         scope.add((login, current.legacy_domain))
     subscribers = state.subscribers
@@ -197,7 +195,7 @@ def _plan_account(
         if ids:
             alias_ids.update(ids)
     for number in account.numbers:
-        ids = by_number.get(number.lstrip("+"))  # alias_user(), inline: once per number
+        ids = by_number.get(alias_user(number))
         if ids:
             alias_ids.update(ids)
     if alias_ids:

@@ -19,6 +19,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.model import
     Settings,
     State,
     WaveAccount,
+    alias_user,
     label,
 )
 
@@ -71,7 +72,7 @@ def reconcile(
                     present[NUMBER] += 1
                 else:
                     problems.append(f"{login}: {NUMBER} {number} is not legacy")
-                if (number.lstrip("+"), domain, user, domain) in aliases:  # alias_user()
+                if (alias_user(number), domain, user, domain) in aliases:
                     present["alias"] += 1
                 else:
                     problems.append(f"{login}: no alias for {number}")
