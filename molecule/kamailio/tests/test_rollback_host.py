@@ -8,6 +8,7 @@ import secrets
 import pytest
 from conftest import CONTAINER, NEW_DOMAIN, PBX_ADDRESS, PROXY, main_pid, register_row, run_playbook
 from sipwave_testlib import sipp
+from sipwave_testlib.dialogs import DIALOG_TOKEN
 from sipwave_testlib.playbooks import run_playbook as run_named_playbook
 from test_attacks import PROXY_ADDRESS, PROXY_PORT, phone, reply
 
@@ -134,7 +135,7 @@ def test_a_dialog_from_before_the_restarts_is_still_followed(
     restart (two here: release B, rollback to A) keeps its in-dialog requests; the same Route
     with another Call-ID is refused."""
     call_id, route = dialog_before_restarts
-    assert re.fullmatch(r"<sip:127\.0\.20\.11;lr;swt=[0-9a-f]{32}>", route), route
+    assert re.fullmatch(r"<sip:127\.0\.20\.11;lr;" + DIALOG_TOKEN + ">", route), route
     reached = in_dialog_from_a_stranger(call_id, route)
     assert reached is not None and reached.startswith(b"MESSAGE "), reached
     assert in_dialog_from_a_stranger(f"other-{call_id}", route) is None
