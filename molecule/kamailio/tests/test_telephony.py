@@ -15,6 +15,7 @@ import pytest
 from conftest import ACCOUNTS, LEGACY_DOMAIN, NEW_DOMAIN, in_container
 from sip_responder import SipResponder
 from sipwave_testlib import sipp
+from sipwave_testlib.dialogs import DIALOG_TOKEN
 from test_attacks import PROXY_ADDRESS, PROXY_PORT, authenticated, phone, reply, status
 
 CARRIER_A = "127.0.20.31"
@@ -466,7 +467,7 @@ def test_a_phones_answer_never_tells_the_carrier_someone_elses_number():
             assert value not in received, received.decode()
             assert b"\r\n" + name + b":" not in received, received.decode()
     # The dialog's route set brings the proxy's token back to the carrier, as any UAC's.
-    token = rb"^Record-Route: <sip:127\.0\.20\.11[^>]*;swt=[0-9a-f]{32}[;>]"
+    token = rb"^Record-Route: <sip:127\.0\.20\.11[^>]*;" + DIALOG_TOKEN.encode() + b"[;>]"
     assert re.search(token, answered, re.M), answered.decode()
 
 
