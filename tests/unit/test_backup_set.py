@@ -216,6 +216,40 @@ def test_a_hostile_archive_is_refused_naming_the_entry(tmp_path, entry, reason):
     assert not (tmp_path / "x").exists() and not (tmp_path / "escape").exists()
 
 
+def hostile_set(archive, *entries: tuple[str, int]) -> None:
+    """A tar of one set directory holding ``entries`` (name, size claimed in the header)."""
+    import io
+    import tarfile
+
+    with tarfile.open(archive, "w") as tar:
+        top = tarfile.TarInfo("sipwave-backup-20261204T031500Z")
+        top.type = tarfile.DIRTYPE
+        tar.addfile(top)
+        for name, size in entries:
+            member = tarfile.TarInfo(f"sipwave-backup-20261204T031500Z/{name}")
+            member.size = size
+            tar.addfile(member, io.BytesIO(b"x" * size))
+
+
+def test_an_entry_written_twice_is_refused_naming_it(tmp_path):
+    archive = tmp_path / "twice.tar"
+    hostile_set(archive, ("manifest.json", 2), ("manifest.json", 3))
+    with pytest.raises(BackupSetError, match=r"'sipwave-backup-20261204T031500Z/manifest.json'"
+                       r" appears twice"):  # fmt: skip
+        backup_set.unpack(str(archive), str(tmp_path / "restore"))
+    assert not (tmp_path / "restore" / "sipwave-backup-20261204T031500Z").exists()
+
+
+def test_an_archive_larger_than_the_free_space_is_refused_before_writing(tmp_path, monkeypatch):
+    archive = tmp_path / "big.tar"
+    hostile_set(archive, ("db.sqlite", 4096))
+    usage = backup_set.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(backup_set.shutil, "disk_usage", lambda _path: usage._replace(free=4095))
+    with pytest.raises(BackupSetError, match=r"take 4096 bytes, .* has 4095 bytes free"):
+        backup_set.unpack(str(archive), str(tmp_path / "restore"))
+    assert list((tmp_path / "restore").iterdir()) == []
+
+
 def test_the_module_refuses_a_set_older_than_the_live_databases_cutover(tmp_path):
     import sqlite3
 

@@ -250,7 +250,8 @@ def pack(set_directory: str, archive: str) -> None:
 def unpack(archive: str, into: str) -> str:
     """Unpack a set's tar into ``into`` (replacing a set of the same name there) and return
     the set's directory. Only directories and regular files with safe names under one set
-    directory are accepted: anything else refuses the archive, naming the entry."""
+    directory, each named once, are accepted: anything else refuses the archive, naming the
+    entry. So is an archive whose files would not fit on the file system of ``into``."""
     with tarfile.open(archive, mode="r:") as tar:
         members = tar.getmembers()
         names = {member.name.split("/", 1)[0] for member in members}
@@ -258,12 +259,22 @@ def unpack(archive: str, into: str) -> str:
             raise BackupSetError(f"{archive}: not one backup set ({len(names)} top entries)")
         (name,) = names
         taken_at_of(name)
+        seen: set[str] = set()
         for member in members:
             if not (member.isdir() or member.isfile()) or not SAFE_PATH.match(member.name):
                 raise BackupSetError(f"{archive}: entry {member.name!r} is not a plain file")
             if ".." in member.name.split("/"):
                 raise BackupSetError(f"{archive}: entry {member.name!r} leaves the set")
+            if member.name.rstrip("/") in seen:
+                raise BackupSetError(f"{archive}: entry {member.name!r} appears twice")
+            seen.add(member.name.rstrip("/"))
         os.makedirs(into, mode=0o700, exist_ok=True)
+        needed = sum(member.size for member in members if member.isfile())
+        free = shutil.disk_usage(into).free
+        if needed > free:
+            raise BackupSetError(
+                f"{archive}: its files take {needed} bytes, {into} has {free} bytes free"
+            )
         staging = os.path.join(into, f".unpacking-{name}")
         shutil.rmtree(staging, ignore_errors=True)
         os.mkdir(staging, 0o700)
