@@ -245,6 +245,27 @@ def test_wave1_gives_each_account_one_temporary_number_of_its_area_on_both_proxi
                                 "WHERE kind = 'number'").split() == ["legacy"]  # fmt: skip
 
 
+def test_the_inventory_names_each_numbers_site_and_carrier_on_both_proxies():
+    """Site: the kamailio_sites area that is the number's prefix; carrier: a temporary
+    number's pool's (only the +4822 pool names one; the wave's first numbers are all of
+    +4822); own numbers are still at the old operator, so no carrier brings them here yet
+    (molecule.yml)."""
+    query = (
+        "SELECT kind, substr(number, 1, 5), site, carrier, COUNT(*) FROM sipwave_number "
+        "WHERE kind IN ('number', 'temporary') GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    )
+    listings = [sql(container, query) for container in PROXY_CONTAINERS]
+    assert listings[0] == listings[1]
+    groups = {
+        tuple(line.split("|")[:4]): int(line.split("|")[4]) for line in listings[0].splitlines()
+    }
+    assert groups[("temporary", "+4822", "warsaw", "pstn")] > 0
+    assert groups[("number", "+4822", "warsaw", "")] > 0
+    for (kind, area, site, carrier), _count in groups.items():
+        assert site == {"+4822": "warsaw", "+4858": "gdansk"}.get(area, ""), (kind, area, site)
+        assert carrier == ("pstn" if (kind, area) == ("temporary", "+4822") else ""), (kind, area)
+
+
 def test_both_proxies_serve_the_wave():
     result = register(MIGRATED.login, LEGACY_DOMAIN, MIGRATED.password, "127.0.23.120",
                       proxy=PROXY2)  # fmt: skip

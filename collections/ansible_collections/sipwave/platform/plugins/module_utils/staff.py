@@ -222,10 +222,11 @@ def plan_member(
             raise StaffError(f"MAC {mac} is a phone of staff member {macs[mac]}")
     held = state.numbers.get(login, {})
     current = next((n for (n, kind) in held if kind == NUMBER), None)
-    allocator = TemporaryNumbers(state, Settings(
+    settings = Settings(
         wave=STAFF_WAVE, phase=1, new_domain=domain, login_prefix=login_prefix, grace_days=0,
         closure_numbers="released", today=today, run_id="", temporary_pools=pools,
-    ))  # fmt: skip
+    )  # fmt: skip
+    allocator = TemporaryNumbers(state, settings)
     number = member.number or current
     if number is None:
         number = allocator.take_lowest()
@@ -283,9 +284,12 @@ def plan_member(
         statements.append(("DELETE FROM sipwave_number WHERE login = {p}", [(login,)]))
         statements.append(
             (
-                "INSERT INTO sipwave_number (number, login, kind, state) "
-                "VALUES ({p}, {p}, {p}, {p})",
-                [(n, login, kind, s) for (n, kind), s in sorted(want_numbers.items())],
+                "INSERT INTO sipwave_number (number, login, kind, state, site, carrier) "
+                "VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
+                [
+                    (n, login, kind, s, *settings.number_columns(n, kind))
+                    for (n, kind), s in sorted(want_numbers.items())
+                ],
             )
         )
     row = (domain, member.display_name, member.email, member.department, ";".join(member.devices))

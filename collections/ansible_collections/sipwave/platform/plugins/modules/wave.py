@@ -134,13 +134,19 @@ options:
   temporary_numbers:
     description:
       - Pools of temporary numbers, each with C(area) (an E.164 prefix, e.g. C(+4822)), C(first)
-        and C(last) (E.164 numbers of that area, of one length). Empty gives none.
+        and C(last) (E.164 numbers of one length in that area), optional C(carrier); none if empty.
       - A served account with a C(legacy) number gets the lowest free number of its first
         number's area (longest prefix), keeps it, and gives it back when it closes or has no
         C(legacy) number left. No free number is reported per account (C(temporary_missing)).
     type: list
     elements: dict
     default: []
+  carriers:
+    description: The kamailio_carriers names; a pool's C(carrier) must be one of them.
+    type: list
+  sites:
+    description: kamailio_sites (C(name), C(areas)), for the inventory's C(site) column.
+    type: list
   temporary_quarantine_days:
     description: Days a returned temporary number rests before another account gets it.
     type: int

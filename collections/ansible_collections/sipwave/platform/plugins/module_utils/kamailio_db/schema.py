@@ -249,6 +249,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # the called account's for an inbound one; NULL for a call of no site.
     ("acc", "site", "VARCHAR(64) DEFAULT NULL"),
     ("sipwave_call_end", "site", "VARCHAR(64) DEFAULT NULL"),
+    # A number's site (kamailio_sites, by the longest area prefix) and the carrier that brings
+    # its calls here (a temporary number's pool's); "" for none. Written by the wave.
+    ("sipwave_number", "site", "VARCHAR(64) DEFAULT '' NOT NULL"),
+    ("sipwave_number", "carrier", "VARCHAR(64) DEFAULT '' NOT NULL"),
 )
 
 # (name, table, columns)
@@ -277,11 +281,19 @@ TABLE_VERSIONS = {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliase
 
 
 def create_table(backend: str, name: str) -> str:
-    columns = _COLUMNS[name] + "".join(
-        f",\n    {column} {definition}"
+    """The table's CREATE statement; its added columns come before its table constraints."""
+    added = "".join(
+        f"\n    {column} {definition},"
         for table, column, definition in ADDED_COLUMNS
         if table == name
     )
+    columns = _COLUMNS[name]
+    if added:
+        head, _sep, tail = columns.rpartition(",\n")
+        if tail.lstrip().startswith(("PRIMARY KEY (", "CONSTRAINT ")):
+            columns = f"{head},{added}\n{tail}"
+        else:
+            columns = f"{columns},{added.rstrip(',')}"
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns.format(serial=SERIAL[backend])}\n)"
 
 
