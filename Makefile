@@ -83,6 +83,7 @@ unit: venv $(PROMTOOL)
 # each one's output goes to .cache/molecule/<scenario>.log and is shown when it fails. A lock
 # per scenario keeps two checkouts from running the same scenario (same container names and
 # addresses) at once; a scenario's leftovers from a crashed run are removed by name first.
+# The failing tests of every scenario are repeated at the very end (what a CI page shows).
 # The demo lab shares the host's network: scenarios that check which addresses their daemons
 # listen on would see its daemons too.
 molecule: venv image
@@ -90,7 +91,9 @@ molecule: venv image
 	  echo "the demo lab is running (its daemons share the host's network): make lab-down first" >&2; \
 	  exit 1; fi
 	@$(LAB_ENV) && mkdir -p .cache/molecule && \
-	printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} bash tools/run_scenario.sh {}
+	rc=0; printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} bash tools/run_scenario.sh {} \
+	  || rc=$$?; \
+	for s in $(SCENARIOS); do cat .cache/molecule/$$s.failed 2>/dev/null || true; done; exit $$rc
 
 test: host-deps venv lint unit molecule
 

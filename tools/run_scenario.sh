@@ -6,6 +6,8 @@ set -u -o pipefail
 s=$1
 log=.cache/molecule/$s.log
 mkdir -p .cache/molecule
+failed=.cache/molecule/$s.failed
+rm -f "$failed"
 start=$(date +%s)
 if flock "/tmp/sipwave-molecule-$s.lock" bash -c '
     # Stale containers of this scenario: the platform names of its molecule.yml, matched
@@ -19,6 +21,8 @@ if flock "/tmp/sipwave-molecule-$s.lock" bash -c '
   exit 0
 fi
 echo "molecule $s: FAILED after $(( $(date +%s) - start )) s"
+# Kept for the summary `make molecule` prints last (a CI page shows the end of the output).
+{ echo "molecule $s: FAILED"; python3 tools/scenario_failures.py "$log"; } > "$failed"
 echo "--- $s: failing tests and fatal tasks ---"
 sed -n '/= FAILURES =/,/short test summary/p' "$log" | tail -n 200
 grep -E '^(fatal|failed):|ERROR' "$log" | tail -n 20

@@ -50,7 +50,7 @@ WORD_MATCH_BELOW = 10
 PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "kamailio.yml": ("migration", "kamailio"),
     "legacy_platform.yml": ("migration",),
-    "mail_server.yml": ("migration",),
+    "mail_server.yml": ("migration", "provisioning"),
     "migrate_wave.yml": ("migration", "provisioning", "asterisk"),
     "record_consent.yml": ("migration", "provisioning", "asterisk"),
     "rollback_wave.yml": ("migration", "asterisk"),
@@ -72,6 +72,7 @@ PLAYBOOK_COVERAGE: dict[str, tuple[str, ...] | str] = {
     "monitoring.yml": ("asterisk",),
     "health.yml": ("asterisk", "provisioning"),
     "unregistered_report.yml": ("asterisk",),
+    "user_add.yml": ("provisioning",),
     "site.yml": "only imports kamailio.yml, asterisk.yml, provisioning.yml and monitoring.yml "
     "(each covered on its own); it has no play or variable of its own; make demo runs it",
     "lab.yml": "the demo's containers (make lab-up, make lab-down): podman on localhost with "

@@ -2,6 +2,7 @@
 
 import importlib
 import sys
+import time
 
 import pytest
 from ksr_stub import KsrStub, load_api
@@ -28,16 +29,56 @@ def ksr(monkeypatch):
     return stub
 
 
-def own_route(router, call_id: str, host: str = "127.0.20.11") -> str:
-    """The Route URI this proxy's Record-Route gives a dialog with ``call_id``."""
+# The ends of the dialogs the router tests build by default: the phone that sends the
+# in-dialog request (test_router.SUBSCRIBER) and the host of request()'s request URI.
+DIALOG_ENDS = ("10.0.0.1", "ip.tanifon.pl")
+
+
+def own_route(
+    router,
+    call_id: str,
+    ends: tuple[str, str] = DIALOG_ENDS,
+    host: str = "127.0.20.11",
+    age_s: float = 0,
+) -> str:
+    """The Route URI this proxy's Record-Route gives a branch of the dialog of ``call_id``
+    between ``ends``, issued ``age_s`` seconds ago."""
     from sipwave_router.dialogs import token
 
-    return f"sip:{host};lr;swt={token(router._dialog_key, call_id)}"
+    value = token(router._dialog_key, call_id, *ends, time.time() - age_s)
+    return f"sip:{host};lr;swt={value}"
 
 
-def recorded_route(router, call_id: str) -> tuple[str]:
-    """The arguments of the rr.record_route_params call for a request with ``call_id``."""
-    return (own_route(router, call_id).split(";lr", 1)[1],)
+def recorded_token(ksr, router, **branch) -> str:
+    """Run the dialog branch route for a branch (``branch``: pseudo-variables such as $ru
+    and $du) and give the token its Record-Route carries."""
+    before = len(ksr.called("rr.record_route_params"))
+    ksr.pvars.update(branch)
+    router.branch_route_dialog()
+    (params,) = ksr.called("rr.record_route_params")[before:]
+    (value,) = params
+    name, _, token = value.partition("=")
+    assert name == ";swt", value
+    return token
+
+
+def joins(router, call_id: str, token: str, first: str, second: str) -> bool:
+    """Whether ``token`` lets each of two hosts reach the other in the dialog of ``call_id``
+    (and not a third one)."""
+    from sipwave_router.dialogs import follows
+
+    def follow(source: str, next_hop: str) -> bool:
+        return follows(
+            router._dialog_key, call_id, f"sip:127.0.20.11;lr;swt={token}", source, next_hop,
+            next_hop_is_peer=False, now=time.time(), lifetime=60,
+        )  # fmt: skip
+
+    return (
+        follow(first, second)
+        and follow(second, first)
+        and not follow(first, "192.0.2.1")
+        and not follow("192.0.2.1", second)
+    )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""kamailio_backup and kamailio_restore on real SQLite files, run as Ansible runs them: a copy
-that restores exactly, the database as it was kept before the restore, and copies that are
+"""backup_set and kamailio_restore on real SQLite files, run as Ansible runs them (as
+playbooks/restore.yml does: the set checked, then its database restored): a copy that restores
+exactly, the database as it was kept before the restore, and copies that are
 refused before anything is touched (wrong digest, damaged file, not a proxy database)."""
 
 import json
@@ -20,12 +21,19 @@ def module(name: str, tmp_path: Path, args: dict, check: bool = False) -> dict:
 
 
 def backed_up(tmp_path: Path) -> tuple[Path, dict]:
+    """A proxy database after a wave, and its set's database copy (path and SHA-256) as the
+    checked set names it."""
     database = create_database(tmp_path / "proxy.sqlite")
     run(database, wave_accounts())
-    copy = module("kamailio_backup", tmp_path, {"database": str(database),
-                                                "directory": str(tmp_path / "copies")})  # fmt: skip
-    assert copy["changed"] and Path(copy["path"]).stat().st_mode & 0o777 == 0o600
-    return database, copy
+    sets = tmp_path / "sets"
+    taken = module("backup_set", tmp_path, {"database": str(database), "directory": str(sets)})
+    assert taken["changed"], taken
+    verify = {"database": str(database), "directory": str(sets), "state": "verified",
+              "name": taken["name"]}  # fmt: skip
+    checked = module("backup_set", tmp_path, verify)
+    copy = sets / taken["name"] / checked["database"]
+    assert copy.stat().st_mode & 0o777 == 0o600
+    return database, {"path": str(copy), "sha256": checked["database_sha256"]}
 
 
 def test_a_backup_restores_exactly_and_keeps_the_database_as_it_was(tmp_path):

@@ -145,3 +145,42 @@ def test_every_account_without_a_pin_is_returned(tmp_path):
     assert result["without_pin"] == ["beta"]
     checked, _ = run(tmp_path, [ACME, BETA, {**BETA, "id": "gamma"}], check=True)
     assert checked["without_pin"] == ["beta", "gamma"]
+
+
+def test_a_staff_members_own_source_adds_and_removes_only_their_account(tmp_path):
+    """playbooks/user_add.yml: source staff:<login>, exclusive; an empty list removes it."""
+    run(tmp_path, [ACME], source="inventory")
+    staff = {"id": "jkowalska", "department": "support", "number": "+48225558000",
+             "dialin_numbers": ["601234567"]}  # fmt: skip
+    added, _ = run(tmp_path, [staff], source="staff:jkowalska", exclusive=True)
+    assert added["changed"] and numbers(tmp_path)["+48601234567"] == "jkowalska"
+    again, _ = run(tmp_path, [staff], source="staff:jkowalska", exclusive=True)
+    assert not again["changed"]
+    taken = {**staff, "dialin_numbers": ["+48601000001"]}  # acme's, from the inventory
+    refused, _ = run(tmp_path, [taken], source="staff:jkowalska", exclusive=True)
+    assert refused.get("failed") and "+48601000001" in refused["msg"], refused
+    run(tmp_path, [], source="staff:jkowalska", exclusive=True)
+    assert numbers(tmp_path) == {"+48601000001": "acme", "+48601000002": "acme"}
+
+
+def presented(tmp_path) -> dict[str, str]:
+    with sqlite3.connect(tmp_path / "dialin.sqlite") as connection:
+        return dict(connection.execute("SELECT id, number FROM account"))
+
+
+def test_a_carrier_that_screens_is_shown_the_screened_number_and_others_the_own(tmp_path):
+    waiting = {**BETA, "screened_number": "0048 22 555 09 00"}  # its temporary number
+    run(tmp_path, [ACME, waiting])
+    assert presented(tmp_path) == {"acme": "+48221110001", "beta": "+48221110002"}
+    result, _ = run(tmp_path, [ACME, waiting], clip_no_screening=False)
+    assert result["changed"] and result["updated"] == ["beta"]
+    # acme has no temporary number: its own, whatever the carrier
+    assert presented(tmp_path) == {"acme": "+48221110001", "beta": "+48225550900"}
+    result, _ = run(tmp_path, [ACME, waiting], clip_no_screening=False)
+    assert not result["changed"]
+
+
+def test_a_bad_screened_number_is_named_and_nothing_is_written(tmp_path):
+    result, _ = run(tmp_path, [{**BETA, "screened_number": "12ab"}], clip_no_screening=False)
+    assert result["failed"] and "accounts[0] (beta): screened_number" in result["msg"]
+    assert not (tmp_path / "dialin.sqlite").exists() or presented(tmp_path) == {}

@@ -5,6 +5,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,10 @@ class Session:
                 self.variables[name] = value.strip('"')
                 reply = "200 result=1"
             elif command.startswith("GET DATA"):
-                reply = f"200 result={pending.pop(0)}" if pending else "200 result= (timeout)"
+                entry = pending.pop(0) if pending else None
+                # a callable stands for what happens elsewhere while the caller types
+                entry = entry() if callable(entry) else entry
+                reply = f"200 result={entry}" if entry is not None else "200 result= (timeout)"
             else:
                 reply = "200 result=0"
             process.stdin.write(reply + "\n")
@@ -296,3 +300,20 @@ def test_a_department_never_produces_a_second_agi_command(agi, department, sent)
     verbs = [" ".join(command.split()[:2]) for command in session.commands]
     assert set(verbs) == {"GET VARIABLE", "SET VARIABLE", 'VERBOSE "sipwave'}
     assert f"SET VARIABLE SIPWAVE_DEPARTMENT {sent}" in session.commands
+
+
+def test_the_right_pin_is_refused_once_a_parallel_call_locked_the_account(agi):
+    """Calls in parallel: while this caller types the right PIN, another call from one of the
+    account's numbers uses up the tries; the right PIN then gets nothing."""
+
+    def parallel_guesses() -> str:
+        with sqlite3.connect(agi / "dialin.sqlite") as connection:
+            connection.executemany(
+                "INSERT INTO failure (caller, at) VALUES ('+48601000002', ?)",
+                [(time.time(),)] * SETTINGS["lockout_failures"],
+            )
+        return PIN
+
+    session = Session(agi, "authorise", "+48601000001", [parallel_guesses, "123456789"])
+    assert session.variables["SIPWAVE_REASON"] == "locked out"
+    assert "SIPWAVE_DESTINATION" not in session.variables

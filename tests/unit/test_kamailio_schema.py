@@ -26,7 +26,8 @@ EVERY_OBJECT = (
 # changed: the call record tables (acc, sipwave_call_end), the temporary numbers' quarantine
 # table and unique index, the legacy platform's forwarding table, and the routing view's d:,
 # t:, f: and temporary n: keys, and the porting tables (requests, their events, codes issued,
-# answers given, cutovers), and the call records' site column (schema.ADDED_COLUMNS).
+# answers given, cutovers), and the call records' site column (schema.ADDED_COLUMNS), and
+# the staff members' table with the routing view's d: keys of their identities.
 RECORDED = Path(__file__).parent / "golden" / "kamailio_schema"
 
 
@@ -93,8 +94,12 @@ def test_an_older_routing_view_is_replaced_and_reported(tmp_path):
 
 
 def older_call_record_tables(connection, backend: str) -> None:
-    """acc and sipwave_call_end as released before ADDED_COLUMNS, with one call in each."""
+    """acc and sipwave_call_end as released before ADDED_COLUMNS, with one call in each, and
+    sipwave_number before its site and carrier columns, with one number."""
     cursor = connection.cursor()
+    for column in ("site", "carrier"):
+        cursor.execute(f"ALTER TABLE sipwave_number DROP COLUMN {column}")
+    cursor.execute("INSERT INTO sipwave_number VALUES ('+48225550100', 'a', 'number', 'legacy')")
     for table in ("acc", "sipwave_call_end"):
         cursor.execute(f"DROP TABLE {table}")
         cursor.execute(schema.create_table(backend, table).split(",\n    site ")[0] + "\n)")
@@ -112,7 +117,12 @@ CALL = [("call-1", "a@b", None)]
 
 
 def test_every_added_column_has_a_default_for_the_rows_already_there():
-    assert ADDED == ["column acc.site", "column sipwave_call_end.site"]
+    assert ADDED == [
+        "column acc.site",
+        "column sipwave_call_end.site",
+        "column sipwave_number.site",
+        "column sipwave_number.carrier",
+    ]
     assert all(" DEFAULT " in f" {definition} " for _, _, definition in schema.ADDED_COLUMNS)
 
 
@@ -129,6 +139,9 @@ def test_an_older_call_record_table_gains_the_site_column_and_keeps_its_rows(tmp
             rows = connection.execute(f"SELECT callid, account, site FROM {table}").fetchall()
             assert rows == CALL
             connection.execute(f"DELETE FROM {table}")
+        numbers = connection.execute("SELECT number, state, site, carrier FROM sipwave_number")
+        assert numbers.fetchall() == [("+48225550100", "legacy", "", "")]
+        connection.execute("DELETE FROM sipwave_number")
         # Once its rows are gone, the upgraded database lists as a new one.
         assert sqlite_listing(connection) == recorded("sqlite")
 
@@ -219,9 +232,18 @@ def test_on_postgres_an_older_call_record_table_gains_the_site_column_in_the_tra
                 cursor.execute(f"SELECT callid, account, site FROM {table}")
                 assert cursor.fetchall() == CALL
                 cursor.execute(f"DELETE FROM {table}")
-        listing = postgres_listing(connection)
+            cursor.execute("SELECT number, state, site, carrier FROM sipwave_number")
+            assert cursor.fetchall() == [("+48225550100", "legacy", "", "")]
+            cursor.execute("DELETE FROM sipwave_number")
+        listing, expected = postgres_listing(connection), recorded("postgres")
+        # sipwave_number's re-added columns come after the dropped ones' positions: the same
+        # columns, positions aside.
+        for found in (listing, expected):
+            numbers = [c for c in found["columns"] if c[0] == "sipwave_number"]
+            found["columns"] = [c for c in found["columns"] if c[0] != "sipwave_number"]
+            found["sipwave_number"] = sorted(c[2:] for c in numbers)
         # The serial sequences were created again with the older tables: same names, values.
-        assert listing == recorded("postgres")
+        assert listing == expected
     finally:
         connection.close()
 

@@ -237,8 +237,11 @@ def test_the_full_path_ends_ported_with_the_numbers_active_and_the_temporary_one
     served, tmp_path
 ):
     with sqlite3.connect(served) as connection:
-        connection.execute("INSERT INTO sipwave_number VALUES ('+48225559000', ?, 'temporary', "
-                           "'temporary')", (ANNA.login,))  # fmt: skip
+        connection.execute(
+            "INSERT INTO sipwave_number (number, login, kind, state) VALUES "
+            "('+48225559000', ?, 'temporary', 'temporary')",
+            (ANNA.login,),
+        )
     legacy = donor_database(tmp_path)
     submit(served)
     events = exchange_round(served, legacy)

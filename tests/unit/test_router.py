@@ -1,7 +1,7 @@
 """Routing decisions of the KEMI router, driven through the KSR stub."""
 
 import pytest
-from conftest import own_route, recorded_route
+from conftest import joins, own_route, recorded_token
 
 SUBSCRIBER = "10.0.0.1"  # the stub never sends anything: addresses are only data here
 PBX = "127.0.20.21"
@@ -236,9 +236,15 @@ def test_authenticated_call_to_a_registered_subscriber_is_relayed(ksr, router):
     ksr.returns["auth_db.auth_check"] = 1
     ksr.pvars["$ci"] = "call-1@phone"
     router.request_route()
-    assert ksr.called("rr.record_route_params") == [recorded_route(router, "call-1@phone")]
     assert ksr.called("registrar.lookup") == [("location",)]
+    assert ksr.called("tm.t_on_branch") == [("ksr_branch_dialog",)]
     assert ksr.called("tm.t_relay") == [()]
+    # Each branch (each registered contact) is record-routed with its own token.
+    phone = recorded_token(ksr, router, **{"$ru": "sip:tnf481234003@10.0.0.7:5062"})
+    other = recorded_token(ksr, router, **{"$ru": "sip:tnf481234003@10.0.0.8:5060"})
+    assert joins(router, "call-1@phone", phone, SUBSCRIBER, "10.0.0.7")
+    assert joins(router, "call-1@phone", other, SUBSCRIBER, "10.0.0.8")
+    assert not joins(router, "call-1@phone", phone, SUBSCRIBER, "10.0.0.8")
 
 
 def test_call_to_an_unregistered_subscriber_is_404(ksr, router):

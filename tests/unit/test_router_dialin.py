@@ -8,7 +8,7 @@ from test_router import request
 
 CARRIER = "127.0.21.31"
 CLAIM_HEADERS = (
-    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity"
+    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|y"
     "|Diversion|History-Info)$"
 )
 DIALIN = "+48225550100"

@@ -3,14 +3,16 @@ never made of a login: the router's decisions through the KSR stub. The live att
 molecule/kamailio/tests/test_attacks.py and test_telephony.py."""
 
 import importlib
+import time
 
 import pytest
-from conftest import ROUTER_SETTINGS, own_route
+from conftest import ROUTER_SETTINGS, joins, own_route, recorded_token
 from test_router import PBX, SUBSCRIBER, request
 from test_router_dialin import accepted
 from test_router_telephony import CALLED, CARRIER_A, SETTINGS, carriers_answer
 
 CALL_ID = "a84b4c76e66710@pc33.example"
+CALLEE = "10.0.0.7"
 RELAYING_PEER = "127.0.20.51"
 
 
@@ -27,31 +29,55 @@ def key_file(tmp_path, text: str):
     return path
 
 
-def in_dialog(ksr, route_uri: str | None, *, call_id: str = CALL_ID, source=SUBSCRIBER):
-    """An in-dialog BYE whose top Route is this proxy's (check_route_param answers)."""
-    request(ksr, "BYE", source=source, totag=True)
+def in_dialog(
+    ksr,
+    route_uri: str | None,
+    *,
+    call_id: str = CALL_ID,
+    source=SUBSCRIBER,
+    target: str = "sip:phone@" + CALLEE,
+    further: str | None = None,
+):
+    """An in-dialog BYE whose top Route is this proxy's (check_route_param answers), to the
+    request URI ``target`` or a ``further`` Route."""
+    request(ksr, "BYE", source=source, totag=True, rdomain=uri_host(target))
     ksr.returns["rr.loose_route"] = 1
-    ksr.pvars.update({"$ci": call_id, "$route_uri": route_uri, "$du": None})
+    ksr.pvars.update({"$ci": call_id, "$route_uri": route_uri, "$du": further})
+
+
+def uri_host(uri: str) -> str:
+    return uri.split("@", 1)[-1].split(":", 1)[0].split(";", 1)[0]
 
 
 # -- the token ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", ["INVITE", "SUBSCRIBE"])
-def test_the_record_route_carries_the_token_of_the_call_id(ksr, router, method):
+def test_each_branch_is_record_routed_with_the_token_of_its_two_ends(ksr, router, method):
     request(ksr, method, rdomain="sip.sipwave.test", ruser="tnf481234003")
     ksr.returns["auth_db.auth_check"] = 1
     ksr.pvars["$ci"] = CALL_ID
     router.request_route()
-    ((params,),) = ksr.called("rr.record_route_params")
-    assert params == own_route(router, CALL_ID).split(";lr", 1)[1]
-    name, _, value = params.partition("=")
-    assert name == ";swt" and len(value) == 32 and int(value, 16) >= 0
+    assert ksr.called("rr.record_route_params") == []
+    assert ksr.called("tm.t_on_branch") == [("ksr_branch_dialog",)]
+    # A branch with a destination (a contact behind its received address) names that.
+    direct = recorded_token(ksr, router, **{"$ru": f"sip:tnf481234003@{CALLEE}:5062"})
+    received = recorded_token(ksr, router, **{"$du": "sip:10.0.0.9:5071"})
+    assert joins(router, CALL_ID, direct, SUBSCRIBER, CALLEE)
+    assert joins(router, CALL_ID, received, SUBSCRIBER, "10.0.0.9")
+    stamp, first, second = direct.split(".")
+    assert abs(int(stamp, 16) - time.time()) < 5
+    assert len(first) == len(second) == 24 and int(first + second, 16) >= 0
     assert ksr.called("rr.record_route") == []
 
 
-def test_the_right_token_is_followed(ksr, router):
-    in_dialog(ksr, own_route(router, CALL_ID))
+def test_the_right_token_is_followed_both_ways(ksr, router):
+    route = own_route(router, CALL_ID, (SUBSCRIBER, CALLEE))
+    in_dialog(ksr, route)
+    router.request_route()
+    assert ksr.called("tm.t_relay") == [()]
+    ksr.calls.clear()
+    in_dialog(ksr, route, source=CALLEE, target=f"sip:481234001@{SUBSCRIBER}:5060")
     router.request_route()
     assert ksr.called("tm.t_relay") == [()]
 
@@ -63,11 +89,13 @@ def test_the_right_token_is_followed(ksr, router):
         None,
         "sip:127.0.20.11;lr;swt=",
         "sip:127.0.20.11;lr;swt=00000000000000000000000000000000",
+        "sip:127.0.20.11;lr;swt=0." + "0" * 24 + "." + "0" * 24,
         "sip:127.0.20.11;lr;swt=zz",
         "sip:127.0.20.11;lr;swt=\u00e9\u00e9",
+        "sip:127.0.20.11;lr;swt=0x1." + "0" * 24 + "." + "0" * 24,
     ],
 )
-def test_a_route_without_the_token_of_its_call_id_is_refused(ksr, router, route_uri):
+def test_a_route_without_the_token_of_its_dialog_is_refused(ksr, router, route_uri):
     in_dialog(ksr, route_uri)
     router.request_route()
     assert ksr.replies() == [(403, "Route Not Followed")]
@@ -76,13 +104,67 @@ def test_a_route_without_the_token_of_its_call_id_is_refused(ksr, router, route_
 
 def test_the_token_of_another_call_is_refused(ksr, router):
     """A subscriber's own call gives it a token, for that Call-ID only."""
-    in_dialog(ksr, own_route(router, "my-own-call@attacker"), call_id="victims-call@phone")
+    route = own_route(router, "my-own-call@attacker", (SUBSCRIBER, CALLEE))
+    in_dialog(ksr, route, call_id="victims-call@phone")
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
+@pytest.mark.parametrize("further", [None, "sip:10.0.0.66:5060;lr"])
+def test_an_end_of_the_dialog_cannot_send_it_anywhere_else(ksr, router, further):
+    """The replay: a subscriber's own call's token, to a request URI (or a further Route) of
+    its choosing. Once that reached any host from the proxy's address."""
+    route = own_route(router, CALL_ID, (SUBSCRIBER, CALLEE))
+    in_dialog(ksr, route, target="sip:victim@10.0.0.66:5060", further=further)
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_someone_who_is_no_end_of_the_dialog_cannot_use_its_token(ksr, router):
+    route = own_route(router, CALL_ID, (SUBSCRIBER, CALLEE))
+    in_dialog(ksr, route, source="10.0.0.66")  # to the callee, as the caller would
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
+def test_an_end_of_the_dialog_may_reach_a_peer_at_another_address(ksr, router):
+    """A PBX or carrier may answer from another of its addresses than the one called."""
+    route = own_route(router, CALL_ID, (SUBSCRIBER, "127.0.20.22"))
+    in_dialog(ksr, route, target="sip:800100@127.0.20.21:5080")
+    router.request_route()
+    assert ksr.called("tm.t_relay") == [()]
+
+
+@pytest.mark.parametrize(("age_s", "followed"), [(604800 - 60, True), (604800 + 60, False)])
+def test_a_token_is_followed_for_the_dialog_lifetime(ksr, router, age_s, followed):
+    in_dialog(ksr, own_route(router, CALL_ID, (SUBSCRIBER, CALLEE), age_s=age_s))
+    router.request_route()
+    assert bool(ksr.called("tm.t_relay")) is followed
+
+
+def test_a_token_from_the_future_is_refused(ksr, router):
+    in_dialog(ksr, own_route(router, CALL_ID, (SUBSCRIBER, CALLEE), age_s=-3600))
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
+def test_the_previous_releases_token_is_followed_towards_a_peer_only(ksr, router):
+    """A call in progress across the upgrade can still be ended at its carrier or PBX."""
+    from sipwave_router.dialogs import call_id_token
+
+    route = f"sip:127.0.20.11;lr;swt={call_id_token(router._dialog_key, CALL_ID)}"
+    in_dialog(ksr, route, target="sip:800100@127.0.20.21:5080")
+    router.request_route()
+    assert ksr.called("tm.t_relay") == [()]
+    ksr.calls.clear()
+    in_dialog(ksr, route)
     router.request_route()
     assert ksr.replies() == [(403, "Route Not Followed")]
 
 
 def test_a_token_on_a_route_that_is_not_this_proxy_is_refused(ksr, router):
-    in_dialog(ksr, own_route(router, CALL_ID, host="127.0.20.99"))
+    in_dialog(ksr, own_route(router, CALL_ID, (SUBSCRIBER, CALLEE), host="127.0.20.99"))
     ksr.returns["rr.check_route_param"] = -1  # loose_route found the top Route foreign
     router.request_route()
     assert ksr.replies() == [(403, "Route Not Followed")]
@@ -97,7 +179,7 @@ def test_a_trusted_peer_needs_no_token(ksr, router):
 def test_a_token_outlives_a_restart_with_the_same_key_file(ksr, tmp_path):
     settings = {**ROUTER_SETTINGS, "dialog_key_file": str(key_file(tmp_path, "ab" * 32))}
     before = make_router(settings)
-    route = own_route(before, CALL_ID)
+    route = own_route(before, CALL_ID, (SUBSCRIBER, CALLEE))
     after = make_router(settings)
     in_dialog(ksr, route)
     after.request_route()
@@ -134,8 +216,10 @@ def test_without_a_key_file_each_router_has_a_random_key_of_its_own(ksr):
 
 # -- identity claims in replies ----------------------------------------------------------------
 
-REPLY_CLAIMS = "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
-RELAYED_REPLY_CLAIMS = "^(P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+REPLY_CLAIMS = (
+    "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
+)
+RELAYED_REPLY_CLAIMS = "^(P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
 
 
 def a_reply(ksr, source: str) -> None:
@@ -207,3 +291,21 @@ def test_an_account_with_only_a_temporary_number_presents_it(ksr, telephony):
     assert ksr.pvars["$avp(sipwave_clip_own)"] == "+48225559000"
     assert "$avp(sipwave_clip_foreign)" not in ksr.pvars
     assert ksr.called("tm.t_relay") == [()]
+
+
+@pytest.mark.parametrize("name", ["Identity", "identity", "y", "Y"])
+def test_identity_is_a_claim_in_its_full_and_compact_forms_and_nothing_else_is(ksr, name):
+    """textops compares the header name as written: Kamailio's parser reads "y" as Identity
+    (RFC 8224's compact form), the regular expressions must name it too."""
+    import re
+
+    routing = importlib.import_module("sipwave_router.routing")
+    for pattern in (
+        routing.CLAIM_HEADERS_RE,
+        routing.RELAYED_CLAIM_HEADERS_RE,
+        routing.REPLY_CLAIM_HEADERS_RE,
+        routing.RELAYED_REPLY_CLAIM_HEADERS_RE,
+    ):
+        assert re.search(pattern, name, re.IGNORECASE), pattern
+        for other in ("Privacy", "Via", "Reply-To", "yy"):
+            assert not re.search(pattern, other, re.IGNORECASE), (pattern, other)

@@ -7,7 +7,7 @@ The ``routing`` htable stands for what Kamailio loads from the subscriber databa
 import importlib
 
 import pytest
-from conftest import ROUTER_SETTINGS, recorded_route
+from conftest import ROUTER_SETTINGS, joins, recorded_token
 
 LEGACY = "ip.tanifon.pl"
 NEW = "sip.sipwave.test"
@@ -147,7 +147,10 @@ def test_call_from_a_not_migrated_account_goes_to_the_legacy_platform_unchalleng
     proxy.request_route()
     assert ksr.pvars["$du"] == LEGACY_PLATFORM
     assert ksr.called("auth_db.auth_check") == []
-    assert ksr.called("rr.record_route_params") == [recorded_route(proxy, "call-2@phone")]
+    assert ksr.called("tm.t_on_branch") == [("ksr_branch_dialog",)]
+    # The branch's token names the phone and the legacy platform as the dialog's ends.
+    swt = recorded_token(ksr, proxy)
+    assert joins(proxy, "call-2@phone", swt, PHONE, "127.0.23.41")
     # whatever identity the phone claims is not passed on as asserted
     assert "P-Asserted-Identity" in ksr.called("textops.remove_hf_re")[0][0]
     assert ksr.called("hdr.append") == []

@@ -88,7 +88,8 @@ def test_any_notation_goes_to_the_prefix_carriers_in_e164(ksr, router, dialled):
     call_out(ksr, router, dialled)
     assert ksr.called("dispatcher.ds_select_dst") == [(1, 8)]
     assert ksr.pvars["$rU"] == CALLED
-    assert ksr.called("tm.t_on_branch") == [("ksr_branch_carrier",)]
+    # The carrier branch route replaces the dialog branch route, and record-routes too.
+    assert ksr.called("tm.t_on_branch") == [("ksr_branch_dialog",), ("ksr_branch_carrier",)]
     assert ksr.called("tm.t_on_failure") == [("ksr_failure_carrier",)]
     assert ksr.called("tm.t_relay") == [()]
 
@@ -370,7 +371,12 @@ def test_a_subscribers_bye_records_nothing_until_it_is_answered(ksr, router):
     request(ksr, "BYE", source="127.0.20.201", totag=True)
     ksr.returns["rr.loose_route"] = 1
     ksr.returns["rr.check_route_param"] = 1
-    ksr.pvars.update({"$ci": "call-3@phone", "$route_uri": own_route(router, "call-3@phone")})
+    ksr.pvars.update(
+        {
+            "$ci": "call-3@phone",
+            "$route_uri": own_route(router, "call-3@phone", ("127.0.20.201", "ip.tanifon.pl")),
+        }
+    )
     router.request_route()
     assert ksr.called("acc.acc_db_request") == []
     assert ksr.called("tm.t_on_reply") == [("ksr_reply_call_end",)]

@@ -66,6 +66,7 @@ def test_each_account_gets_the_lowest_free_number_of_its_first_numbers_area(data
         "481234003": "+48585550900",
     }
     assert outcome(result, "481234001")["temporary_number"] == "+48225550900"
+    assert outcome(result, "481234001")["temporary_held"] == "+48225550900"
     assert result.reconciliation["ok"]
     assert result.reconciliation["temporary_numbers"] == 3
     # its own numbers stay with the old operator until they are ported
@@ -82,6 +83,8 @@ def test_a_second_run_assigns_none_and_changes_nothing(database):
     assert not again.changed
     assert dump(database) == before
     assert outcome(again, "481234001")["temporary_number"] is None
+    # still held: what a carrier that screens caller numbers is shown (dial-in rows)
+    assert outcome(again, "481234001")["temporary_held"] == "+48225550900"
 
 
 def test_the_routing_cache_routes_the_temporary_number_and_knows_it_per_identity(database):

@@ -129,6 +129,19 @@ def test_the_newest_backup_copy_gives_the_time(tmp_path):
     assert samples["sipwave_backup_newest_timestamp_seconds"] == pytest.approx(NOW - 60, abs=1)
 
 
+def test_a_backup_set_counts_once_its_manifest_is_written(tmp_path):
+    backups = tmp_path / "backups"
+    (backups / "sipwave-backup-20261204T031500Z").mkdir(parents=True)
+    (backups / "sipwave-backup-20261204T031500Z" / "db.sqlite").write_bytes(b"copy")
+    samples, _ = collect(tmp_path, "--backup-directory", str(backups))
+    assert samples["sipwave_backup_newest_timestamp_seconds"] == 0
+    manifest = backups / "sipwave-backup-20261204T031500Z" / "MANIFEST.json"
+    manifest.write_text("{}")
+    os.utime(manifest, (NOW - 30, NOW - 30))
+    samples, _ = collect(tmp_path, "--backup-directory", str(backups))
+    assert samples["sipwave_backup_newest_timestamp_seconds"] == pytest.approx(NOW - 30, abs=1)
+
+
 def test_no_backup_reads_as_zero(tmp_path):
     samples, _ = collect(tmp_path, "--backup-directory", str(tmp_path / "none"))
     assert samples["sipwave_backup_newest_timestamp_seconds"] == 0

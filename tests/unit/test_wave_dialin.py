@@ -232,3 +232,15 @@ def test_an_operators_limits_for_a_login_reach_its_row_only(export):
     assert rows["481200000"]["allowed_prefixes"] == ["+44"]
     assert rows["481200000"]["daily_minutes"] == 120
     assert rows["481200004"]["daily_minutes"] == 5 and "allowed_prefixes" not in rows["481200004"]
+
+
+def test_an_account_holding_a_temporary_number_carries_it_for_screening_carriers(export):
+    held = [
+        {"login": "481200000", "action": "unchanged", "state": "phase1",
+         "temporary_held": "+48225550900"},
+        {"login": "481200001", "action": "phase1", "state": "phase1"},
+    ]  # fmt: skip
+    rows = {row["id"]: row for row in wave_dialin("wave1", "apply", held, export).accounts}
+    assert rows["481200000"]["number"] == "+48220000000"
+    assert rows["481200000"]["screened_number"] == "+48225550900"
+    assert "screened_number" not in rows["481200001"]

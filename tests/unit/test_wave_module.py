@@ -348,7 +348,7 @@ def test_a_different_closure_setting_changes_nothing_and_warns_naming_the_accoun
         "grace_until": None, "refund": "10.00", "refund_run": "closing-run",
         "closure_numbers": "kept_for_porting", "password_generated": None, "reason": None,
         "temporary_number": None, "temporary_returned": None, "temporary_missing": None,
-        "refund_reversed": None,
+        "temporary_held": None, "refund_reversed": None,
     }  # fmt: skip
     # the refund stays the closing run's: this run recorded none
     assert rerun["refunds"] == {"total": "0.00", "accounts": []}
@@ -369,3 +369,39 @@ def test_a_limit_moves_only_logins_of_the_wave():
         limited(wave, ["481200005", "481200000"], "wave2")
     with pytest.raises(AnsibleActionFail, match="non-empty list"):
         limited(wave, [], "wave2")
+
+
+def test_the_playbooks_fill_the_inventory_columns_from_sites_and_the_pools_carrier(
+    tmp_path, database
+):
+    reports = tmp_path / "reports"
+    config = tmp_path / "config.json"
+    pools = [{"area": "+4822", "first": "+48225559000", "last": "+48225559999", "carrier": "pstn"},
+             {"area": "+4858", "first": "+48585559000", "last": "+48585559999"}]  # fmt: skip
+    config.write_text(json.dumps({
+        "sipwave_temporary_numbers": pools,
+        "kamailio_sites": [{"name": "warsaw", "areas": ["+4822"]}],
+        "kamailio_carriers": [{"name": "pstn", "address": "127.0.0.1"}],
+    }))  # fmt: skip
+
+    playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1", "-e", f"@{config}")
+
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT number, kind, site, carrier FROM sipwave_number")
+        rows = rows.fetchall()
+    assert len(rows) > 100
+    for number, kind, site, carrier in rows:
+        assert site == ("warsaw" if number.startswith("+4822") else ""), number
+        expected = "pstn" if kind == "temporary" and number.startswith("+4822") else ""
+        assert carrier == expected, (number, kind)
+    assert {carrier for *_, carrier in rows} == {"", "pstn"}
+
+    playbook("rollback_wave.yml", database, reports, "-e", "wave=wave1", "-e", f"@{config}")
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM sipwave_number").fetchone() == (0,)
+
+    pools[0]["carrier"] = "gone"
+    config.write_text(json.dumps({"sipwave_temporary_numbers": pools, "kamailio_carriers": []}))
+    output = playbook("migrate_wave.yml", database, reports, "-e", "wave=wave1", "-e",
+                      f"@{config}", succeeds=False)  # fmt: skip
+    assert "temporary_numbers[0]: carrier 'gone' is not a name of kamailio_carriers" in output

@@ -131,10 +131,10 @@ def consent(database: Path, **decisions: str) -> list[dict]:
         conn.close()
 
 
-def rollback(database: Path, check=False, only=None):
+def rollback(database: Path, check=False, only=None, **overrides):
     conn = dbconn.connect("sqlite", database=str(database))
     try:
-        return rollback_wave(conn, settings(), check, only)
+        return rollback_wave(conn, settings(**overrides), check, only)
     finally:
         conn.close()
 

@@ -132,6 +132,24 @@ class Carrier:
         return sipp.wait(self.process, self.workdir, timeout_s=1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def subscriber_numbers():
+    """The proxy subscribers' own numbers, as the wave engine writes them (dbaliases) and
+    loaded into the routing cache: the proxy presents an account's number and refuses a call
+    from an account without one (it never makes a number of a login)."""
+    database = "/var/lib/kamailio/sipwave.sqlite"
+    values = ", ".join(f"('{login}', '{LEGACY_DOMAIN}', '{login}', '{LEGACY_DOMAIN}')"
+                       for login in SUBSCRIBERS)  # fmt: skip
+    inserted = in_container(
+        PROXY_CONTAINER, "sqlite3", database,
+        "INSERT OR IGNORE INTO dbaliases (alias_username, alias_domain, username, domain)"
+        f" VALUES {values}",
+    )  # fmt: skip
+    assert inserted.returncode == 0, inserted.stderr
+    in_container(PROXY_CONTAINER, "kamcmd", "htable.reload", "routing")
+    yield
+
+
 @pytest.fixture
 def carrier():
     started = Carrier()

@@ -92,11 +92,12 @@ def test_a_pbx_lockout_shows_in_the_metrics():
 
 
 def test_the_newest_backup_shows_in_the_metrics():
-    """test_health.py took a backup: its copy's time, not 0 (no backup)."""
+    """test_health.py took a backup: its set's time (its manifest, written last), not 0."""
     newest = in_container(
-        PROXY_CONTAINER, "sh", "-c", "stat -c %Y /var/backups/sipwave/* | sort -n | tail -1"
-    ).stdout.strip()
-    assert newest, "no backup copy on the proxy"
+        PROXY_CONTAINER, "sh", "-c",
+        "stat -c %Y /var/backups/sipwave/sipwave-backup-*/MANIFEST.json | sort -n | tail -1",
+    ).stdout.strip()  # fmt: skip
+    assert newest, "no backup set on the proxy"
     metric = f'sipwave_backup_newest_timestamp_seconds{{host="{PROXY_CONTAINER}"}}'
     assert wait_for_metric(f"{metric} >= {newest}"), prometheus_query(metric)
     # Before the backup the proxy had none (0): the alert fired, and now it resolves.

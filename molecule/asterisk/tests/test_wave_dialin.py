@@ -119,6 +119,31 @@ def test_a_caller_authorised_only_in_the_export_dials_out_with_the_account_numbe
     assert rows[-1]["disposition"] == "ANSWERED", rows
 
 
+# A wave account whose own numbers are still at the old operator holds a temporary number
+# (the wave's outcome temporary_held, handed over as screened_number).
+SCREENING = Path(__file__).resolve().parents[1] / "dialin_screening.yml"
+WAITING = {"id": "48331000009", "department": "wave-sales", "number": "+48331000009",
+           "screened_number": "+48225550977", "dialin_numbers": ["+48603000009"]}  # fmt: skip
+
+
+def test_a_carrier_that_screens_caller_numbers_is_shown_the_temporary_number(carrier):
+    handed = run_playbook({"screening_accounts": [WAITING]}, playbook=str(SCREENING))
+    assert handed.returncode == 0, handed.stdout[-3000:]
+    try:
+        call = dial_in("0048603000009", entries=[DESTINATION])
+        carrier_side = carrier.answered()
+    finally:
+        taken_back = run_playbook({"screening_accounts": []}, playbook=str(SCREENING))
+    assert call.successful == 1, call.output
+    assert carrier_side.successful == 1, carrier_side.output
+    assert f"INVITE sip:+48123456789@{CARRIER}" in carrier_side.messages
+    assert f"From: <sip:{WAITING['screened_number']}@" in carrier_side.messages
+    # the number the carrier does not hold yet is nowhere in what it received
+    assert WAITING["number"] not in carrier_side.messages
+    assert taken_back.returncode == 0, taken_back.stdout[-3000:]
+    assert callers_of("wave:screening") == {}
+
+
 def test_an_inventory_run_leaves_the_waves_numbers_alone():
     inventory_before = callers_of("inventory")
     run = run_playbook(tags="asterisk_dialin")

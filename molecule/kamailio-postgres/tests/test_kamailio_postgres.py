@@ -15,6 +15,7 @@ from conftest import (
     wait_until,
 )
 
+BACKUP_SETTINGS = "/etc/sipwave/backup.json"
 # usrloc's write-back timer interval (kamailio.cfg) and some slack for a busy machine.
 WRITE_BACK_S = 45
 
@@ -91,7 +92,10 @@ def test_db_cfg_file_is_not_world_readable():
     assert stat.stdout.split() == ["640", "root", "kamailio"]
     places = ["/etc", "/usr/share/sipwave", "/var/lib/kamailio", "/var/log", "/tmp"]
     holders = in_container(PROXY_CONTAINER, "grep", "-rlF", "-e", DB_PASSWORD, *places)
-    assert holders.stdout.split() == ["/etc/kamailio/sipwave-db.cfg"]
+    # Kamailio's database settings, and the backup timer's (pg_dump), root only.
+    assert sorted(holders.stdout.split()) == ["/etc/kamailio/sipwave-db.cfg", BACKUP_SETTINGS]
+    stat = in_container(PROXY_CONTAINER, "stat", "-c", "%a %U %G", BACKUP_SETTINGS)
+    assert stat.stdout.split() == ["600", "root", "root"]
 
 
 @pytest.mark.parametrize("container", [PROXY_CONTAINER, DB_CONTAINER])

@@ -6,10 +6,11 @@ import re
 import secrets
 
 import pytest
-from conftest import CONTAINER, NEW_DOMAIN, PBX_ADDRESS, PROXY, main_pid, register_row, run_playbook
+from conftest import CONTAINER, LEGACY_DOMAIN, PROXY, main_pid, register_row, run_playbook
 from sipwave_testlib import sipp
+from sipwave_testlib.dialogs import DIALOG_TOKEN
 from sipwave_testlib.playbooks import run_playbook as run_named_playbook
-from test_attacks import PROXY_ADDRESS, PROXY_PORT, phone, reply
+from test_attacks import LEGACY_ONLY_LOGIN, LEGACY_PLATFORM, PROXY_ADDRESS, PROXY_PORT, phone, reply
 
 ROOT = "/etc/kamailio/sipwave"
 
@@ -35,46 +36,47 @@ def registers(address: str) -> bool:
     return result.successful == 1
 
 
-PBX_SIDE = (PBX_ADDRESS, 5080)
-STRANGER = "127.0.20.113"
+# A caller of the legacy domain not migrated here: the proxy relays its call, record-routed,
+# to the legacy platform (played by a socket), unauthenticated (test_attacks.py).
+CALLER = "127.0.20.113"
+CALLED_URI = f"sip:481299002@{LEGACY_DOMAIN}"
 
 
 @pytest.fixture(scope="module")
 def dialog_before_restarts() -> tuple[str, str]:
     """A dialog's Call-ID and the proxy's Record-Route for it, from before the restarts
-    below: the PBX calls a prefix route (back to itself), the proxy record-routes it."""
-    with phone(*PBX_SIDE) as pbx_side, phone(PBX_ADDRESS) as pbx:
-        invite = pbx.request(
-            "INVITE", f"sip:800778@{NEW_DOMAIN}", from_uri=f"sip:+48221110001@{PBX_ADDRESS}",
-            to_uri=f"sip:800778@{NEW_DOMAIN}",
-            headers=(f"Contact: <sip:pbx@{pbx.address}:{pbx.port}>",),
+    below: a legacy caller's call, relayed to the legacy platform, which answers 486."""
+    with phone(*LEGACY_PLATFORM) as legacy, phone(CALLER) as caller:
+        invite = caller.request(
+            "INVITE", CALLED_URI, from_uri=f"sip:{LEGACY_ONLY_LOGIN}@{LEGACY_DOMAIN}",
+            to_uri=CALLED_URI, headers=(f"Contact: <sip:caller@{caller.address}:{caller.port}>",),
         )  # fmt: skip
-        pbx.send(invite)
-        arrived = pbx_side.answer(3, skip_provisional=False)
+        caller.send(invite)
+        arrived = legacy.answer(3, skip_provisional=False)
         assert arrived is not None and arrived.startswith(b"INVITE "), arrived
-        pbx_side.sock.sendto(reply(arrived, b"486 Busy Here"), (PROXY_ADDRESS, PROXY_PORT))
-        pbx.answer(3)
+        legacy.sock.sendto(reply(arrived, b"486 Busy Here"), (PROXY_ADDRESS, PROXY_PORT))
+        caller.answer(3)
     route = re.search(rb"^Record-Route: (<[^>]+>)", arrived, re.M)[1].decode()
-    return pbx.call_id, route
+    return caller.call_id, route
 
 
-def in_dialog_from_a_stranger(call_id: str, route: str) -> bytes | None:
-    """An in-dialog MESSAGE of a subscriber's phone (no peer) to the PBX side: what reached it."""
-    with phone(*PBX_SIDE) as pbx_side, phone(STRANGER) as stranger:
-        stranger.call_id = call_id
-        stranger.send(
-            stranger.request(
+def in_dialog_from_the_caller(call_id: str, route: str) -> bytes | None:
+    """An in-dialog MESSAGE of the caller (no peer) to the legacy platform: what reached it."""
+    with phone(*LEGACY_PLATFORM) as legacy, phone(CALLER) as caller:
+        caller.call_id = call_id
+        caller.send(
+            caller.request(
                 "MESSAGE",
-                f"sip:pbx@{PBX_SIDE[0]}:{PBX_SIDE[1]}",
-                from_uri=f"sip:800778@{NEW_DOMAIN}",
-                to_uri=f"sip:+48221110001@{PBX_ADDRESS}",
+                f"sip:481299002@{LEGACY_PLATFORM[0]}:{LEGACY_PLATFORM[1]}",
+                from_uri=f"sip:{LEGACY_ONLY_LOGIN}@{LEGACY_DOMAIN}",
+                to_uri=CALLED_URI,
                 to_tag=secrets.token_hex(4),
                 headers=(f"Route: {route}",),
             )
         )
-        reached = pbx_side.answer(1, skip_provisional=False)
+        reached = legacy.answer(1, skip_provisional=False)
         if reached is not None:  # answered, so that the proxy stops retransmitting it
-            pbx_side.sock.sendto(reply(reached, b"200 OK"), (PROXY_ADDRESS, PROXY_PORT))
+            legacy.sock.sendto(reply(reached, b"200 OK"), (PROXY_ADDRESS, PROXY_PORT))
         return reached
 
 
@@ -134,7 +136,7 @@ def test_a_dialog_from_before_the_restarts_is_still_followed(
     restart (two here: release B, rollback to A) keeps its in-dialog requests; the same Route
     with another Call-ID is refused."""
     call_id, route = dialog_before_restarts
-    assert re.fullmatch(r"<sip:127\.0\.20\.11;lr;swt=[0-9a-f]{32}>", route), route
-    reached = in_dialog_from_a_stranger(call_id, route)
+    assert re.fullmatch(r"<sip:127\.0\.20\.11;lr;" + DIALOG_TOKEN + ">", route), route
+    reached = in_dialog_from_the_caller(call_id, route)
     assert reached is not None and reached.startswith(b"MESSAGE "), reached
-    assert in_dialog_from_a_stranger(f"other-{call_id}", route) is None
+    assert in_dialog_from_the_caller(f"other-{call_id}", route) is None

@@ -201,8 +201,8 @@ def ends_of(call_id: str) -> list[str]:
 
 
 def test_forged_byes_shorten_no_call():
-    """Three ways a caller ends the record of a call early while the call goes on, then the
-    real BYE after HELD_S seconds: the report bills the whole call."""
+    """Three ways a caller tries to end the record of a call early while the call goes on,
+    then the real BYE after HELD_S seconds: the report bills the whole call."""
     uas, stop, thread, reached = answering_phone(ATTACKER_UA)
     try:
         with phone(CALLER) as handset:
@@ -222,21 +222,59 @@ def test_forged_byes_shorten_no_call():
             assert call.call_id == chosen
             # 1: tags of no dialog: the carrier answers 481.
             assert call.bye(to_tag="forged") == "SIP/2.0 481 Call Does Not Exist"
-            # 2: the right tags, sent to the attacker's own phone, which answers 200.
-            assert call.bye(uri=f"sip:x@{ATTACKER_UA}:{uas.port}") == "SIP/2.0 200 OK"
+            # 2: the right tags and the call's own dialog token, sent to the attacker's own
+            # phone: once relayed (the token named the Call-ID only), now refused, as the
+            # phone is not the other end of the call.
+            misdirected = call.bye(uri=f"sip:x@{ATTACKER_UA}:{uas.port}")
+            assert misdirected == "SIP/2.0 403 Route Not Followed"
             time.sleep(HELD_S)
             assert call.bye() == "SIP/2.0 200 OK"
     finally:
         stop.set()
         thread.join()
         uas.close()
-    assert len(reached) == 1  # the misdirected BYE (the call's own token) reached the attacker
-    # Recorded as they happened (the proxy keeps every answered BYE), but only the carrier's
-    # answer carries a carrier: the misdirected end is nobody's.
-    assert ends_of(chosen) == ["200|", "200|carrier-a"]
+    assert reached == []  # nothing reached the attacker's phone
+    # Only the carrier's answer to the real BYE ends the call.
+    assert ends_of(chosen) == ["200|carrier-a"]
     calls, _ = cost_report(time.strftime("%Y-%m", time.gmtime()))
     (billed,) = [row for row in calls if row["callid"] == chosen]
     assert billed["state"] == "ended" and int(billed["seconds"]) >= HELD_S
+
+
+STRANGER = "127.0.20.249"
+
+
+def test_a_calls_dialog_token_reaches_only_the_calls_other_end():
+    """A subscriber holds the dialog token of its own calls (the Record-Route of every answer).
+    Once that token let anyone who had seen it send any in-dialog request, unauthenticated,
+    from the proxy's address to any request URI. Now it takes one end of the call to the
+    other, and nobody else anywhere."""
+    uas, stop, thread, reached = answering_phone(ATTACKER_UA)
+    try:
+        with phone(CALLER) as handset, phone(STRANGER) as stranger:
+            call = Call(handset)
+            # The caller, with its call's token, to a phone of its own: a MESSAGE and a
+            # re-INVITE (a free call through the proxy, were it relayed).
+            for method in ("MESSAGE", "INVITE"):
+                call.in_dialog(method, f"sip:x@{ATTACKER_UA}:{uas.port}", call.to_tag)
+                assert status(handset.answer(2)) == "SIP/2.0 403 Route Not Followed"
+            # Someone else who saw the call (its Call-ID, tags and Record-Route), to the
+            # carrier the call is with: no end of the call, refused.
+            stranger.call_id, stranger.from_tag = call.call_id, handset.from_tag
+            stranger.cseq = handset.cseq
+            bye = stranger.request(
+                "BYE", call.target, from_uri=call.from_uri, to_uri=call.to_uri,
+                to_tag=call.to_tag, headers=(f"Route: {call.route}",))  # fmt: skip
+            assert status(stranger.exchange(bye)) == "SIP/2.0 403 Route Not Followed"
+            # The caller's own BYE to the carrier is followed.
+            assert call.bye() == "SIP/2.0 200 OK"
+    finally:
+        stop.set()
+        thread.join()
+        uas.close()
+    assert reached == []
+    # The carrier answered one BYE: the caller's (the stranger's never reached it).
+    assert ends_of(call.call_id) == ["200|carrier-a"]
 
 
 def _keep_call_id(handset: Phone, call_id: str):

@@ -34,7 +34,7 @@ SOURCE_OK = "sipwave_textfile_source_ok"
 HELP = {
     LOCKED: "Dial-in caller numbers locked out now (wrong PINs within the lockout window).",
     FAILURES: "Wrong dial-in PINs within the lockout window.",
-    BACKUP: "When the newest copy of the proxy database was taken (0: none).",
+    BACKUP: "When the newest backup of the host was taken (0: none).",
     CERTIFICATE: "When the certificate expires.",
     SOURCE_OK: "Whether the source of these metrics could be read.",
 }
@@ -65,7 +65,13 @@ def dialin(settings_path: Path, now: float) -> dict[str, float]:
 def backup(directory: Path) -> float:
     if not directory.is_dir():
         return 0
-    stamps = [entry.stat().st_mtime for entry in directory.iterdir() if entry.is_file()]
+    # A copy of backup.yml is a file; a set of the host's backup timer is a directory that
+    # counts once its manifest, written last, is there.
+    stamps = [
+        (entry / "MANIFEST.json").stat().st_mtime if entry.is_dir() else entry.stat().st_mtime
+        for entry in directory.iterdir()
+        if entry.is_file() or (entry / "MANIFEST.json").is_file()
+    ]
     return max(stamps, default=0)
 
 

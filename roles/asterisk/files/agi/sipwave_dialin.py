@@ -222,6 +222,11 @@ class Dialin:
             entered = self.agi.digits(
                 self.settings["prompt_pin"], self.settings["digit_timeout_ms"], 12
             )
+            # Calls in parallel (up to max_calls) guess at the same time: one may have locked
+            # the account while this caller typed, and then even the right PIN is refused.
+            if self.locked(account):
+                self.refuse(caller, "locked out")
+                return False
             if entered and pin_matches(entered, pin_hash):
                 return True
             if self.record_failure(caller, account) >= self.settings["lockout_failures"]:

@@ -31,6 +31,8 @@ ROUTER = _package.Router(_package.load_settings(SETTINGS_FILE))
 ksr_request_route = ROUTER.request_route
 # tm failure route of requests relayed to the legacy platform (routing.LEGACY_FAILURE_ROUTE).
 ksr_failure_legacy = ROUTER.failure_route_legacy
+# Record-routed requests (routing.DIALOG_BRANCH_ROUTE): each branch's dialog token.
+ksr_branch_dialog = ROUTER.branch_route_dialog
 # Carriers (telephony.CARRIER_BRANCH_ROUTE, CARRIER_FAILURE_ROUTE): caller ID per carrier,
 # failover to the next carrier.
 ksr_branch_carrier = ROUTER.branch_route_carrier

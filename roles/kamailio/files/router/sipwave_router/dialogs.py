@@ -1,27 +1,52 @@
-"""Dialog tokens: proof that an in-dialog request follows a route set this proxy created.
+"""Dialog tokens: proof that an in-dialog request follows a route set this proxy created, sent
+by one end of that dialog to its other end.
 
-No dialog module is loaded, so the proxy keeps no state per call. When it record-routes an
-INVITE or SUBSCRIBE, its Record-Route carries ``;swt=<token>``: an HMAC-SHA256 of the
-request's Call-ID under the proxy's own key, truncated to 128 bits and written in hex. Both
-ends of the dialog send that Record-Route back as their Route, so every in-dialog request of
-the dialog carries the token of its own Call-ID; nobody without the key can write one for a
-Call-ID of their choosing. A request from anyone but a trusted peer that names this proxy in
-its top Route without the right token is refused (``403 Route Not Followed``).
+No dialog module is loaded, so the proxy keeps no state per call. Each branch of an INVITE or
+SUBSCRIBE it relays is record-routed with ``;swt=<stamp>.<mac>.<mac>``:
+
+- ``stamp``: when the branch left, in seconds since the epoch (hex);
+- one MAC per end of the dialog: HMAC-SHA256 under the proxy's own key of the Call-ID, the
+  stamp and the address of that end, truncated to 96 bits in hex. The caller's end is the
+  address the request came from, the callee's end the address the branch went to (its
+  destination, else its request URI).
+
+Both ends send that Record-Route back as their Route. A request from anyone but a trusted peer
+that names this proxy in its top Route is followed only when (``follows``):
+
+- the token is no older than the dialog lifetime (a week by default);
+- the request comes from one end of the dialog (its source has one of the two MACs), and
+- it goes to the other end (its next hop has the other MAC) or to a peer of the proxy (a
+  carrier or the PBX may answer from another of its addresses).
+
+A subscriber who saw a token (its own calls' Record-Routes) can therefore reach only the
+other end of that call with it, never a Request-URI of its choosing; anyone else cannot use it
+at all. The addresses are bound, not the ports: a phone keeps its calls across a new source
+port, not across a new address.
 
 The key is a file on the host (``dialog_key_file`` in settings.json, created once by the
 kamailio role, 0600 for the kamailio user, hex): it survives restarts and releases, so calls
-in progress keep working across both. A dialog created before the key existed has no token:
-its in-dialog requests from subscribers are refused, those of trusted peers are not.
+in progress keep working across both. Tokens of the release before this one (an HMAC of the
+Call-ID alone, 128 bits) are still followed, but only towards a peer: a call in progress
+across the upgrade can still be ended at its carrier.
 """
 
 import hmac
 import os
+import re
 from pathlib import Path
 
 ROUTE_PARAM = "swt"
-TOKEN_HEX_LENGTH = 32
+MAC_HEX_LENGTH = 24
+# A token's stamp may be this far in the future (the workers of a host share its clock; the
+# margin covers a clock stepped back between the branch and the in-dialog request).
+CLOCK_SKEW_S = 300
 # The key file holds at least this many random bytes, as hex.
 KEY_BYTES_MIN = 32
+TOKEN = re.compile(
+    rf"([0-9a-f]{{1,12}})\.([0-9a-f]{{{MAC_HEX_LENGTH}}})\.([0-9a-f]{{{MAC_HEX_LENGTH}}})"
+)
+# Tokens of the previous release: HMAC-SHA256 of the Call-ID alone, 128 bits in hex.
+CALL_ID_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 def load_key(path: str | None) -> bytes:
@@ -43,10 +68,21 @@ def load_key(path: str | None) -> bytes:
     return key
 
 
-def token(key: bytes, call_id: str) -> str:
-    """The token of a Call-ID: what the Record-Route carries and the Route must bring back."""
-    digest = hmac.digest(key, call_id.encode("utf-8", "surrogateescape"), "sha256")
-    return digest.hex()[:TOKEN_HEX_LENGTH]
+def _mac(key: bytes, call_id: str, stamp: str, end: str) -> str:
+    message = "\0".join((call_id, stamp, end)).encode("utf-8", "surrogateescape")
+    return hmac.digest(key, message, "sha256").hex()[:MAC_HEX_LENGTH]
+
+
+def token(key: bytes, call_id: str, caller: str, callee: str, now: float) -> str:
+    """The token of one branch: ``caller`` and ``callee`` are the ends' addresses, each
+    written once (routing.normalise_host)."""
+    stamp = format(int(now), "x")
+    return f"{stamp}.{_mac(key, call_id, stamp, caller)}.{_mac(key, call_id, stamp, callee)}"
+
+
+def call_id_token(key: bytes, call_id: str) -> str:
+    """The previous release's token: the Call-ID's HMAC alone."""
+    return hmac.digest(key, call_id.encode("utf-8", "surrogateescape"), "sha256").hex()[:32]
 
 
 def route_token(route_uri: str) -> str:
@@ -58,7 +94,41 @@ def route_token(route_uri: str) -> str:
     return ""
 
 
-def token_matches(key: bytes, call_id: str, route_uri: str) -> bool:
-    """Whether the top Route's token is the Call-ID's, compared in constant time."""
-    given = route_token(route_uri).lower().encode("ascii", "replace")
-    return hmac.compare_digest(given, token(key, call_id).encode("ascii"))
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("ascii"), expected.encode("ascii"))
+
+
+def follows(
+    key: bytes,
+    call_id: str,
+    route_uri: str,
+    source: str,
+    next_hop: str,
+    *,
+    next_hop_is_peer: bool,
+    now: float,
+    lifetime: int,
+) -> bool:
+    """Whether the top Route's token lets ``source`` reach ``next_hop`` (both addresses written
+    once) in the dialog of ``call_id`` at ``now``: see the module's description."""
+    given = route_token(route_uri).lower()
+    if not given.isascii():
+        return False
+    match = TOKEN.fullmatch(given)
+    if match is None:
+        return (
+            next_hop_is_peer
+            and CALL_ID_TOKEN.fullmatch(given) is not None
+            and _same(given, call_id_token(key, call_id))
+        )
+    stamp, first, second = match.groups()
+    if not now - lifetime <= int(stamp, 16) <= now + CLOCK_SKEW_S:
+        return False
+    mine = _mac(key, call_id, stamp, source)
+    if _same(first, mine):
+        other = second
+    elif _same(second, mine):
+        other = first
+    else:
+        return False
+    return next_hop_is_peer or _same(other, _mac(key, call_id, stamp, next_hop))

@@ -14,11 +14,12 @@ over RPC (``htable.reload routing``) after each run.
 
 import ipaddress
 import re
+import time
 
 import KSR
 
 from sipwave_router.checksync import record_answer
-from sipwave_router.dialogs import ROUTE_PARAM, load_key, token, token_matches
+from sipwave_router.dialogs import ROUTE_PARAM, follows, load_key, token
 from sipwave_router.e164 import normalise_or_none
 from sipwave_router.keys import (
     CLOSED_ACCOUNT_KEY,
@@ -118,23 +119,31 @@ RECORD_ROUTED_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
 # whitespace around them.
 # Diversion and History-Info claim that a number forwarded the call: carriers may let such a
 # call present the forwarding number, so only a trusted peer's are believed. Identity
-# (STIR/SHAKEN) is a carrier's signature of a caller: nobody else's is passed on.
+# (STIR/SHAKEN) is a carrier's signature of a caller: nobody else's is passed on, also in its
+# compact form "y" (textops matches a header by the name as written, not by its type).
 CLAIM_HEADERS_RE = (
-    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity"
+    "^(X-Sipwave-.*|P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|y"
     "|Diversion|History-Info)$"
 )
 RELAYED_CLAIM_HEADERS_RE = (
-    "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID|Identity|Diversion|History-Info)$"
+    "^(X-Sipwave-.*|P-Preferred-Identity|Remote-Party-ID|Identity|y|Diversion|History-Info)$"
 )
 # The same claims in replies: a phone answering a carrier's call must not tell the carrier
 # whom it connected to (connected line). A relaying peer's asserted identity is believed.
 REPLY_CLAIM_HEADERS_RE = (
-    "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
+    "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
 )
-RELAYED_REPLY_CLAIM_HEADERS_RE = "^(P-Preferred-Identity|Remote-Party-ID|Identity|X-Sipwave-.*)$"
-# An in-dialog request's top Route (this proxy's, with its dialog token), Call-ID and the
-# next hop loose_route() chose, read in one call.
-DIALOG_FACTS = "$_s(" + FACT_SEPARATOR.join(("$route_uri", "$ci", "$du")) + ")"
+RELAYED_REPLY_CLAIM_HEADERS_RE = "^(P-Preferred-Identity|Remote-Party-ID|Identity|y|X-Sipwave-.*)$"
+# An in-dialog request's top Route (this proxy's, with its dialog token), Call-ID, the next
+# hop loose_route() chose (a further Route) and the request URI's host (the next hop without
+# one), read in one call.
+DIALOG_FACTS = "$_s(" + FACT_SEPARATOR.join(("$route_uri", "$ci", "$du", "$rd")) + ")"
+# A branch of a record-routed request: where it came from, its Call-ID, and where it goes
+# (its destination, else its request URI): the two ends its dialog token names.
+BRANCH_FACT_NAMES = ("$si", "$ci", "$du", "$ru")
+BRANCH_FACTS = "$_s(" + FACT_SEPARATOR.join(BRANCH_FACT_NAMES) + ")"
+# tm branch route (sipwave_kemi.py exports it under this name) of record-routed requests.
+DIALOG_BRANCH_ROUTE = "ksr_branch_dialog"
 # Every URI host in a Contact value (and in anything else there that looks like a URI): the
 # check errs towards refusing. A host is what follows the scheme or any "@" after it.
 CONTACT_URI = re.compile(r"sips?:([^\s,;>?&\"]+)", re.IGNORECASE)
@@ -357,7 +366,7 @@ class Router(TelephonyRoutes, MetricsRoutes):
             # An ACK without a To tag acknowledges nothing: no transaction and no dialog.
             return method == "ACK"
         if KSR.rr.loose_route() > 0:
-            if source in self.settings.trusted_peers or self.route_set_followed():
+            if source in self.settings.trusted_peers or self.route_set_followed(source):
                 self.record_call_end(source, method)
                 self.relay()
             elif method != "ACK":
@@ -369,29 +378,55 @@ class Router(TelephonyRoutes, MetricsRoutes):
             KSR.sl.sl_send_reply(404, "Not Here")
         return True
 
-    def route_set_followed(self) -> bool:
-        """Whether loose_route() followed this proxy's own Record-Route, and only it.
+    def route_set_followed(self, source: str) -> bool:
+        """Whether loose_route() followed this proxy's own Record-Route, and only it, from one
+        end of the dialog towards its other end (or a peer).
 
         Before authentication only the Route this proxy put there may be followed: the top
-        Route must be this proxy with the dialog token of the request's Call-ID (dialogs.py:
-        without it anyone could name the proxy in a Route and have any request URI reached
-        from the proxy's address), and the next hop it leaves (a further Route) must be a
-        peer; without a further Route the next hop is the request URI, as in any dialog.
+        Route must be this proxy with a dialog token (dialogs.py) that names ``source`` as
+        one end of the dialog of the request's Call-ID and the next hop (a further Route,
+        else the request URI) as the other end, or a peer. Without it, anyone who once saw a
+        token could have any request URI reached from the proxy's address.
         """
         if not self._routed_by_myself():
             return False
         facts = _pv_get(DIALOG_FACTS)
         if facts is None:
             return False
-        route_uri, call_id, next_hop = facts.split(FACT_SEPARATOR, 2)
-        if not token_matches(self._dialog_key, call_id, route_uri):
-            return False
-        return next_hop == PV_NULL or normalise_host(uri_host(next_hop)) in self._next_hops_allowed
+        route_uri, call_id, further, request_host = facts.split(FACT_SEPARATOR, 3)
+        next_hop = normalise_host(request_host if further == PV_NULL else uri_host(further))
+        return follows(
+            self._dialog_key,
+            call_id,
+            route_uri,
+            normalise_host(source),
+            next_hop,
+            next_hop_is_peer=next_hop in self._next_hops_allowed,
+            now=time.time(),
+            lifetime=self.settings.dialog_lifetime,
+        )
 
     def record_route(self) -> None:
-        """Record-Route this dialog through the proxy, with the token of its Call-ID."""
-        call_id = _pv_get("$ci") or ""
-        KSR.rr.record_route_params(f";{ROUTE_PARAM}={token(self._dialog_key, call_id)}")
+        """Record-Route each branch of this request (branch_route_dialog)."""
+        KSR.tm.t_on_branch(DIALOG_BRANCH_ROUTE)
+
+    def branch_route_dialog(self) -> int:
+        self.record_route_branch()
+        return 1
+
+    def record_route_branch(self) -> None:
+        """Record-Route this branch with the token of its dialog's two ends (dialogs.py)."""
+        facts = _pv_get(BRANCH_FACTS)
+        if facts is None:  # more than pv's buffer holds (a long Call-ID): one value at a time
+            values = [_pv_get(name) or "" for name in BRANCH_FACT_NAMES]
+        else:
+            values = ["" if v == PV_NULL else v for v in facts.split(FACT_SEPARATOR, 3)]
+        source, call_id, destination, request_uri = values
+        callee = uri_host(destination or request_uri)
+        value = token(
+            self._dialog_key, call_id, normalise_host(source), normalise_host(callee), time.time()
+        )
+        KSR.rr.record_route_params(f";{ROUTE_PARAM}={value}")
 
     @staticmethod
     def _routed_by_myself() -> bool:

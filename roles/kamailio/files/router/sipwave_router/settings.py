@@ -107,6 +107,9 @@ class Settings:
     # The file holding the key of the dialog tokens (dialogs.py; read by the Router, so that
     # the key itself is never part of the settings). "" gives a key of this process only.
     dialog_key_file: str = ""
+    # How long a dialog token is followed (seconds): in-dialog requests of an older dialog
+    # from anyone but a trusted peer are refused.
+    dialog_lifetime: int = 604800
 
     def route_for(self, called: str) -> PrefixRoute | None:
         for route in self.prefix_routes:
@@ -241,6 +244,7 @@ def settings_from_dict(data: dict) -> Settings:
         else None,
         carrier_probes=carrier_probes(data),
         dialog_key_file=str(data.get("dialog_key_file") or ""),
+        dialog_lifetime=int(data.get("dialog_lifetime", 604800)),
     )
 
 

@@ -273,8 +273,10 @@ class TelephonyRoutes:
         """Per carrier branch: request URI, From and P-Asserted-Identity for this carrier.
 
         ``Privacy: id`` makes the From anonymous; the P-Asserted-Identity still goes to the
-        carrier (which withholds it), never to anyone else.
+        carrier (which withholds it), never to anyone else. The branch is record-routed
+        here (it replaces routing's dialog branch route): its token names this carrier.
         """
+        self.record_route_branch()
         carrier = self.selected_carrier()
         if carrier is None:
             return 1

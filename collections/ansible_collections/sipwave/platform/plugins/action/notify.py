@@ -19,6 +19,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.credentials impor
     CredentialError,
     generated_password,
     port_secret,
+    staff_password,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
@@ -136,6 +137,12 @@ class ActionModule(ActionBase):
                 if values.get("password_generated") and controller["site_secret"]:
                     secrets = message.setdefault("secrets", {})
                     secrets["new_password"] = generated_password(
+                        controller["site_secret"], message["login"]
+                    )
+                # A staff member's settings mail (playbooks/user_add.yml): their SIP password.
+                if values.get("staff_password") and controller["site_secret"]:
+                    secrets = message.setdefault("secrets", {})
+                    secrets["password"] = staff_password(
                         controller["site_secret"], message["login"]
                     )
                 # A migration code sipwave issued: its secret code, shown once in this mail.

@@ -20,11 +20,13 @@ from ansible_collections.sipwave.platform.plugins.module_utils.credentials impor
     CredentialError,
     device_token,
     generated_password,
+    staff_password,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.e164 import (
     NumberError,
     plan_from_dict,
 )
+from ansible_collections.sipwave.platform.plugins.module_utils.export_fields import parse_device
 from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export import (
     Export,
     ExportError,
@@ -32,6 +34,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.legacy_export imp
 from ansible_collections.sipwave.platform.plugins.module_utils.provisioning import (
     VENDOR_FILES,
     AccountState,
+    Line,
     ProvisioningError,
     line_for,
 )
@@ -42,7 +45,9 @@ from ansible_collections.sipwave.platform.plugins.plugin_utils.remote_file impor
 REQUIRED_ARGS = ("export", "number_plan", "site_secret", "states", "template_dirs")
 # Optional: with both, each device is also looked for under its phase-2 identity.
 PHASE2_ARGS = ("login_prefix", "new_domain")
-CONTROLLER_ARGS = REQUIRED_ARGS + PHASE2_ARGS
+# Optional: the staff members' accounts (account_states' staff), provisioned with the rest.
+CONTROLLER_ARGS = REQUIRED_ARGS + PHASE2_ARGS + ("staff",)
+STAFF_STATE = "staff"  # the Line state of a staff member's phone
 TEMPLATE_SUFFIX = ".j2"
 MAX_SHOWN_PROBLEMS = 200
 
@@ -101,22 +106,39 @@ def load_templates(template_dirs: list[str]) -> tuple[dict[str, str], list[str]]
     return templates, sorted(set(overridden))
 
 
-def plan_devices(
-    export: Export,
-    states: dict[str, AccountState],
-    site_secret: str,
-    phase2: tuple[str, str] | None = None,
-) -> tuple[list[dict], dict[str, list[str]], list[str]]:
-    """The module's device rows, the SIP identities of each MAC, and the devices left out.
+def parse_staff(staff) -> list[dict]:
+    """Staff members as M(account_states) returns them: a JSON string or a list."""
+    if staff in (None, ""):
+        return []
+    if isinstance(staff, str):
+        try:
+            staff = json.loads(staff)
+        except ValueError as exc:
+            raise AnsibleActionFail("staff is not the value account_states returned") from exc
+    if not isinstance(staff, list) or not all(isinstance(m, dict) for m in staff):
+        raise AnsibleActionFail("staff must be the staff returned by account_states")
+    return staff
+
+
+def staff_lines(staff: list[dict], site_secret: str) -> list[tuple[str, Line, list]]:
+    """(where, line, devices) of each staff member: their own identity with the password
+    derived for them (credentials.staff_password)."""
+    found = []
+    for member in staff:
+        login, domain = str(member["login"]), str(member["domain"])
+        line = Line(login, STAFF_STATE, login, domain, str(member.get("display_name") or ""),
+                    staff_password(site_secret, login))  # fmt: skip
+        devices = [parse_device(str(written))[0] for written in member.get("devices") or []]
+        found.append((f"staff member {login}", line, [d for d in devices if d is not None]))
+    return found
+
+
+def _lines(export, states, site_secret, phase2, staff):
+    """(where, owner, line, devices, identities) of every live account, then of every staff member.
 
     A phone may be registered as any identity its account had: the one its files now give,
     the legacy one and, with ``phase2`` (login prefix, new domain), the phase-2 one, which a
     phone rolled back from phase 2 is still registered as until it fetches its files."""
-    rows: list[dict] = []
-    identities: dict[str, list[str]] = {}
-    problems: list[str] = []
-    seen: dict[str, tuple[str, int]] = {}
-    duplicated: set[str] = set()
     for account in export.accounts.values():
         state = states.get(account.login)
         if state is None or state.state not in LIVE_STATES:
@@ -124,24 +146,46 @@ def plan_devices(
         generated = None
         if not account.password and state.state == "phase2":
             generated = generated_password(site_secret, account.login)
-        line = line_for(
-            account.login,
-            account.domain,
-            account.display_name,
-            account.password,
-            state,
-            generated,
-        )
-        for device in account.devices:
+        line = line_for(account.login, account.domain, account.display_name, account.password,
+                        state, generated)  # fmt: skip
+        names = [f"{line.username}@{line.domain}"]
+        legacy = f"{account.login}@{account.domain}"
+        if legacy not in names:
+            names.append(legacy)
+        if phase2 and all(phase2):
+            moved = f"{phase2[0]}{account.login}@{phase2[1]}"
+            if moved not in names:
+                names.append(moved)
+        owner = f"login {account.login!r} (line {account.line})"
+        yield f"{export.path}:{account.line}", owner, line, account.devices, names
+    for where, line, devices in staff_lines(staff or [], site_secret):
+        yield where, where, line, devices, [f"{line.username}@{line.domain}"]
+
+
+def plan_devices(
+    export: Export,
+    states: dict[str, AccountState],
+    site_secret: str,
+    phase2: tuple[str, str] | None = None,
+    staff: list[dict] | None = None,
+) -> tuple[list[dict], dict[str, list[str]], list[str]]:
+    """The module's device rows, the SIP identities of each MAC, and the devices left out
+    (a MAC of two accounts: neither gets it)."""
+    rows: list[dict] = []
+    identities: dict[str, list[str]] = {}
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    duplicated: set[str] = set()
+    for where, owner, line, devices, names in _lines(export, states, site_secret, phase2, staff):
+        for device in devices:
             if device.mac in seen:
-                other_login, other_line = seen[device.mac]
                 problems.append(
-                    f"{export.path}:{account.line}: MAC {device.mac} is also a device of "
-                    f"login {other_login!r} (line {other_line}); neither is provisioned"
+                    f"{where}: MAC {device.mac} is also a device of {seen[device.mac]}; "
+                    "neither is provisioned"
                 )
                 duplicated.add(device.mac)
                 continue
-            seen[device.mac] = (account.login, account.line)
+            seen[device.mac] = owner
             rows.append(
                 {
                     "mac": device.mac,
@@ -150,18 +194,10 @@ def plan_devices(
                     "token": device_token(site_secret, device.mac),
                     "line": [line.login, line.state, line.username, line.domain,
                              line.display_name, line.password],
+                    "identities": names,
                 }
             )  # fmt: skip
-            names = [f"{line.username}@{line.domain}"]
-            legacy = f"{account.login}@{account.domain}"
-            if legacy not in names:
-                names.append(legacy)
-            if phase2 and all(phase2):
-                moved = f"{phase2[0]}{account.login}@{phase2[1]}"
-                if moved not in names:
-                    names.append(moved)
             identities[device.mac] = names
-            rows[-1]["identities"] = names
     if duplicated:
         rows = [row for row in rows if row["mac"] not in duplicated]
     return rows, identities, problems
@@ -185,8 +221,9 @@ class ActionModule(ActionBase):
             )
             states = parse_states(controller["states"])
             rows, _identities, problems = plan_devices(
-                export, states, str(controller["site_secret"]), phase2
-            )
+                export, states, str(controller["site_secret"]), phase2,
+                parse_staff(controller["staff"]),
+            )  # fmt: skip
             templates, overridden = load_templates(list(controller["template_dirs"]))
         except (ExportError, NumberError, CredentialError, ProvisioningError) as exc:
             raise AnsibleActionFail(str(exc)) from exc

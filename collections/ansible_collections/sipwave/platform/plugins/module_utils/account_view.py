@@ -63,12 +63,12 @@ def account_view(conn: Database, cursor: Any, login: str) -> dict | None:
             else None
         ),
         "numbers": [
-            {"number": n, "kind": k, "state": s}
-            for n, k, s in _rows(
+            {"number": n, "kind": k, "state": s, "site": site, "carrier": carrier}
+            for n, k, s, site, carrier in _rows(
                 conn,
                 cursor,
                 "sipwave_number",
-                "SELECT number, kind, state FROM sipwave_number "
+                "SELECT number, kind, state, site, carrier FROM sipwave_number "
                 "WHERE login = {p} ORDER BY kind, number",
                 (login,),
             )

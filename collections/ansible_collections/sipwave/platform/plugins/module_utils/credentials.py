@@ -20,6 +20,7 @@ import hmac
 TOKEN_PREFIX = "provisioning-token:"
 TOKEN_LENGTH = 32
 PHASE2_PREFIX = "phase2:"
+STAFF_PREFIX = "staff:"
 PORT_SECRET_PREFIX = "port-secret:"
 PORT_SECRET_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # read out on the phone: no 0/O, 1/I
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -49,17 +50,26 @@ def _hmac(site_secret: str, message: str, needed_for: str) -> bytes:
     return hmac.new(site_secret.encode(), message.encode(), hashlib.sha256).digest()
 
 
-def generated_password(site_secret: str, login: str, length: int = 16) -> str:
-    """The phase-2 password of an account whose export only had an HA1 (no look-alike
-    characters: the customer types it from a mail)."""
-    value = int.from_bytes(
-        _hmac(site_secret, PHASE2_PREFIX + login, "generate phase-2 passwords"), "big"
-    )
+def _password(site_secret: str, message: str, needed_for: str, length: int) -> str:
+    value = int.from_bytes(_hmac(site_secret, message, needed_for), "big")
     chars = []
     for _ in range(length):
         value, index = divmod(value, len(PASSWORD_ALPHABET))
         chars.append(PASSWORD_ALPHABET[index])
     return "".join(chars)
+
+
+def generated_password(site_secret: str, login: str, length: int = 16) -> str:
+    """The phase-2 password of an account whose export only had an HA1 (no look-alike
+    characters: the customer types it from a mail)."""
+    return _password(site_secret, PHASE2_PREFIX + login, "generate phase-2 passwords", length)
+
+
+def staff_password(site_secret: str, login: str, length: int = 16) -> str:
+    """The SIP password of a staff member's account (playbooks/user_add.yml): derived under
+    its own prefix, so it never equals a customer's generated phase-2 password, and the
+    phone's files and the settings mail get it again without it being stored."""
+    return _password(site_secret, STAFF_PREFIX + login, "derive staff passwords", length)
 
 
 def port_secret(site_secret: str, migration_code: str, length: int = 10) -> str:

@@ -8,10 +8,10 @@ Written in bulk by the ``dialin_access`` module, read per call by the PBX's dial
 script (which also records failed PIN attempts in the ``failure`` table). PINs are stored as
 salted scrypt hashes only; nothing in this file puts a PIN or a hash into a message.
 
-Every account has a source: ``inventory`` (the asterisk role's list) or ``wave:<name>`` (the
-live accounts of a migration wave). A run manages one source only: it never removes, changes
-or takes a caller number from an account of another source, and reports such a clash as a
-conflict instead.
+Every account has a source: ``inventory`` (the asterisk role's list), ``staff:<login>`` (a staff
+member's own account) or ``wave:<name>`` (the live accounts of a migration wave). A run
+manages one source only: it never removes, changes or takes a caller number from an account
+of another source, and reports such a clash as a conflict instead.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ SCRYPT_P = 1
 SALT_BYTES = 16
 INVENTORY_SOURCE = "inventory"
 WAVE_SOURCE_PREFIX = "wave:"
-_SOURCE = re.compile(r"inventory|wave:[A-Za-z0-9._-]{1,64}")
+# A staff member's own account (playbooks/user_add.yml): staff:<login>.
+STAFF_SOURCE_PREFIX = "staff:"
+_SOURCE = re.compile(r"inventory|(wave|staff):[A-Za-z0-9._-]{1,64}")
 # A destination prefix in E.164: "+" and 1 to 15 digits ("+44", "+4930", "+48700").
 PREFIX_PATTERN = re.compile(r"\+[0-9]{1,15}")
 PREFIX_SEPARATOR = ","
@@ -72,7 +74,8 @@ class DialinError(Exception):
 def check_source(source: str) -> str:
     if not _SOURCE.fullmatch(source or ""):
         raise DialinError(
-            f"source {source!r} must be {INVENTORY_SOURCE!r} or '{WAVE_SOURCE_PREFIX}<wave name>'"
+            f"source {source!r} must be {INVENTORY_SOURCE!r}, '{WAVE_SOURCE_PREFIX}<wave name>' "
+            f"or '{STAFF_SOURCE_PREFIX}<login>'"
         )
     return source
 

@@ -34,9 +34,17 @@ def _number(value: object, plan: NumberPlan, where: str) -> str:
 
 
 def desired_from_entries(
-    entries: Sequence[Mapping], plan: NumberPlan, source: str = INVENTORY_SOURCE
+    entries: Sequence[Mapping],
+    plan: NumberPlan,
+    source: str = INVENTORY_SOURCE,
+    clip_no_screening: bool = True,
 ) -> dict[str, Account]:
-    """Validate and normalise the module's ``accounts``; every problem names the entry."""
+    """Validate and normalise the module's ``accounts``; every problem names the entry.
+
+    Without ``clip_no_screening`` (the PBX's carrier accepts only numbers it holds), an entry's
+    ``screened_number`` (its temporary number, while its own are at the old operator) is the
+    number presented instead of ``number``.
+    """
     accounts: dict[str, Account] = {}
     owner_of: dict[str, str] = {}
     problems: list[str] = []
@@ -75,6 +83,11 @@ def desired_from_entries(
                 if daily_minutes < 0:
                     raise DialinError(f"{where}: daily_minutes must be 0 or more")
             number = _number(entry.get("number", ""), plan, f"{where}: number")
+            screened = entry.get("screened_number")
+            if screened:
+                screened = _number(screened, plan, f"{where}: screened_number")
+                if not clip_no_screening:
+                    number = screened
             dialin = set()
             for raw in entry.get("dialin_numbers") or []:
                 caller = _number(raw, plan, f"{where}: dialin_numbers {raw!r}")

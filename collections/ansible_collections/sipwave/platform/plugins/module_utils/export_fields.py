@@ -219,23 +219,26 @@ class RowChecker:
         return tuple(found)
 
     def _device(self, written: str) -> Device | None:
-        parts = [part.strip() for part in written.split(":", 2)]
-        if len(parts) != 3 or not all(parts):
-            message = f"device {written!r} is not vendor:model:mac"
-            self.bad_item("devices", written, "device", message)
-            return None
-        vendor, model, mac = parts
-        known = VENDORS.get(vendor.lower())
-        if known is None:
-            message = f"unknown vendor {vendor!r} (known: {', '.join(sorted(VENDORS))})"
-            self.bad_item("devices", written, "vendor", message)
-            return None
-        compact = mac.lower().translate(_MAC_SEPARATORS)
-        if not _MAC.fullmatch(compact):
-            message = f"malformed MAC {mac!r} (12 hexadecimal digits expected)"
-            self.bad_item("devices", written, "mac", message)
-            return None
-        return Device(known, model, compact)
+        device, reason, message = parse_device(written)
+        if device is None:
+            self.bad_item("devices", written, reason, message)
+        return device
+
+
+def parse_device(written: str) -> tuple[Device | None, str, str]:
+    """A device written vendor:model:mac as a Device (vendor as the templates name it, MAC in
+    lower case without separators), or None with the problem's reason and message."""
+    parts = [part.strip() for part in written.split(":", 2)]
+    if len(parts) != 3 or not all(parts):
+        return None, "device", f"device {written!r} is not vendor:model:mac"
+    vendor, model, mac = parts
+    known = VENDORS.get(vendor.lower())
+    if known is None:
+        return None, "vendor", f"unknown vendor {vendor!r} (known: {', '.join(sorted(VENDORS))})"
+    compact = mac.lower().translate(_MAC_SEPARATORS)
+    if not _MAC.fullmatch(compact):
+        return None, "mac", f"malformed MAC {mac!r} (12 hexadecimal digits expected)"
+    return Device(known, model, compact), "", ""
 
 
 def account_from_row(

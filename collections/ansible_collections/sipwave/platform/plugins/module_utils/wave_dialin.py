@@ -5,6 +5,9 @@
 The rows come from the legacy export (the account's authorised caller numbers, department and
 numbers) and from the wave run's outcome per account: an account in a live state (phase 1,
 consent pending, phase 2) keeps dial-in; a closed, rejected or rolled-back account has none.
+An account whose own numbers are still at the old operator holds a temporary number (the
+outcome's ``temporary_held``): its row carries it as ``screened_number``, presented by a PBX
+whose carrier accepts only numbers it holds, as the proxy does toward such carriers.
 The export carries no PIN (see the export contract), so wave rows never have one; no password
 or hash of the export reaches a row, a message or the report.
 """
@@ -83,6 +86,7 @@ def wave_dialin(
     if export is None:
         raise ValueError("the export is needed to map an applied wave")
     live: list[Account] = []
+    held: dict[str, str] = {}  # login -> the temporary number it holds after the run
     for outcome in outcomes:
         login = str(outcome["login"])
         if outcome.get("action") == KEPT_ACTION:
@@ -95,6 +99,8 @@ def wave_dialin(
                 )
             elif account.dialin_numbers:
                 live.append(account)
+                if outcome.get("temporary_held"):
+                    held[login] = str(outcome["temporary_held"])
     shared = _shared_numbers(live, result.problems)
     for account in live:
         result.expected_accounts += 1
@@ -111,6 +117,9 @@ def wave_dialin(
                 "id": account.login,
                 "department": account.department or default_department,
                 "number": account.numbers[0],
+                # While its own numbers are at the old operator: what a PBX whose carrier
+                # screens caller numbers presents instead (dialin_access clip_no_screening).
+                **({"screened_number": held[account.login]} if account.login in held else {}),
                 "dialin_numbers": [n for n in account.dialin_numbers if n not in shared],
                 "max_calls": max_calls,
                 **{key: own_limits[key] for key in LIMIT_KEYS if key in own_limits},

@@ -49,6 +49,12 @@ consented:
   type: list
   elements: str
   returned: always
+staff:
+  description:
+    - JSON of the staff members' accounts (playbooks/user_add.yml), a list of login, domain,
+      display_name and devices (C(vendor:model:mac)), for M(sipwave.platform.provisioning_configs).
+  type: str
+  returned: always
 decided:
   description:
     - Logins with any recorded decision (C(migrate) or C(close)). The decision reminder
@@ -92,6 +98,21 @@ def read_decisions(conn) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
+def read_staff(conn) -> list[dict]:
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(
+            "SELECT login, domain, display_name, devices FROM sipwave_staff ORDER BY login"
+        )
+    except conn.Error:
+        return []  # a database from before staff members (the schema step creates the table)
+    return [
+        {"login": login, "domain": domain, "display_name": name,
+         "devices": [d for d in devices.split(";") if d]}
+        for login, domain, name, devices in cursor.fetchall()
+    ]  # fmt: skip
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -103,6 +124,7 @@ def main() -> None:
     params = module.params
     rows: list[tuple] = []
     decisions: list[tuple[str, str]] = []
+    staff: list[dict] = []
     if params["backend"] != "sqlite" or os.path.exists(params["database"]):
         try:
             conn = connect_with(params)
@@ -112,6 +134,8 @@ def main() -> None:
             rows = read_states(conn)
             conn.connection.rollback()  # PostgreSQL: the failed read must not abort the next
             decisions = read_decisions(conn)
+            conn.connection.rollback()
+            staff = read_staff(conn)
         finally:
             conn.close()
     counts = Counter(row[1] for row in rows)
@@ -121,6 +145,7 @@ def main() -> None:
         counts=dict(sorted(counts.items())),
         consented=[login for login, decision in decisions if decision == "migrate"],
         decided=[login for login, _decision in decisions],
+        staff=json.dumps(staff),
     )
 
 

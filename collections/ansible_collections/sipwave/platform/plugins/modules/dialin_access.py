@@ -77,6 +77,12 @@ options:
         description: Number presented to the called party (CLIP) on calls out.
         type: str
         required: true
+      screened_number:
+        description:
+          - The number presented instead of O(accounts[].number) when O(clip_no_screening) is
+            false, that is the account's temporary number while its own numbers are still at
+            the old operator (the wave playbooks set it).
+        type: str
       dialin_numbers:
         description: Caller numbers authorised to use the service for this account.
         type: list
@@ -107,10 +113,19 @@ options:
     description: Remove the accounts of O(source) that are not listed.
     type: bool
     default: false
+  clip_no_screening:
+    description:
+      - Whether the PBX's carrier lets calls present numbers it does not hold (CLIP no
+        screening). When false, an account with O(accounts[].screened_number) presents that
+        number (its temporary number) instead of O(accounts[].number), which the carrier
+        does not hold yet.
+    type: bool
+    default: true
   source:
     description:
       - Where the listed accounts come from. C(inventory) for the inventory's list,
-        C(wave:<name>) for the live accounts of a migration wave.
+        C(wave:<name>) for the live accounts of a migration wave, C(staff:<login>) for a staff
+        member's account (playbooks/user_add.yml).
     type: str
     default: inventory
   keep_accounts:
@@ -281,6 +296,7 @@ def main() -> None:
                     "id": {"type": "str", "required": True},
                     "department": {"type": "str", "required": True},
                     "number": {"type": "str", "required": True},
+                    "screened_number": {"type": "str"},
                     "dialin_numbers": {"type": "list", "elements": "str", "default": []},
                     "pin": {"type": "str", "no_log": False},
                     "max_calls": {"type": "int", "default": 1},
@@ -289,6 +305,7 @@ def main() -> None:
                 },
             },
             "exclusive": {"type": "bool", "default": False},
+            "clip_no_screening": {"type": "bool", "default": True},
             "source": {"type": "str", "default": "inventory"},
             "keep_accounts": {"type": "list", "elements": "str", "default": []},
             "on_conflict": {"type": "str", "default": "fail", "choices": ["fail", "keep"]},
@@ -299,7 +316,9 @@ def main() -> None:
     try:
         source = check_source(params["source"])
         number_plan = plan_from_dict(params["number_plan"])
-        desired = desired_from_entries(params["accounts"], number_plan, source)
+        desired = desired_from_entries(
+            params["accounts"], number_plan, source, params["clip_no_screening"]
+        )
     except (DialinError, NumberError) as exc:
         module.fail_json(msg=str(exc))
     keep = set(params["keep_accounts"])

@@ -4,7 +4,7 @@
 
 DOCUMENTATION = r"""
 module: kamailio_restore
-short_description: Put a copy made by kamailio_backup back as the proxy database
+short_description: Put a backup set's database copy back as the proxy database
 version_added: 0.5.0
 description:
   - Checks the copy O(source) on the host before it touches anything. Its SHA-256 must be
@@ -32,7 +32,8 @@ attributes:
     platforms: posix
 options:
   source:
-    description: The copy on the host (a file made by M(sipwave.platform.kamailio_backup)).
+    description: The copy on the host (the database of a set made by
+      M(sipwave.platform.backup_set)).
     type: path
     required: true
   sha256:
@@ -58,7 +59,8 @@ before_restore:
   type: str
   returned: success
 routing_generation:
-  description: The restored database's routing generation (SQLite).
+  description: The restored database's routing generation (PostgreSQL's read after the
+    restore, so none in check mode).
   type: int
   returned: success
 """
@@ -76,10 +78,19 @@ from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.backu
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
+    DatabaseError,
+    connect_with,
     database_argument_spec,
 )
 
 REQUIRED_TABLES = ("subscriber", "dbaliases", "sipwave_account", "sipwave_number")
+
+
+def generation_of(cursor) -> int:
+    """The routing generation a database holds (0 without its row)."""
+    cursor.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
+    found = cursor.fetchone()
+    return int(found[0]) if found else 0
 
 
 def check_sqlite_copy(path: str) -> int:
@@ -94,13 +105,22 @@ def check_sqlite_copy(path: str) -> int:
         missing = [t for t in REQUIRED_TABLES if t not in tables]
         if missing:
             raise ValueError(f"{path} is no proxy database: no {', '.join(missing)}")
-        row = copy.execute("SELECT generation FROM sipwave_routing_generation WHERE id = 1")
-        found = row.fetchone()
-        return int(found[0]) if found else 0
+        return generation_of(copy.cursor())
     except sqlite3.DatabaseError as exc:
         raise ValueError(f"{path} is not a readable SQLite database: {exc}") from None
     finally:
         copy.close()
+
+
+def restored_generation(params: dict) -> int:
+    """The routing generation of the restored PostgreSQL database (0 without one)."""
+    database = connect_with(params)
+    try:
+        return generation_of(database.connection.cursor())
+    except database.Error as exc:
+        raise DatabaseError(f"the restored database has no routing generation: {exc}") from None
+    finally:
+        database.close()
 
 
 def restore_sqlite(source: str, database: str) -> None:
@@ -163,7 +183,8 @@ def main() -> None:
             rc, _out, err = module.run_command([*command, source], environ_update=environ)
             if rc != 0:
                 module.fail_json(msg=f"pg_restore failed ({rc}): {err.strip()[-500:]}")
-    except (OSError, sqlite3.Error) as exc:
+            generation = restored_generation(params)
+    except (OSError, sqlite3.Error, DatabaseError) as exc:
         module.fail_json(msg=f"restore of the proxy database failed: {exc}")
     module.exit_json(changed=True, before_restore=before, routing_generation=generation)
 

@@ -107,6 +107,8 @@ options:
         passwords from; accounts whose outcome says C(password_generated) get theirs as the
         template value C(new_password), in their own message only.
       - Values with C(issued_code) (module C(port_donor)) get its C(secret_code) the same way.
+      - Values with C(staff_password) (playbooks/user_add.yml) get the staff member's SIP
+        password as C(password) the same way.
     type: str
   operators:
     description:

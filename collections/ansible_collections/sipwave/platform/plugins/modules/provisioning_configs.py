@@ -71,6 +71,12 @@ options:
         C(sip_server), C(sip_port), C(sip_transport), C(ntp_server), C(timezone).
     type: dict
     default: {}
+  staff:
+    description:
+      - The staff members' accounts, as returned by M(sipwave.platform.account_states) (its
+        C(staff) value). Their phones are rendered with their own identity and the password
+        derived for them from O(site_secret) (playbooks/user_add.yml).
+    type: raw
   login_prefix:
     description:
       - Prefix of the phase-2 logins (with O(new_domain)). Each device owed a re-sync is

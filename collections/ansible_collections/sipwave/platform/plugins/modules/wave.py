@@ -134,13 +134,19 @@ options:
   temporary_numbers:
     description:
       - Pools of temporary numbers, each with C(area) (an E.164 prefix, e.g. C(+4822)), C(first)
-        and C(last) (E.164 numbers of that area, of one length). Empty gives none.
+        and C(last) (E.164 numbers of one length in that area), optional C(carrier); none if empty.
       - A served account with a C(legacy) number gets the lowest free number of its first
         number's area (longest prefix), keeps it, and gives it back when it closes or has no
         C(legacy) number left. No free number is reported per account (C(temporary_missing)).
     type: list
     elements: dict
     default: []
+  carriers:
+    description: The kamailio_carriers names; a pool's C(carrier) must be one of them.
+    type: list
+  sites:
+    description: kamailio_sites (C(name), C(areas)), for the inventory's C(site) column.
+    type: list
   temporary_quarantine_days:
     description: Days a returned temporary number rests before another account gets it.
     type: int
@@ -269,14 +275,12 @@ consent:
 """
 
 # Ansible wants imports after the documentation (validate-modules: import-before-documentation).
-import os  # noqa: E402
 from datetime import date  # noqa: E402
 
 from ansible_collections.sipwave.platform.plugins.module_utils.bulk import without_cycle_collection  # noqa: E402
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (  # noqa: E402
     DATABASE_REQUIRED_IF,
     DatabaseError,
-    connect_with,
     database_argument_spec,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.quiet_module import (  # noqa: E402
@@ -312,7 +316,7 @@ from ansible_collections.sipwave.platform.plugins.module_utils.wave.run import (
     total_refund,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.wave.tables import (  # noqa: E402
-    empty_database,
+    connect_or_empty,
 )
 
 
@@ -339,10 +343,8 @@ def main() -> None:
         settings = settings_from_params(params, wave_name, today, run_id)
     except MigrationError as exc:
         module.fail_json(msg=str(exc))
-    missing_sqlite = params["backend"] == "sqlite" and not os.path.exists(params["database"])
     try:
-        # In check mode the play that creates the database did not run either.
-        conn = empty_database() if module.check_mode and missing_sqlite else connect_with(params)
+        conn = connect_or_empty(params, module.check_mode)
     except DatabaseError as exc:
         module.fail_json(msg=str(exc))
     result: dict = {"run_id": run_id, "operation": params["operation"], "wave": wave_name}

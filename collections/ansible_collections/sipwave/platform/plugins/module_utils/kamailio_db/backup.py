@@ -6,6 +6,7 @@ or a PostgreSQL dump, and the digest both sides of a backup and a restore compar
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from typing import Any
 
@@ -19,6 +20,10 @@ def sha256_of(path: str) -> str:
 
 
 def copy_sqlite(database: str, target: str) -> None:
+    """A consistent copy of a live SQLite database (online backup API) into ``target``.
+    A database that is not there is an error naming it, never an empty copy."""
+    if not os.path.isfile(database):
+        raise FileNotFoundError(f"{database}: the database to back up does not exist")
     source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         copy = sqlite3.connect(target)
@@ -30,15 +35,22 @@ def copy_sqlite(database: str, target: str) -> None:
         source.close()
 
 
-def copy_postgres(module: Any, target: str) -> None:
-    """pg_dump in custom format of the database the module's options name."""
-    params = module.params
-    pg_dump = module.get_bin_path("pg_dump", required=True)
+def pg_dump_command(pg_dump: str, params: dict, target: str) -> tuple[list[str], dict]:
+    """The pg_dump command line (custom format into ``target``) and its environment for the
+    database that ``params`` (database_argument_spec) name; the password only in the
+    environment, never on the command line."""
     command = [pg_dump, "--format=custom", f"--file={target}", f"--dbname={params['db_name']}"]
     for option, name in (("--host", "db_host"), ("--port", "db_port"), ("--username", "db_user")):
-        if params[name] not in (None, ""):
+        if params.get(name) not in (None, ""):
             command.append(f"{option}={params[name]}")
-    environ = {"PGPASSWORD": params["db_password"]} if params["db_password"] else {}
+    environ = {"PGPASSWORD": params["db_password"]} if params.get("db_password") else {}
+    return command, environ
+
+
+def copy_postgres(module: Any, target: str) -> None:
+    """pg_dump in custom format of the database the module's options name."""
+    pg_dump = module.get_bin_path("pg_dump", required=True)
+    command, environ = pg_dump_command(pg_dump, module.params, target)
     rc, _out, err = module.run_command(command, environ_update=environ)
     if rc != 0:
         module.fail_json(msg=f"pg_dump failed ({rc}): {err.strip()[-500:]}")

@@ -22,7 +22,8 @@ VIEW_MARKER_PREFIX = "sipwave routing view "
 #                      number (lowest dbaliases id) -> +digits
 #   d:user@domain      the department of the account behind an identity, for the call
 #                      records: its current identity, and its legacy one when that differs
-#                      (phase 2, grace period); accounts without a department have none
+#                      (phase 2, grace period), and a staff member's identity; accounts
+#                      without a department have none
 #   t:user@domain      the temporary number of the account behind its current identity,
 #                      while its own numbers are still at the old operator -> +digits
 #   f:digits           a number the legacy platform forwards -> +digits of the target
@@ -62,6 +63,10 @@ _ROUTING_SELECT = """
     FROM sipwave_account
     WHERE current_username IS NOT NULL AND department <> ''
       AND (current_username <> login OR lower(current_domain) <> lower(legacy_domain))
+    UNION ALL
+    SELECT 'd:' || login || '@' || lower(domain), 0, 0, department, 0
+    FROM sipwave_staff
+    WHERE department <> ''
     UNION ALL
     SELECT 'f:' || ltrim(number, '+'), 0, 0, target, 0
     FROM sipwave_forwarding

@@ -158,6 +158,19 @@ TABLES: tuple[tuple[str, str], ...] = (
     decision VARCHAR(16) NOT NULL,
     recorded_at VARCHAR(32) NOT NULL,
     source VARCHAR(255) DEFAULT '' NOT NULL"""),
+    # Staff members' accounts (module_utils/staff.py, playbooks/user_add.yml): who they are
+    # and their phones (vendor:model:mac, ";"-separated), which the provisioning renders
+    # next to the customers'. Their subscriber, dbaliases and sipwave_number rows are keyed
+    # by this login; their SIP password is derived from the site secret, never stored.
+    ("sipwave_staff", """
+    login VARCHAR(64) PRIMARY KEY NOT NULL,
+    domain VARCHAR(64) NOT NULL,
+    display_name VARCHAR(128) DEFAULT '' NOT NULL,
+    email VARCHAR(255) DEFAULT '' NOT NULL,
+    department VARCHAR(128) DEFAULT '' NOT NULL,
+    devices TEXT DEFAULT '' NOT NULL,
+    updated_at VARCHAR(32) NOT NULL,
+    run_id VARCHAR(64) NOT NULL"""),
     # Number porting (module_utils/porting). Port requests of customers coming here: their
     # state (porting.states), the hash of the secret code (never the code), the numbers.
     ("sipwave_port_request", """
@@ -236,6 +249,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # the called account's for an inbound one; NULL for a call of no site.
     ("acc", "site", "VARCHAR(64) DEFAULT NULL"),
     ("sipwave_call_end", "site", "VARCHAR(64) DEFAULT NULL"),
+    # A number's site (kamailio_sites, by the longest area prefix) and the carrier that brings
+    # its calls here (a temporary number's pool's); "" for none. Written by the wave.
+    ("sipwave_number", "site", "VARCHAR(64) DEFAULT '' NOT NULL"),
+    ("sipwave_number", "carrier", "VARCHAR(64) DEFAULT '' NOT NULL"),
 )
 
 # (name, table, columns)
@@ -264,11 +281,19 @@ TABLE_VERSIONS = {"subscriber": 7, "location": 9, "location_attrs": 1, "dbaliase
 
 
 def create_table(backend: str, name: str) -> str:
-    columns = _COLUMNS[name] + "".join(
-        f",\n    {column} {definition}"
+    """The table's CREATE statement; its added columns come before its table constraints."""
+    added = "".join(
+        f"\n    {column} {definition},"
         for table, column, definition in ADDED_COLUMNS
         if table == name
     )
+    columns = _COLUMNS[name]
+    if added:
+        head, _sep, tail = columns.rpartition(",\n")
+        if tail.lstrip().startswith(("PRIMARY KEY (", "CONSTRAINT ")):
+            columns = f"{head},{added}\n{tail}"
+        else:
+            columns = f"{columns},{added.rstrip(',')}"
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns.format(serial=SERIAL[backend])}\n)"
 
 

@@ -20,6 +20,8 @@ WAVE_ARGUMENTS = {
         "choices": ["kept_for_porting", "released"],
     },
     "temporary_numbers": {"type": "list", "elements": "dict", "default": []},
+    "carriers": {"type": "list"},
+    "sites": {"type": "list"},
     "temporary_quarantine_days": {"type": "int", "default": 30},
     "force_after_cutover": {"type": "str"},
     "decide_by": {"type": "str"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
@@ -103,6 +104,11 @@ class TemporaryPool(NamedTuple):
     area: str
     first: str
     last: str
+    # The carrier (a kamailio_carriers name) that brings this pool's calls here; "" for none.
+    carrier: str = ""
+
+    def holds(self, number: str) -> bool:
+        return len(number) == len(self.first) and self.first <= number <= self.last
 
     def numbers(self) -> list[str]:
         width = len(self.first) - 1
@@ -112,9 +118,13 @@ class TemporaryPool(NamedTuple):
 MAX_POOL_SIZE = 100_000
 
 
-def temporary_pools(entries: list, quarantine_days: int = 0) -> tuple[TemporaryPool, ...]:
-    """The temporary_numbers setting as pools; MigrationError names each bad entry."""
+def temporary_pools(
+    entries: list, quarantine_days: int = 0, carriers: Iterable[str] | None = None
+) -> tuple[TemporaryPool, ...]:
+    """The temporary_numbers setting as pools; MigrationError names each bad entry. An entry's
+    optional carrier must be one of ``carriers`` (kamailio_carriers names) when given."""
     pools, problems = [], []
+    known = None if carriers is None else set(carriers)
     if quarantine_days < 0:
         problems.append(f"temporary_quarantine_days {quarantine_days} is negative")
     for index, entry in enumerate(entries):
@@ -135,9 +145,12 @@ def temporary_pools(entries: list, quarantine_days: int = 0) -> tuple[TemporaryP
                 bad.append("first and last must be of one length, first not after last")
             elif int(last[1:]) - int(first[1:]) >= MAX_POOL_SIZE:
                 bad.append(f"a pool holds at most {MAX_POOL_SIZE} numbers")
+        carrier = entry.get("carrier") or ""
+        if not isinstance(carrier, str) or (carrier and known is not None and carrier not in known):
+            bad.append(f"carrier {carrier!r} is not a name of kamailio_carriers")
         problems.extend(f"{where}: {reason}" for reason in bad)
         if not bad:
-            pools.append(TemporaryPool(area, first, last))
+            pools.append(TemporaryPool(area, first, last, carrier))
     for a, b in ((a, b) for i, a in enumerate(pools) for b in pools[i + 1 :]):
         if len(a.first) == len(b.first) and a.first <= b.last and b.first <= a.last:
             problems.append(f"temporary_numbers: {a.first}-{a.last} and {b.first}-{b.last} overlap")
@@ -166,9 +179,42 @@ class Settings:
     # while the window is open.
     decide_by: date | None = None
     undecided: str | None = None
+    # (area, site) of kamailio_sites, longest area first: a number's site (site_of).
+    site_areas: tuple[tuple[str, str], ...] = ()
 
     def new_identity(self, login: str) -> Key:
         return (f"{self.login_prefix}{login}", self.new_domain)
+
+    def site_of(self, number: str) -> str:
+        """The site whose area is the longest prefix of ``number`` (the router's rule)."""
+        return next((site for area, site in self.site_areas if number.startswith(area)), "")
+
+    def number_columns(self, number: str, kind: str) -> tuple[str, str]:
+        """A sipwave_number row's (site, carrier): a temporary number's carrier is its pool's;
+        an own number's is "" (at the old operator until its cutover, which names none)."""
+        carrier = ""
+        if kind == "temporary":
+            carrier = next((p.carrier for p in self.temporary_pools if p.holds(number)), "")
+        return self.site_of(number), carrier
+
+
+def site_areas(entries: list) -> tuple[tuple[str, str], ...]:
+    """kamailio_sites as (area, site), longest area first; MigrationError names a bad entry."""
+    pairs, problems = [], []
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        areas = entry.get("areas") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name or not isinstance(areas, list):
+            problems.append(f"kamailio_sites[{index}]: needs a name and a list of areas")
+            continue
+        for area in areas:
+            if not isinstance(area, str) or not E164_FORM.fullmatch(area):
+                problems.append(f"kamailio_sites[{index}]: area {area!r} is not + and digits")
+            else:
+                pairs.append((area, name))
+    if problems:
+        raise MigrationError("invalid kamailio_sites:\n" + "\n".join(problems))
+    return tuple(sorted(pairs, key=lambda pair: -len(pair[0])))
 
 
 def settings_from_params(params: dict, wave: str, today: date, run_id: str) -> Settings:
@@ -183,8 +229,11 @@ def settings_from_params(params: dict, wave: str, today: date, run_id: str) -> S
         today=today,
         run_id=run_id,
         temporary_pools=temporary_pools(
-            params["temporary_numbers"], params["temporary_quarantine_days"]
+            params["temporary_numbers"],
+            params["temporary_quarantine_days"],
+            None if params.get("carriers") is None else params["carriers"],
         ),
+        site_areas=site_areas(params.get("sites") or []),
         quarantine_days=params["temporary_quarantine_days"],
         force_after_cutover=params.get("force_after_cutover") or None,
         decide_by=(decide_by := wave_day(params.get("decide_by"), wave, "decide_by")),
@@ -315,6 +364,10 @@ class AccountPlan:
     temporary_returned: str | None = None
     # The account needed a temporary number and its area's pool had none free (or no pool).
     temporary_missing: bool = False
+    # The temporary number the account holds after the run (given now or before): what a
+    # carrier that screens caller numbers is shown while its own numbers are at the old
+    # operator (the proxy's router, and the PBXs' dial-in rows).
+    temporary_held: str | None = None
     # The rows this account may own: what the wave's snapshot records and rollback restores.
     scope_keys: set[Key] = field(default_factory=set)
     scope_alias_ids: set[int] = field(default_factory=set)

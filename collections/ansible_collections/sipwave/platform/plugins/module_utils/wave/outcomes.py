@@ -70,7 +70,7 @@ def wave_accounts(entries: list) -> list[WaveAccount]:
 OUTCOME_COLUMNS = ("login", "action", "state", "identity", "grace_until", "refund",
                    "refund_run", "closure_numbers", "password_generated", "reason",
                    "temporary_number", "temporary_returned", "temporary_missing",
-                   "refund_reversed")  # fmt: skip
+                   "temporary_held", "refund_reversed")  # fmt: skip
 
 
 def pack(rows: list[list]) -> str:
@@ -143,6 +143,7 @@ def outcome_rows(result: RunResult) -> list[list]:
                   if kind == TEMPORARY and want is not None), None),
             plan.temporary_returned,
             True if plan.temporary_missing else None,
+            plan.temporary_held,
             plan.refund_reversed,
         ])  # fmt: skip
     return rows

@@ -119,6 +119,17 @@ class TemporaryNumbers:
                 return free.pop() if free else None
         return None
 
+    def take_lowest(self) -> str | None:
+        """The lowest free number of every pool (one account's number, not by area: a staff
+        member's), None when every pool is used up."""
+        tails = [(free[-1], area) for area, free in self._free.items() if free]
+        if not tails:
+            return None
+        return self._free[min(tails)[1]].pop()
+
+    def is_free(self, number: str) -> bool:
+        return any(number in free for free in self._free.values())
+
 
 def plan_wave(
     state: State,
@@ -235,6 +246,13 @@ def _plan_aliases(
     scope_domains: tuple,
 ) -> None:
     """The alias rows of the account's scope (in ``scope_domains``) to remove and to add."""
+    ordered = sorted(alias_ids)
+    rows = [aliases[i] for i in ordered]
+    if rows == want_aliases and (len(rows) < 2 or len(set(rows)) == len(rows)):
+        # As it should be (the common case of a re-run): every row is the account's, in the
+        # identity's domain, none twice.
+        plan.scope_alias_ids = alias_ids
+        return
     alias_ids = {i for i in alias_ids if aliases[i].alias_domain in scope_domains}
     plan.scope_alias_ids = alias_ids
     have_aliases: dict[AliasRow, list[int]] = {}
@@ -276,12 +294,14 @@ def _temporary_number(
             break
     if needed and held is not None:
         want[(held, TEMPORARY)] = TEMPORARY
+        plan.temporary_held = held
     elif needed and temporary:
         number = temporary.take(account.numbers[0])
         if number is None:
             plan.temporary_missing = True
         else:
             want[(number, TEMPORARY)] = TEMPORARY
+            plan.temporary_held = number
     elif held is not None:
         plan.temporary_returned = held
 

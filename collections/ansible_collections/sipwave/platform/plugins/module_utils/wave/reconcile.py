@@ -42,6 +42,9 @@ def reconcile(
     expected = Counter()
     present = Counter()
     aliases = set(state.aliases.values())
+    # Plain locals and loops: this runs for every account of a 100,000-account wave.
+    accounts_rows, subscribers, all_numbers = state.accounts, state.subscribers, state.numbers
+    closure_numbers = settings.closure_numbers
     for login in rejected:
         row = state.accounts.get(login)
         if row is None:
@@ -49,41 +52,52 @@ def reconcile(
         else:
             per_state[row.state] += 1
     for account in accounts:
-        row = state.accounts.get(account.login)
+        login = account.login
+        row = accounts_rows.get(login)
         if row is None or row.state not in STATES:
-            problems.append(f"{account.login}: no account row in a known state")
+            problems.append(f"{login}: no account row in a known state")
             continue
         account_state = row.state
         per_state[account_state] += 1
         live = account_state in LIVE_STATES
         identity = (row.current_username, row.current_domain) if live else None
-        if live and identity not in state.subscribers:
-            problems.append(f"{account.login}: {label(identity)} cannot register")
-        numbers = state.numbers.get(account.login, {})
-        for kind, wanted, want_state in (
-            (NUMBER, account.numbers, "legacy" if live else settings.closure_numbers),
-            (DIALIN, account.dialin_numbers, "active" if live else "released"),
-        ):
-            for number in wanted:
-                expected[kind] += 1
-                have = numbers.get((number, kind))
-                if kind == NUMBER and not live:
-                    want_state = kept_decisions.get(account.login, {}).get(
-                        number, settings.closure_numbers
-                    )
-                if have == want_state or (kind == NUMBER and live and have in PORTED_STATES):
-                    present[kind] += 1
+        if live and identity not in subscribers:
+            problems.append(f"{login}: {label(identity)} cannot register")
+        numbers = all_numbers.get(login, {})
+        if live:
+            user, domain = identity
+            for number in account.numbers:
+                have = numbers.get((number, NUMBER))
+                if have == "legacy" or have in PORTED_STATES:
+                    present[NUMBER] += 1
                 else:
-                    problems.append(f"{account.login}: {kind} {number} is not {want_state}")
-                if kind == NUMBER and live:
-                    expected["alias"] += 1
-                    if (alias_user(number), identity[1], *identity) in aliases:
-                        present["alias"] += 1
-                    else:
-                        problems.append(f"{account.login}: no alias for {number}")
+                    problems.append(f"{login}: {NUMBER} {number} is not legacy")
+                if (alias_user(number), domain, user, domain) in aliases:
+                    present["alias"] += 1
+                else:
+                    problems.append(f"{login}: no alias for {number}")
+            expected[NUMBER] += len(account.numbers)
+            expected["alias"] += len(account.numbers)
+            dialin_state = "active"
+        else:
+            kept = kept_decisions.get(login, {})
+            for number in account.numbers:
+                want_state = kept.get(number, closure_numbers)
+                if numbers.get((number, NUMBER)) == want_state:
+                    present[NUMBER] += 1
+                else:
+                    problems.append(f"{login}: {NUMBER} {number} is not {want_state}")
+            expected[NUMBER] += len(account.numbers)
+            dialin_state = "released"
+        for number in account.dialin_numbers:
+            if numbers.get((number, DIALIN)) == dialin_state:
+                present[DIALIN] += 1
+            else:
+                problems.append(f"{login}: {DIALIN} {number} is not {dialin_state}")
+        expected[DIALIN] += len(account.dialin_numbers)
         temporary = [n for n, kind in numbers if kind == TEMPORARY]
         if len(temporary) > 1 or (temporary and not live):
-            problems.append(f"{account.login}: holds temporary numbers {', '.join(temporary)}")
+            problems.append(f"{login}: holds temporary numbers {', '.join(temporary)}")
         elif temporary:
             present[TEMPORARY] += 1
     return {

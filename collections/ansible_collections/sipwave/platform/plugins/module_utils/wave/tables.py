@@ -6,6 +6,7 @@ kamailio_db.schema (the kamailio role creates them with the same code)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from ansible_collections.sipwave.platform.plugins.module_utils import subscriber_db
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.connection import (
     Database,
+    connect_with,
 )
 from ansible_collections.sipwave.platform.plugins.module_utils.kamailio_db.schema import (
     table_exists,
@@ -45,6 +47,15 @@ def empty_database() -> Database:
         f"CREATE TABLE {subscriber_db.TABLE} (username TEXT, domain TEXT, ha1 TEXT, ha1b TEXT)"
     )
     return Database("sqlite", connection, sqlite3.Error)
+
+
+def connect_or_empty(params: dict, check_mode: bool) -> Database:
+    """The database a module's options name; in check mode a SQLite file that does not exist
+    yet (the play that creates it did not run either) reads as empty_database().
+    DatabaseError as connect_with raises it."""
+    if check_mode and params["backend"] == "sqlite" and not os.path.exists(params["database"]):
+        return empty_database()
+    return connect_with(params)
 
 
 def lock_for_writing(conn: Database, cursor: Any) -> None:

@@ -76,7 +76,7 @@ _ALL_ACCOUNT_COLUMNS = (*ACCOUNT_COLUMNS, "updated_at", "run_id")
 
 
 def _statements(
-    conn: Database, plans: Sequence[AccountPlan], state: State, run_id: str, today: str
+    conn: Database, plans: Sequence[AccountPlan], state: State, settings: Settings, today: str
 ) -> list[tuple[str, list[tuple]]]:
     """The SQL that turns ``state`` into what the plans describe, as (statement, rows)."""
     sub_remove, sub_update, sub_add = [], [], []
@@ -85,6 +85,8 @@ def _statements(
     account_delete, account_update, account_insert = [], [], []
     returned = []
     at = now()
+    run_id = settings.run_id
+    columns = settings.number_columns
     for plan in plans:
         for key, want in plan.subscribers.items():
             if want is None:
@@ -100,9 +102,9 @@ def _statements(
             if want is None:
                 number_delete.append((number, plan.login, kind))
             elif (number, kind) in have:
-                number_update.append((want, number, plan.login, kind))
+                number_update.append((want, *columns(number, kind), number, plan.login, kind))
             else:
-                number_insert.append((number, plan.login, kind, want))
+                number_insert.append((number, plan.login, kind, want, *columns(number, kind)))
         if plan.temporary_returned is not None:
             returned.append(plan.temporary_returned)
         current = state.accounts.get(plan.login)
@@ -127,9 +129,10 @@ def _statements(
         ("INSERT INTO dbaliases (alias_username, alias_domain, username, domain) "
          "VALUES ({p}, {p}, {p}, {p})", alias_add),
         (f"DELETE FROM sipwave_number WHERE {_WHERE_NUMBER}", number_delete),
-        (f"UPDATE sipwave_number SET state = {{p}} WHERE {_WHERE_NUMBER}", number_update),
-        ("INSERT INTO sipwave_number (number, login, kind, state) VALUES ({p}, {p}, {p}, {p})",
-         number_insert),
+        (f"UPDATE sipwave_number SET state = {{p}}, site = {{p}}, carrier = {{p}} "
+         f"WHERE {_WHERE_NUMBER}", number_update),
+        ("INSERT INTO sipwave_number (number, login, kind, state, site, carrier) "
+         "VALUES ({p}, {p}, {p}, {p}, {p}, {p})", number_insert),
         ("DELETE FROM sipwave_number_quarantine WHERE number = {p}", [(n,) for n in returned]),
         ("INSERT INTO sipwave_number_quarantine (number, returned_on) VALUES ({p}, {p})",
          [(n, today) for n in returned]),
@@ -230,7 +233,7 @@ def apply(
     for plan in changed:
         plan.before = state.view(plan.login, settings.new_identity(plan.login))
     today = settings.today.isoformat()
-    statements = _statements(conn, changed, state, settings.run_id, today)
+    statements = _statements(conn, changed, state, settings, today)
     apply_to_state(state, changed, today)
     for plan in changed:
         plan.after = state.view(plan.login, settings.new_identity(plan.login))
