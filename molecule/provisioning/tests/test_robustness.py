@@ -29,6 +29,7 @@ from test_provisioning import fetch, recap_changed
 PHONE_ADDRESS = "127.0.22.202"  # provisioning_ban_ignore: never banned
 MIB = 1024 * 1024
 BUSY_PORT = 8088
+METRICS_PORT = 8080  # provisioning_metrics_port of the scenario
 PENDING_FILE = "/srv/sipwave-provisioning/resync-pending.json"
 CTL_SOCKET = "/run/kamailio/kamailio_ctl"
 UAS_ADDRESS = "127.0.22.111"
@@ -56,10 +57,15 @@ def shared_zone_sizes() -> list[int]:
 
 
 def listening_ports() -> set[int]:
+    """nginx's ports for the phones: not its metrics listener (test_nginx_metrics.py), nor the
+    nginx exporter's port."""
     listening = in_container(PROV_CONTAINER, "ss", "-Hltnp").stdout
-    return {
-        int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines() if "nginx" in line
+    ports = {
+        int(line.split()[3].rsplit(":", 1)[1])
+        for line in listening.splitlines()
+        if '"nginx"' in line
     }
+    return ports - {METRICS_PORT}
 
 
 @pytest.fixture(scope="module")
