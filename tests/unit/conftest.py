@@ -70,7 +70,7 @@ def joins(router, call_id: str, token: str, first: str, second: str) -> bool:
     def follow(source: str, next_hop: str) -> bool:
         return follows(
             router._dialog_key, call_id, f"sip:127.0.20.11;lr;swt={token}", source, next_hop,
-            next_hop_is_peer=False, now=time.time(), lifetime=60,
+            peers=frozenset(), now=time.time(), lifetime=60,
         )  # fmt: skip
 
     return (

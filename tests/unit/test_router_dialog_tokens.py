@@ -136,6 +136,14 @@ def test_an_end_of_the_dialog_may_reach_a_peer_at_another_address(ksr, router):
     assert ksr.called("tm.t_relay") == [()]
 
 
+def test_a_calls_token_reaches_no_peer_when_its_other_end_was_none(ksr, router):
+    """A subscriber's call to another subscriber gives it no way to the PBX or a carrier."""
+    route = own_route(router, CALL_ID, (SUBSCRIBER, CALLEE))
+    in_dialog(ksr, route, target="sip:800100@127.0.20.21:5080")
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
 @pytest.mark.parametrize(("age_s", "followed"), [(604800 - 60, True), (604800 + 60, False)])
 def test_a_token_is_followed_for_the_dialog_lifetime(ksr, router, age_s, followed):
     in_dialog(ksr, own_route(router, CALL_ID, (SUBSCRIBER, CALLEE), age_s=age_s))
@@ -170,8 +178,52 @@ def test_a_token_on_a_route_that_is_not_this_proxy_is_refused(ksr, router):
     assert ksr.replies() == [(403, "Route Not Followed")]
 
 
-def test_a_trusted_peer_needs_no_token(ksr, router):
-    in_dialog(ksr, "sip:127.0.20.11;lr", source=PBX)
+def test_a_trusted_peer_follows_the_token_to_the_dialogs_other_end(ksr, router):
+    """The PBX ends a call it took, from another of its addresses than the one called."""
+    route = own_route(router, CALL_ID, (SUBSCRIBER, "127.0.20.22"))
+    in_dialog(ksr, route, source=PBX, target=f"sip:481234001@{SUBSCRIBER}:5060")
+    router.request_route()
+    assert ksr.called("tm.t_relay") == [()]
+
+
+@pytest.mark.parametrize(
+    ("route_uri", "target", "further"),
+    [
+        # No token at all: once enough from a trusted peer's address.
+        ("sip:127.0.20.11;lr", "sip:victim@10.0.0.66:5060", None),
+        # A token of the attacker's own call with the PBX, to a host of its choosing.
+        ("own", "sip:victim@10.0.0.66:5060", None),
+        ("own", f"sip:481234001@{SUBSCRIBER}:5060", "sip:10.0.0.66:5060;lr"),
+        # A further Route whose user part names the PBX: the host is evil.example's.
+        ("own", f"sip:481234001@{SUBSCRIBER}:5060", "sip:127.0.20.21;x@evil.example;lr"),
+    ],
+)
+def test_a_request_forged_from_a_trusted_peers_address_reaches_no_host_of_its_choosing(
+    ksr, router, route_uri, target, further
+):
+    """UDP from the PBX's (or a carrier's) address is easily forged."""
+    if route_uri == "own":
+        route_uri = own_route(router, CALL_ID, (SUBSCRIBER, "127.0.20.21"))
+    in_dialog(ksr, route_uri, source=PBX, target=target, further=further)
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_a_further_route_whose_user_part_names_a_peer_is_not_that_peer(ksr, router):
+    """The review's attack: ``sip:PEER;x@evil.example`` once read as the peer's host."""
+    route = own_route(router, CALL_ID, (SUBSCRIBER, "127.0.20.21"))
+    in_dialog(ksr, route, further="sip:127.0.20.21;x@evil.example;lr")
+    router.request_route()
+    assert ksr.replies() == [(403, "Route Not Followed")]
+
+
+def test_an_ipv6_end_is_followed_although_kamailio_keeps_its_brackets(ksr, router):
+    """$rd of sip:phone@[2001:db8::7] is "[2001:db8::7]"; the branch recorded 2001:db8::7."""
+    ksr.pvars["$ci"] = CALL_ID
+    recorded = recorded_token(ksr, router, **{"$si": SUBSCRIBER, "$ru": "sip:p@[2001:DB8::7]"})
+    in_dialog(ksr, f"sip:127.0.20.11;lr;swt={recorded}", target="sip:p@x")
+    ksr.pvars["$rd"] = "[2001:db8:0::7]"
     router.request_route()
     assert ksr.called("tm.t_relay") == [()]
 

@@ -6,7 +6,7 @@ The live attacks are in molecule/kamailio/tests/test_attacks.py; these pin the d
 import sys
 
 import pytest
-from conftest import own_route
+from conftest import DIALOG_ENDS, own_route
 from test_router import PBX, SUBSCRIBER, request
 
 CONTACTS = "$(hdr(Contact)[*])"
@@ -142,16 +142,18 @@ def test_contacts_too_long_to_read_are_refused(ksr, router):
     assert ksr.called("registrar.save") == []
 
 
-def in_dialog(ksr, router=None, *, source=SUBSCRIBER, ours: bool, next_hop: str | None):
+def in_dialog(
+    ksr, router=None, *, source=SUBSCRIBER, ours: bool, next_hop: str | None, ends=DIALOG_ENDS
+):
     """An in-dialog MESSAGE whose top Route is this proxy's (``ours``), with the dialog token
-    of its Call-ID when a ``router`` is given."""
+    of its Call-ID between ``ends`` when a ``router`` is given."""
     request(ksr, "MESSAGE", source=source, totag=True)
     ksr.returns["rr.loose_route"] = 1
     ksr.returns["rr.check_route_param"] = 1 if ours else -1
     ksr.pvars["$du"] = next_hop
     ksr.pvars["$ci"] = "dialog-1@phone"
     if router is not None:
-        ksr.pvars["$route_uri"] = own_route(router, "dialog-1@phone")
+        ksr.pvars["$route_uri"] = own_route(router, "dialog-1@phone", ends)
 
 
 @pytest.mark.parametrize(
@@ -165,17 +167,23 @@ def test_a_foreign_route_in_a_dialog_is_not_followed(ksr, router, ours, next_hop
     assert ksr.called("tm.t_relay") == []
 
 
-@pytest.mark.parametrize("next_hop", [None, "sip:127.0.20.21:5080;lr"])
-def test_the_own_route_in_a_dialog_is_followed(ksr, router, next_hop):
-    in_dialog(ksr, router, ours=True, next_hop=next_hop)
+@pytest.mark.parametrize(
+    ("next_hop", "ends"),
+    [(None, DIALOG_ENDS), ("sip:127.0.20.21:5080;lr", (SUBSCRIBER, "127.0.20.21"))],
+)
+def test_the_own_route_in_a_dialog_is_followed(ksr, router, next_hop, ends):
+    in_dialog(ksr, router, ours=True, next_hop=next_hop, ends=ends)
     router.request_route()
     assert ksr.called("tm.t_relay") == [()]
 
 
-def test_a_trusted_peer_in_a_dialog_is_followed_anywhere(ksr, router):
-    in_dialog(ksr, source=PBX, ours=False, next_hop="sip:127.0.20.99:5070")
+@pytest.mark.parametrize("ours", [False, True])
+def test_a_trusted_peer_in_a_dialog_is_not_followed_to_a_route_of_its_choosing(ksr, router, ours):
+    """Its address is easily forged: it follows the dialog's token like anyone else."""
+    in_dialog(ksr, router, source=PBX, ours=ours, next_hop="sip:127.0.20.99:5070")
     router.request_route()
-    assert ksr.called("tm.t_relay") == [()]
+    assert ksr.replies() == [(403, "Route Not Followed")]
+    assert ksr.called("tm.t_relay") == []
 
 
 def test_an_ack_without_to_tag_is_dropped(ksr, router):

@@ -450,6 +450,13 @@ def test_a_phones_forwarding_claim_is_removed(ksr, proxy, header):
         ("no-colon-at-all", "no-colon-at-all"),
         ("SIP:[::1", "::1"),
         ("tel:+48221234567", "tel"),
+        # The user part may hold ";": the host is what follows its "@", as Kamailio reads it.
+        ("sip:+48221234567;npdi=yes@127.0.23.41:5060", "127.0.23.41"),
+        ("sip:127.0.20.21;x@evil.example;lr", "evil.example"),
+        # Read two ways, so read as no host at all.
+        ("sip:127.0.20.21:5060;lr?x=@evil.example", ""),
+        ("sip:a@127.0.20.21@evil.example;lr", ""),
+        ("sip:evil.example?x=@127.0.20.21;lr", ""),
     ],
 )
 def test_legacy_platform_address_is_the_host_of_its_uri(ksr, uri, host):

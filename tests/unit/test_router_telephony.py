@@ -359,6 +359,11 @@ def test_a_refusal_of_a_request_not_flagged_for_acc_is_not_recorded(ksr, router)
 def test_a_carriers_bye_records_the_end_at_once_with_the_carrier(ksr, router):
     request(ksr, "BYE", source=CARRIER_A, totag=True)
     ksr.returns["rr.loose_route"] = 1
+    ksr.returns["rr.check_route_param"] = 1
+    ends = (CARRIER_A, "ip.tanifon.pl")
+    ksr.pvars.update(
+        {"$ci": "call-2@carrier", "$route_uri": own_route(router, "call-2@carrier", ends)}
+    )
     router.request_route()
     assert ksr.called("acc.acc_db_request") == [("200 Call Ended", "sipwave_call_end")]
     assert ksr.pvars["$avp(sipwave_acc_carrier)"] == "carrier-a"

@@ -31,6 +31,7 @@ from test_attacks import (
 from test_telephony import (  # noqa: F401 (the carriers and numbers fixtures, here too)
     ACCOUNTS,
     CALLED,
+    CARRIER_A,
     carriers,
     fresh_carriers,
     header,
@@ -258,6 +259,13 @@ def test_a_calls_dialog_token_reaches_only_the_calls_other_end():
             for method in ("MESSAGE", "INVITE"):
                 call.in_dialog(method, f"sip:x@{ATTACKER_UA}:{uas.port}", call.to_tag)
                 assert status(handset.answer(2)) == "SIP/2.0 403 Route Not Followed"
+            # ... through a further Route whose user part names the carrier: its host is the
+            # attacker's phone (once read as the carrier, a peer, and relayed there).
+            further = f"<sip:{CARRIER_A};x@{ATTACKER_UA}:{uas.port};lr>"
+            message = handset.request(
+                "MESSAGE", call.target, from_uri=call.from_uri, to_uri=call.to_uri,
+                to_tag=call.to_tag, headers=(f"Route: {call.route}, {further}",))  # fmt: skip
+            assert status(handset.exchange(message)) == "SIP/2.0 403 Route Not Followed"
             # Someone else who saw the call (its Call-ID, tags and Record-Route), to the
             # carrier the call is with: no end of the call, refused.
             stranger.call_id, stranger.from_tag = call.call_id, handset.from_tag
@@ -266,6 +274,15 @@ def test_a_calls_dialog_token_reaches_only_the_calls_other_end():
                 "BYE", call.target, from_uri=call.from_uri, to_uri=call.to_uri,
                 to_tag=call.to_tag, headers=(f"Route: {call.route}",))  # fmt: skip
             assert status(stranger.exchange(bye)) == "SIP/2.0 403 Route Not Followed"
+            # The carrier's address forged (UDP), with the call's token, to the attacker's
+            # phone: once a trusted peer's request was followed anywhere, token or not.
+            with phone(CARRIER_A) as forged:
+                forged.call_id, forged.cseq = call.call_id, 1
+                message = forged.request(
+                    "MESSAGE", f"sip:x@{ATTACKER_UA}:{uas.port}", from_uri=call.to_uri,
+                    to_uri=call.from_uri, to_tag=handset.from_tag,
+                    headers=(f"Route: {call.route}",))  # fmt: skip
+                assert status(forged.exchange(message)) == "SIP/2.0 403 Route Not Followed"
             # The caller's own BYE to the carrier is followed.
             assert call.bye() == "SIP/2.0 200 OK"
     finally:

@@ -10,18 +10,23 @@ SUBSCRIBE it relays is record-routed with ``;swt=<stamp>.<mac>.<mac>``:
   address the request came from, the callee's end the address the branch went to (its
   destination, else its request URI).
 
-Both ends send that Record-Route back as their Route. A request from anyone but a trusted peer
-that names this proxy in its top Route is followed only when (``follows``):
+Both ends send that Record-Route back as their Route. A request that names this proxy in its
+top Route is followed only when (``follows``):
 
 - the token is no older than the dialog lifetime (a week by default);
 - the request comes from one end of the dialog (its source has one of the two MACs), and
-- it goes to the other end (its next hop has the other MAC) or to a peer of the proxy (a
-  carrier or the PBX may answer from another of its addresses).
+- it goes to the other end (its next hop has the other MAC).
+
+A peer of the proxy (a carrier, the PBX, a configured destination) may send or answer from
+another of its addresses than the one recorded: a source that is a peer stands for an end
+recorded at any peer's address, and a next hop that is a peer is the other end when that end
+was recorded at a peer's address. Peers are bound by the token too: UDP from a carrier's
+address is easily forged, so a request from it reaches only an end of a dialog whose token it
+carries, never a Route or Request-URI of its choosing.
 
 A subscriber who saw a token (its own calls' Record-Routes) can therefore reach only the
-other end of that call with it, never a Request-URI of its choosing; anyone else cannot use it
-at all. The addresses are bound, not the ports: a phone keeps its calls across a new source
-port, not across a new address.
+other end of that call with it; anyone else cannot use it at all. The addresses are bound,
+not the ports: a phone keeps its calls across a new source port, not across a new address.
 
 The key is a file on the host (``dialog_key_file`` in settings.json, created once by the
 kamailio role, 0600 for the kamailio user, hex): it survives restarts and releases, so calls
@@ -105,30 +110,37 @@ def follows(
     source: str,
     next_hop: str,
     *,
-    next_hop_is_peer: bool,
+    peers: frozenset[str],
     now: float,
     lifetime: int,
 ) -> bool:
     """Whether the top Route's token lets ``source`` reach ``next_hop`` (both addresses written
-    once) in the dialog of ``call_id`` at ``now``: see the module's description."""
+    once; ``peers`` too) in the dialog of ``call_id`` at ``now``: see the module's
+    description."""
     given = route_token(route_uri).lower()
-    if not given.isascii():
+    if not given.isascii() or not next_hop:
         return False
     match = TOKEN.fullmatch(given)
     if match is None:
         return (
-            next_hop_is_peer
+            next_hop in peers
             and CALL_ID_TOKEN.fullmatch(given) is not None
             and _same(given, call_id_token(key, call_id))
         )
     stamp, first, second = match.groups()
     if not now - lifetime <= int(stamp, 16) <= now + CLOCK_SKEW_S:
         return False
-    mine = _mac(key, call_id, stamp, source)
-    if _same(first, mine):
-        other = second
-    elif _same(second, mine):
-        other = first
-    else:
-        return False
-    return next_hop_is_peer or _same(other, _mac(key, call_id, stamp, next_hop))
+
+    def is_end(mac: str, address: str) -> bool:
+        return _same(mac, _mac(key, call_id, stamp, address))
+
+    def recorded_at_a_peer(mac: str) -> bool:
+        return any(is_end(mac, peer) for peer in peers)
+
+    source_is_peer, next_hop_is_peer = source in peers, next_hop in peers
+    for here, there in ((first, second), (second, first)):
+        if not (is_end(here, source) or (source_is_peer and recorded_at_a_peer(here))):
+            continue
+        if is_end(there, next_hop) or (next_hop_is_peer and recorded_at_a_peer(there)):
+            return True
+    return False

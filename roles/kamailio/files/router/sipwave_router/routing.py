@@ -183,15 +183,21 @@ class Router(TelephonyRoutes, MetricsRoutes):
             peers |= {settings.legacy_platform_address}
         self._never_banned = frozenset(peers)
         self._next_hops_allowed = frozenset(normalise_host(p) for p in peers)
-        self._contact_hosts_refused = self._next_hops_allowed | frozenset(
+        destinations = frozenset(
             normalise_host(h)
             for h in (
-                *settings.domains,
                 *(uri_host(r.destination) for r in settings.prefix_routes),
                 uri_host(settings.unregistered_destination),
-                "localhost",
+                uri_host(settings.forwarding_destination),
             )
             if h
+        )
+        # Who may stand for a dialog's end from another address than the recorded one.
+        self._dialog_peers = self._next_hops_allowed | destinations
+        self._contact_hosts_refused = (
+            self._dialog_peers
+            | frozenset(normalise_host(h) for h in settings.domains)
+            | {"localhost"}
         )
         # The host of the From and P-Asserted-Identity the proxy writes towards carriers.
         self._from_host = min(settings.proxy_addresses, default="localhost")
@@ -366,7 +372,7 @@ class Router(TelephonyRoutes, MetricsRoutes):
             # An ACK without a To tag acknowledges nothing: no transaction and no dialog.
             return method == "ACK"
         if KSR.rr.loose_route() > 0:
-            if source in self.settings.trusted_peers or self.route_set_followed(source):
+            if self.route_set_followed(source):
                 self.record_call_end(source, method)
                 self.relay()
             elif method != "ACK":
@@ -380,13 +386,15 @@ class Router(TelephonyRoutes, MetricsRoutes):
 
     def route_set_followed(self, source: str) -> bool:
         """Whether loose_route() followed this proxy's own Record-Route, and only it, from one
-        end of the dialog towards its other end (or a peer).
+        end of the dialog towards its other end.
 
-        Before authentication only the Route this proxy put there may be followed: the top
-        Route must be this proxy with a dialog token (dialogs.py) that names ``source`` as
-        one end of the dialog of the request's Call-ID and the next hop (a further Route,
-        else the request URI) as the other end, or a peer. Without it, anyone who once saw a
-        token could have any request URI reached from the proxy's address.
+        Only the Route this proxy put there may be followed, whoever sends the request (a
+        trusted peer's address is easily forged over UDP): the top Route must be this proxy
+        with a dialog token (dialogs.py) that names ``source`` as one end of the dialog of
+        the request's Call-ID and the next hop (a further Route, else the request URI) as
+        the other end; a peer may stand for an end recorded at a peer's address. Without it,
+        anyone who once saw a token, or who forges a carrier's address, could have any
+        request URI reached from the proxy's address.
         """
         if not self._routed_by_myself():
             return False
@@ -401,7 +409,7 @@ class Router(TelephonyRoutes, MetricsRoutes):
             route_uri,
             normalise_host(source),
             next_hop,
-            next_hop_is_peer=next_hop in self._next_hops_allowed,
+            peers=self._dialog_peers,
             now=time.time(),
             lifetime=self.settings.dialog_lifetime,
         )
@@ -759,8 +767,11 @@ def host_of(hostport: str) -> str:
 
 
 def normalise_host(host: str) -> str:
-    """One spelling per address: Kamailio reads 127.0.020.21 as 127.0.20.21, for instance."""
+    """One spelling per address: Kamailio reads 127.0.020.21 as 127.0.20.21, for instance,
+    and keeps an IPv6 request URI's host in brackets ($rd is "[::1]")."""
     host = host.lower().rstrip(".")
+    if host[:1] == "[" and host[-1:] == "]":
+        host = host[1:-1]
     # Only a dotted quad with a leading zero is spelt differently from the canonical form.
     if (host[:1] == "0" or ".0" in host) and host.replace(".", "").isdigit():
         parts = host.split(".")

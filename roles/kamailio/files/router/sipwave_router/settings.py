@@ -144,18 +144,30 @@ class Settings:
         return uri_host(self.legacy_platform)
 
 
+# Where a URI's host[:port] ends: its parameters or its headers.
+_HOST_END = re.compile(r"[;?]")
+
+
 def uri_host(uri: str) -> str:
     """The host of a SIP URI such as ``sip:127.0.23.41:5060;transport=udp``.
 
     Never raises: it also reads what a request put into a URI (a Route's ``$du``); a value
-    without a sip/sips scheme is read as host[:port] alone.
+    without a sip/sips scheme is read as host[:port] alone. The host is what follows the
+    user part's "@", which may itself hold ";" (``sip:127.0.0.1;x@evil.example`` is
+    evil.example's, as Kamailio sends it); a URI that could be read two ways (a second "@",
+    or a "?" before the "@") has no host: "".
     """
     if not uri:
         return ""
     scheme, colon, rest = uri.partition(":")
     if not colon or scheme.lower() not in ("sip", "sips"):
         rest = uri
-    hostport = rest.split(";", 1)[0].rsplit("@", 1)[-1]
+    user, at, hostpart = rest.partition("@")
+    if not at:
+        hostpart = rest
+    elif "@" in hostpart or "?" in user:
+        return ""
+    hostport = _HOST_END.split(hostpart, maxsplit=1)[0]
     if hostport.startswith("["):
         return hostport[1:].split("]", 1)[0]
     return hostport.split(":", 1)[0]
