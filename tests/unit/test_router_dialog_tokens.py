@@ -210,10 +210,14 @@ def test_a_request_forged_from_a_trusted_peers_address_reaches_no_host_of_its_ch
     assert ksr.called("tm.t_relay") == []
 
 
-def test_a_further_route_whose_user_part_names_a_peer_is_not_that_peer(ksr, router):
-    """The review's attack: ``sip:PEER;x@evil.example`` once read as the peer's host."""
+@pytest.mark.parametrize(
+    "further", ["sip:127.0.20.21;x@evil.example;lr", "sip:127.0.20.21;lr;maddr=evil.example"]
+)
+def test_a_further_route_that_only_seems_to_name_a_peer_is_not_that_peer(ksr, router, further):
+    """The review's attacks: ``sip:PEER;x@evil.example`` once read as the peer's host, and a
+    maddr parameter (where a Kamailio built with HONOR_MADDR sends)."""
     route = own_route(router, CALL_ID, (SUBSCRIBER, "127.0.20.21"))
-    in_dialog(ksr, route, further="sip:127.0.20.21;x@evil.example;lr")
+    in_dialog(ksr, route, further=further)
     router.request_route()
     assert ksr.replies() == [(403, "Route Not Followed")]
 

@@ -457,6 +457,10 @@ def test_a_phones_forwarding_claim_is_removed(ksr, proxy, header):
         ("sip:127.0.20.21:5060;lr?x=@evil.example", ""),
         ("sip:a@127.0.20.21@evil.example;lr", ""),
         ("sip:evil.example?x=@127.0.20.21;lr", ""),
+        # maddr: where a Kamailio built with HONOR_MADDR sends instead of the host.
+        ("sip:127.0.20.21;lr;maddr=evil.example", ""),
+        ("sip:127.0.20.21;MADDR=evil.example", ""),
+        ("sip:127.0.20.21;lr;xmaddr=1", "127.0.20.21"),
     ],
 )
 def test_legacy_platform_address_is_the_host_of_its_uri(ksr, uri, host):

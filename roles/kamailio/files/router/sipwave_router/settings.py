@@ -146,6 +146,7 @@ class Settings:
 
 # Where a URI's host[:port] ends: its parameters or its headers.
 _HOST_END = re.compile(r"[;?]")
+_MADDR = re.compile(r";\s*maddr\s*=", re.IGNORECASE)
 
 
 def uri_host(uri: str) -> str:
@@ -155,7 +156,8 @@ def uri_host(uri: str) -> str:
     without a sip/sips scheme is read as host[:port] alone. The host is what follows the
     user part's "@", which may itself hold ";" (``sip:127.0.0.1;x@evil.example`` is
     evil.example's, as Kamailio sends it); a URI that could be read two ways (a second "@",
-    or a "?" before the "@") has no host: "".
+    a "?" before the "@", or a ``maddr`` parameter, which a Kamailio built with HONOR_MADDR
+    sends to instead of the host) has no host: "".
     """
     if not uri:
         return ""
@@ -167,7 +169,9 @@ def uri_host(uri: str) -> str:
         hostpart = rest
     elif "@" in hostpart or "?" in user:
         return ""
-    hostport = _HOST_END.split(hostpart, maxsplit=1)[0]
+    hostport, *params = _HOST_END.split(hostpart, maxsplit=1)
+    if params and _MADDR.search(";" + params[0]):
+        return ""
     if hostport.startswith("["):
         return hostport[1:].split("]", 1)[0]
     return hostport.split(":", 1)[0]
