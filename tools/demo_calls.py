@@ -159,15 +159,17 @@ def print_calls(
     failures += not answered
     if legacy:
         failures += _forwarded_call(container, legacy, export_accounts, (own, temporary))
+    # One record per call above: outbound, inbound and, with a legacy platform, forwarded.
+    calls = 3 if legacy else 2
     records = _sql(
         container,
         "SELECT direction, account, department, carrier, caller, callee, sip_code FROM acc "
-        f"WHERE account = '{login}@{domain}' ORDER BY id DESC LIMIT 2",
+        f"WHERE account = '{login}@{domain}' ORDER BY id DESC LIMIT {calls}",
     )
     print("   call records (acc): direction, account, department, carrier, caller, callee, code")
     for line in reversed(records.splitlines()):
         print(f"     {line.replace('|', ', ')}")
-    failures += len(records.splitlines()) != 2
+    failures += len(records.splitlines()) != calls
     return failures
 
 
