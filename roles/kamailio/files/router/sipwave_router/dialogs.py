@@ -131,16 +131,20 @@ def follows(
     if not now - lifetime <= int(stamp, 16) <= now + CLOCK_SKEW_S:
         return False
 
-    def is_end(mac: str, address: str) -> bool:
-        return _same(mac, _mac(key, call_id, stamp, address))
+    # Each address's MAC once (the two orders below would compute the source's twice); the
+    # peers' only when a peer stands for an end.
+    source_mac, next_hop_mac = (_mac(key, call_id, stamp, a) for a in (source, next_hop))
+    peer_macs: list[str] = []
 
     def recorded_at_a_peer(mac: str) -> bool:
-        return any(is_end(mac, peer) for peer in peers)
+        if not peer_macs:
+            peer_macs.extend(_mac(key, call_id, stamp, peer) for peer in peers)
+        return any(_same(mac, peer_mac) for peer_mac in peer_macs)
 
     source_is_peer, next_hop_is_peer = source in peers, next_hop in peers
     for here, there in ((first, second), (second, first)):
-        if not (is_end(here, source) or (source_is_peer and recorded_at_a_peer(here))):
+        if not (_same(here, source_mac) or (source_is_peer and recorded_at_a_peer(here))):
             continue
-        if is_end(there, next_hop) or (next_hop_is_peer and recorded_at_a_peer(there)):
+        if _same(there, next_hop_mac) or (next_hop_is_peer and recorded_at_a_peer(there)):
             return True
     return False
